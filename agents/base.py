@@ -1,0 +1,37 @@
+"""What the batch loop hands each capability, and what a capability must provide."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from sinks.redis_state import Ops
+
+
+@dataclass(slots=True)
+class PartitionBatch:
+    """New, valid, deduplicated events of one partition in one batch, in partition order."""
+
+    partition: int
+    events: list[dict[str, Any]]
+    #: State changes; flushed with the fence in one atomic call.
+    ops: Ops = field(default_factory=Ops)
+    #: Partition watermark (largest event time) before and after this batch.
+    watermark_before: int = 0
+    watermark: int = 0
+    #: Per-agent scratch space filled by ``Agent.load``.
+    loaded: dict[str, Any] = field(default_factory=dict)
+
+
+class Agent(Protocol):
+    """One capability (stats, funnel, inventory, cart ...).
+
+    ``load`` may read Redis for the partitions in the batch (one round trip, ideally);
+    ``apply`` is pure: it turns events and loaded state into ``batch.ops``.
+    """
+
+    name: str
+
+    async def load(self, batches: list[PartitionBatch]) -> None: ...
+
+    def apply(self, batch: PartitionBatch) -> None: ...

@@ -1,0 +1,100 @@
+"""Per-minute counts by event type and channel, and GMV from successful payments.
+
+State per partition and minute: hash ``{app}:{pN}:stats:m:<minute_ms>`` with fields
+``<type>|<channel>`` (count), ``gmv`` (fen) and ``paid`` (successful payments); a sorted set
+of minutes indexes them so a query reads only minutes that exist.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from agents.base import PartitionBatch
+from sinks import keys
+from sinks.redis_state import Redis
+
+MINUTE_MS = 60_000
+#: Events without a channel are counted under this one.
+NO_CHANNEL = "other"
+
+
+def minute_of(ts: int) -> int:
+    return ts - ts % MINUTE_MS
+
+
+def minute_key(app_id: str, partition: int, minute: int) -> str:
+    return f"{app_id}:{keys.tag(partition)}:stats:m:{minute}"
+
+
+def index_key(app_id: str, partition: int) -> str:
+    return f"{app_id}:{keys.tag(partition)}:stats:minutes"
+
+
+class EventStats:
+    """Aggregates a batch in Python, then writes one HINCRBY per (minute, field)."""
+
+    name = "event_stats"
+
+    def __init__(self, app_id: str) -> None:
+        self.app_id = app_id
+
+    async def load(self, batches: list[PartitionBatch]) -> None:
+        return None
+
+    def apply(self, batch: PartitionBatch) -> None:
+        counts: Counter[tuple[int, str]] = Counter()
+        for ev in batch.events:
+            minute = minute_of(ev["ts"])
+            counts[(minute, f"{ev['type']}|{ev.get('channel') or NO_CHANNEL}")] += 1
+            if ev["type"] == "payment" and ev["status"] == "success":
+                counts[(minute, "gmv")] += ev["amount"]
+                counts[(minute, "paid")] += 1
+        minutes = set()
+        ops = batch.ops
+        for (minute, fld), n in counts.items():
+            ops.hincrby(minute_key(self.app_id, batch.partition, minute), fld, n)
+            minutes.add(minute)
+        index = index_key(self.app_id, batch.partition)
+        for minute in minutes:
+            ops.zadd(index, minute, str(minute))
+
+
+async def read_stats(
+    redis: Redis, app_id: str, partitions: int, from_ms: int, to_ms: int
+) -> dict[str, Any]:
+    """Counts and GMV per minute in [from_ms, to_ms), summed over all partitions."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for p in range(partitions):
+            pipe.zrangebyscore(index_key(app_id, p), from_ms, f"({to_ms}")
+        minute_lists = await pipe.execute()
+    wanted = [
+        (p, int(m)) for p, mins in enumerate(minute_lists) for m in mins
+    ]
+    async with redis.pipeline(transaction=False) as pipe:
+        for p, minute in wanted:
+            pipe.hgetall(minute_key(app_id, p, minute))
+        rows = await pipe.execute()
+
+    per_minute: dict[int, dict[str, Any]] = {}
+    totals: dict[str, Any] = {"counts": {}, "gmv": 0, "paid": 0, "events": 0}
+    for (_, minute), row in zip(wanted, rows, strict=True):
+        slot = per_minute.setdefault(minute, {"minute": minute, "counts": {}, "gmv": 0, "paid": 0})
+        for raw_field, raw_n in row.items():
+            fld, n = raw_field.decode(), int(raw_n)
+            if fld in ("gmv", "paid"):
+                slot[fld] += n
+                totals[fld] += n
+                continue
+            etype, channel = fld.split("|", 1)
+            by_channel = slot["counts"].setdefault(etype, {})
+            by_channel[channel] = by_channel.get(channel, 0) + n
+            tot = totals["counts"].setdefault(etype, {})
+            tot[channel] = tot.get(channel, 0) + n
+            totals["events"] += n
+    return {
+        "from": from_ms,
+        "to": to_ms,
+        "minutes": [per_minute[m] for m in sorted(per_minute)],
+        "totals": totals,
+    }

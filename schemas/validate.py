@@ -1,0 +1,119 @@
+"""Strict, allocation-light validation of decoded events.
+
+The happy path allocates nothing: checks are precompiled per type into tuples of
+(field, predicate, kind). Only a failure builds an error object.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final
+
+from schemas.events import CHANNELS, COMMON_OPTIONAL, COMMON_REQUIRED, EVENT_TYPES, Kind
+
+#: Largest timestamp accepted: year 2100, to catch seconds-vs-ms and garbage.
+MAX_TS: Final = 4_102_444_800_000
+#: Smallest: 2000-01-01; anything earlier is a unit or clock mistake.
+MIN_TS: Final = 946_684_800_000
+_CHANNELS = frozenset(CHANNELS)
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    """Why one event was rejected."""
+
+    #: Dotted path of the offending field, or "" for the whole event.
+    field: str
+    #: What was expected there.
+    expected: str
+    #: What was found, shortened.
+    got: str
+
+    def __str__(self) -> str:
+        where = self.field or "event"
+        return f"{where}: expected {self.expected}, got {self.got}"
+
+    def as_dict(self) -> dict[str, str]:
+        return {"field": self.field, "expected": self.expected, "got": self.got}
+
+
+def _show(value: Any) -> str:
+    text = "missing" if value is _MISSING else repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+_MISSING: Final = object()
+
+
+def _is_int(v: Any) -> bool:
+    return type(v) is int
+
+
+def _is_items(v: Any) -> bool:
+    if type(v) is not list or not v:
+        return False
+    for item in v:
+        if type(item) is not dict:
+            return False
+        sku, qty, price = item.get("sku"), item.get("qty"), item.get("price")
+        if type(sku) is not str or not sku:
+            return False
+        if type(qty) is not int or qty < 1 or type(price) is not int or price < 0:
+            return False
+    return True
+
+
+_PREDICATES: Final[dict[Kind, Callable[[Any], bool]]] = {
+    Kind.STR: lambda v: type(v) is str and v != "",
+    Kind.TS: lambda v: type(v) is int and MIN_TS <= v <= MAX_TS,
+    Kind.MONEY: lambda v: type(v) is int and v >= 0,
+    Kind.QTY: lambda v: type(v) is int and v >= 1,
+    Kind.COUNT: lambda v: type(v) is int and v >= 0,
+    Kind.CHANNEL: lambda v: v in _CHANNELS if type(v) is str else False,
+    Kind.PAY_STATUS: lambda v: v == "success" or v == "failed",
+    Kind.ITEMS: _is_items,
+}
+
+Check = tuple[str, Callable[[Any], bool], Kind]
+
+
+def _compile(required: dict[str, Kind], optional: dict[str, Kind]) -> tuple[Check, ...]:
+    req = tuple((name, _PREDICATES[kind], kind) for name, kind in required.items())
+    opt = tuple((name, _PREDICATES[kind], kind) for name, kind in optional.items())
+    return req + tuple(("?" + n, p, k) for n, p, k in opt)
+
+
+_COMMON: Final = _compile(
+    {k: v for k, v in COMMON_REQUIRED.items() if k != "type"}, COMMON_OPTIONAL
+)
+_BY_TYPE: Final[dict[str, tuple[Check, ...]]] = {
+    name: _compile(req, opt) for name, (req, opt) in EVENT_TYPES.items()
+}
+_TYPES_TEXT: Final = "one of " + "|".join(sorted(EVENT_TYPES))
+
+
+def _run(checks: tuple[Check, ...], event: dict[str, Any]) -> FieldError | None:
+    for name, pred, kind in checks:
+        if name[0] == "?":
+            value = event.get(name[1:], _MISSING)
+            if value is _MISSING or value is None:
+                continue
+            if not pred(value):
+                return FieldError(name[1:], kind.value, _show(value))
+        else:
+            value = event.get(name, _MISSING)
+            if value is _MISSING or not pred(value):
+                return FieldError(name, kind.value, _show(value))
+    return None
+
+
+def validate_event(event: Any) -> FieldError | None:
+    """None when ``event`` is a valid event; otherwise the first problem found."""
+    if type(event) is not dict:
+        return FieldError("", "a JSON object", type(event).__name__)
+    etype = event.get("type", _MISSING)
+    checks = _BY_TYPE.get(etype) if type(etype) is str else None
+    if checks is None:
+        return FieldError("type", _TYPES_TEXT, _show(etype))
+    return _run(_COMMON, event) or _run(checks, event)

@@ -1,0 +1,5 @@
+import sys
+
+from shopstream.cli import main
+
+sys.exit(main())

@@ -1,0 +1,153 @@
+"""The ``shopstream`` command: infra, config, worker, api, replay, simulate, demo."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import orjson
+
+from shopstream import logs
+from shopstream.errors import ShopstreamError
+from shopstream.settings import Settings, load_settings
+
+log = logging.getLogger("shopstream")
+
+
+def _wait_for_stop() -> None:
+    """Block until SIGINT or SIGTERM."""
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+
+
+def cmd_infra(settings: Settings, args: argparse.Namespace) -> int:
+    from shopstream.infra import embedded
+    from streams.topics import ensure_topics
+
+    with embedded(settings.state_dir) as infra:
+        ensure_topics(load_settings(broker=infra.broker, redis_url=infra.redis_url))
+        print(f"broker: {infra.broker}", flush=True)
+        print(f"redis:  {infra.redis_url}", flush=True)
+        print("export SHOPSTREAM_BROKER=" + infra.broker, flush=True)
+        print("export SHOPSTREAM_REDIS_URL=" + infra.redis_url, flush=True)
+        print("Ctrl-C stops both.", flush=True)
+        _wait_for_stop()
+    return 0
+
+
+def cmd_config(settings: Settings, args: argparse.Namespace) -> int:
+    print(orjson.dumps(settings.public_dict(), option=orjson.OPT_INDENT_2).decode())
+    return 0
+
+
+def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    from faust.worker import Worker
+
+    from streams.app import create_app
+    from streams.topics import ensure_topics
+
+    ensure_topics(settings)
+    app = create_app(settings)
+    worker = Worker(app, loglevel=settings.log_level.lower(), quiet=True, redirect_stdouts=False)
+    logs.setup(settings.log_level)
+    log.info("worker starting", extra={"web_port": settings.worker_web_port})
+    worker.execute_from_commandline()
+    return 0
+
+
+def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
+    from shopstream.api import run_api
+    from streams.topics import ensure_topics
+
+    ensure_topics(settings)
+    run_api(settings)
+    return 0
+
+
+def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
+    from shopstream.replay import replay_file
+
+    sent = replay_file(settings, args.file, rate=args.rate, progress=not args.quiet)
+    print(f"replayed {sent} events from {args.file}", file=sys.stderr)
+    return 0
+
+
+def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
+    from shopstream.simulate import run_simulation
+
+    run_simulation(settings, users=args.users, rate=args.rate, duration_s=args.duration,
+                   seed=args.seed, out=args.out)
+    return 0
+
+
+def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
+    from shopstream.demo import run_demo
+
+    return run_demo(settings, duration_s=args.duration, rate=args.rate)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="shopstream", description=__doc__)
+    p.add_argument("--config", help="TOML settings file (or SHOPSTREAM_CONFIG)")
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("infra", help="run the embedded broker and redis-server until Ctrl-C")
+    sub.add_parser("config", help="print the effective settings")
+    w = sub.add_parser("worker", help="run a stream worker")
+    w.add_argument("--web-port", type=int, help="port of /metrics and /healthz")
+    a = sub.add_parser("api", help="run the HTTP API")
+    a.add_argument("--host")
+    a.add_argument("--port", type=int)
+    r = sub.add_parser("replay", help="produce a JSONL file of events in envelopes")
+    r.add_argument("file")
+    r.add_argument("--rate", type=float, default=0.0, help="events/s, 0 = as fast as possible")
+    r.add_argument("--quiet", action="store_true")
+    s = sub.add_parser("simulate", help="generate realistic promotion traffic")
+    s.add_argument("--users", type=int, default=10_000)
+    s.add_argument("--rate", type=float, default=2_000.0, help="events/s, 0 = as fast as possible")
+    s.add_argument("--duration", type=float, default=60.0, help="seconds of traffic")
+    s.add_argument("--seed", type=int, default=1)
+    s.add_argument("--out", help="write JSONL to this file instead of producing to Kafka")
+    d = sub.add_parser("demo", help="infra + worker + api + simulator, URLs printed")
+    d.add_argument("--duration", type=float, default=0.0, help="seconds, 0 = until Ctrl-C")
+    d.add_argument("--rate", type=float, default=2_000.0)
+    return p
+
+
+COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
+    "infra": cmd_infra, "config": cmd_config, "worker": cmd_worker, "api": cmd_api,
+    "replay": cmd_replay, "simulate": cmd_simulate, "demo": cmd_demo,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    overrides: dict[str, Any] = {}
+    if getattr(args, "web_port", None) is not None:
+        overrides["worker_web_port"] = args.web_port
+    if getattr(args, "host", None):
+        overrides["api_host"] = args.host
+    if getattr(args, "port", None) is not None:
+        overrides["api_port"] = args.port
+    try:
+        settings = load_settings(config_path=args.config, **overrides)
+        logs.setup(settings.log_level)
+        if args.command not in ("infra", "config", "demo") or args.command == "simulate":
+            if args.command != "simulate" or not args.out:
+                settings.bootstrap_servers  # noqa: B018 - fail early with a clear message
+        return COMMANDS[args.command](settings, args)
+    except ShopstreamError as exc:
+        print(f"shopstream {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

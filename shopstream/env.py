@@ -1,0 +1,31 @@
+"""Every environment variable shopstream reads, in one place."""
+
+PREFIX = "SHOPSTREAM_"
+
+#: Environment variable name -> Settings field it sets.
+ENV_FIELDS: dict[str, str] = {
+    "SHOPSTREAM_BROKER": "broker",
+    "SHOPSTREAM_REDIS_URL": "redis_url",
+    "SHOPSTREAM_REDIS_CLUSTER": "redis_cluster",
+    "SHOPSTREAM_APP_ID": "app_id",
+    "SHOPSTREAM_PARTITIONS": "partitions",
+    "SHOPSTREAM_EVENTS_TOPIC": "events_topic",
+    "SHOPSTREAM_DEAD_LETTER_TOPIC": "dead_letter_topic",
+    "SHOPSTREAM_ALERTS_TOPIC": "alerts_topic",
+    "SHOPSTREAM_PUSHES_TOPIC": "pushes_topic",
+    "SHOPSTREAM_BATCH_MAX_RECORDS": "batch_max_records",
+    "SHOPSTREAM_BATCH_WITHIN_S": "batch_within_s",
+    "SHOPSTREAM_DEDUP_HORIZON_MS": "dedup_horizon_ms",
+    "SHOPSTREAM_DEDUP_MAX_IDS": "dedup_max_ids",
+    "SHOPSTREAM_MAX_RECORD_BYTES": "max_record_bytes",
+    "SHOPSTREAM_TIMEZONE": "timezone",
+    "SHOPSTREAM_API_HOST": "api_host",
+    "SHOPSTREAM_API_PORT": "api_port",
+    "SHOPSTREAM_WORKER_WEB_PORT": "worker_web_port",
+    "SHOPSTREAM_ADMIN_TOKEN": "admin_token",
+    "SHOPSTREAM_STATE_DIR": "state_dir",
+    "SHOPSTREAM_LOG_LEVEL": "log_level",
+}
+
+#: Path of the optional TOML file.
+CONFIG_FILE = "SHOPSTREAM_CONFIG"

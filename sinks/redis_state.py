@@ -1,0 +1,166 @@
+"""Redis as the state store: one fenced, atomic Lua call per partition per batch.
+
+The exactly-once effect: the fence hash of (group, topic, partition) holds the last applied
+offset. A batch's changes land only if the fence still holds the offset read before the
+batch was computed; a redelivered batch, or the part of it already applied, changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
+
+from shopstream.errors import ShopstreamError
+from shopstream.settings import Settings
+from sinks import keys
+
+log = logging.getLogger(__name__)
+
+Redis = aioredis.Redis | RedisCluster
+
+_APPLY_LUA = (Path(__file__).parent / "apply_batch.lua").read_text()
+
+
+class StaleFenceError(ShopstreamError):
+    """Another writer moved a partition's fence: this worker's view of it is outdated."""
+
+    retriable = True
+
+
+def make_redis(settings: Settings) -> Redis:
+    """Async client for the configured Redis or Redis Cluster."""
+    if not settings.redis_url:
+        raise ShopstreamError("redis_url: expected a redis:// URL, got nothing")
+    if settings.redis_cluster:
+        return RedisCluster.from_url(settings.redis_url, decode_responses=False)
+    return aioredis.Redis.from_url(settings.redis_url, decode_responses=False)
+
+
+@dataclass(slots=True)
+class Fence:
+    """Where a partition's applied state stands."""
+
+    #: Last applied offset, -1 before the first batch.
+    offset: int
+    #: Partition watermark (largest event time) after that offset.
+    watermark: int
+
+
+class Ops:
+    """State changes of one partition's batch, collected then flushed in one Lua call.
+
+    Agents aggregate in Python first, so a batch of thousands of events turns into tens
+    of operations here.
+    """
+
+    __slots__ = ("args",)
+
+    def __init__(self) -> None:
+        self.args: list[Any] = []
+
+    def __len__(self) -> int:
+        return len(self.args)
+
+    def hincrby(self, key: str, field: str, amount: int) -> None:
+        self.args += ("HINCRBY", key, field, amount)
+
+    def hset(self, key: str, field: str, value: Any) -> None:
+        self.args += ("HSET", key, field, value)
+
+    def hsetnx(self, key: str, field: str, value: Any) -> None:
+        self.args += ("HSETNX", key, field, value)
+
+    def hmax(self, key: str, field: str, value: int) -> None:
+        """Set ``field`` to ``value`` unless it already holds a larger integer."""
+        self.args += ("HMAX", key, field, value)
+
+    def hdel(self, key: str, field: str) -> None:
+        self.args += ("HDEL", key, field)
+
+    def zadd(self, key: str, score: int | float, member: str) -> None:
+        self.args += ("ZADD", key, score, member)
+
+    def zrem(self, key: str, member: str) -> None:
+        self.args += ("ZREM", key, member)
+
+    def zremrangebyscore(self, key: str, low: int | str, high: int | str) -> None:
+        self.args += ("ZREMRANGEBYSCORE", key, low, high)
+
+    def pexpire(self, key: str, ms: int) -> None:
+        self.args += ("PEXPIRE", key, ms)
+
+    def pexpireat(self, key: str, at_ms: int) -> None:
+        self.args += ("PEXPIREAT", key, at_ms)
+
+    def delete(self, key: str) -> None:
+        self.args += ("DEL", key)
+
+    def set(self, key: str, value: Any) -> None:
+        self.args += ("SET", key, value)
+
+    def incrby(self, key: str, amount: int) -> None:
+        self.args += ("INCRBY", key, amount)
+
+    def sadd(self, key: str, member: str) -> None:
+        self.args += ("SADD", key, member)
+
+    def rpush(self, key: str, value: Any) -> None:
+        self.args += ("RPUSH", key, value)
+
+    def xadd_capped(self, key: str, maxlen: int, field: str, value: Any) -> None:
+        self.args += ("XADD", key, maxlen, field, value)
+
+
+class RedisState:
+    """Reads fences and applies fenced batches for one consumer group and topic."""
+
+    def __init__(self, redis: Redis, app_id: str, topic: str) -> None:
+        self.redis = redis
+        self.app_id = app_id
+        self.topic = topic
+        self._apply = redis.register_script(_APPLY_LUA)
+
+    def fence_key(self, partition: int) -> str:
+        return keys.fence(self.app_id, self.topic, partition)
+
+    async def read_fences(self, partitions: list[int]) -> dict[int, Fence]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for p in partitions:
+                pipe.hmget(self.fence_key(p), "offset", "wm")
+            rows = await pipe.execute()
+        return {
+            p: Fence(int(off) if off is not None else -1, int(wm) if wm is not None else 0)
+            for p, (off, wm) in zip(partitions, rows, strict=True)
+        }
+
+    async def apply(self, writes: dict[int, tuple[Fence, Fence, Ops]]) -> None:
+        """Apply ``{partition: (fence read before, fence after, ops)}``, one Lua call each.
+
+        Raises StaleFenceError naming the partitions whose fence moved meanwhile; the
+        other partitions' batches are applied.
+        """
+        if not writes:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for p, (before, after, ops) in writes.items():
+                await self._apply(
+                    keys=[self.fence_key(p)],
+                    args=[before.offset, after.offset, after.watermark, *ops.args],
+                    client=pipe,
+                )
+            results = await pipe.execute()
+        stale = [p for p, (ok, _) in zip(writes, results, strict=True) if int(ok) != 1]
+        if stale:
+            raise StaleFenceError(f"fence moved under this worker for partitions {stale}")
+
+    async def checkpoints(self, partition: int) -> list[tuple[int, int]]:
+        """(first offset, watermark before it) of recorded batches, oldest first."""
+        rows = await self.redis.zrange(
+            keys.checkpoints(self.app_id, self.topic, partition), 0, -1, withscores=True
+        )
+        return sorted((int(m), int(s)) for m, s in rows)

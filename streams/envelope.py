@@ -1,0 +1,114 @@
+"""Kafka record values: one event (a JSON object) or an envelope of events (a JSON array).
+
+Decoding splits a record into valid events and dead letters; valid events of an envelope
+flow even when their neighbours are bad.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from schemas.validate import FieldError, validate_event
+from streams import codec
+
+
+class Reason(StrEnum):
+    """Why an event or record was dead-lettered."""
+
+    OVERSIZED = "oversized"
+    MALFORMED_JSON = "malformed_json"
+    NOT_AN_OBJECT = "not_an_object"
+    UNKNOWN_TYPE = "unknown_type"
+    INVALID_FIELD = "invalid_field"
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """One rejected event (or whole record), with where it came from and why."""
+
+    reason: Reason
+    #: Human-readable detail: field, expectation, what was found.
+    detail: str
+    #: The rejected bytes: the whole record, or the one item re-encoded.
+    original: bytes
+    topic: str
+    partition: int
+    offset: int
+    #: Position inside the envelope; -1 when the whole record is rejected.
+    index: int
+    error: FieldError | None = None
+
+    def headers(self) -> list[tuple[str, bytes]]:
+        out = [
+            ("reason", self.reason.value.encode()),
+            ("detail", self.detail.encode()),
+            ("source", f"{self.topic}/{self.partition}/{self.offset}/{self.index}".encode()),
+        ]
+        if self.error is not None:
+            out.append(("error", codec.dumps(self.error.as_dict())))
+        return out
+
+
+def classify(error: FieldError) -> Reason:
+    if error.field == "":
+        return Reason.NOT_AN_OBJECT
+    if error.field == "type":
+        return Reason.UNKNOWN_TYPE
+    return Reason.INVALID_FIELD
+
+
+def decode_record(
+    value: bytes | None,
+    topic: str,
+    partition: int,
+    offset: int,
+    max_bytes: int,
+    events: list[dict[str, Any]],
+    dead: list[DeadLetter],
+) -> int:
+    """Append the record's valid events to ``events`` and its rejects to ``dead``.
+
+    Returns how many events the record counted as (the envelope length, or 1), so that
+    ``in == valid + dead`` holds per record before deduplication.
+    """
+    raw = value or b""
+    if len(raw) > max_bytes:
+        dead.append(
+            DeadLetter(Reason.OVERSIZED, f"record of {len(raw)} bytes exceeds {max_bytes}",
+                       raw, topic, partition, offset, -1)
+        )
+        return 1
+    try:
+        doc = codec.loads(raw)
+    except codec.DecodeError as exc:
+        dead.append(
+            DeadLetter(Reason.MALFORMED_JSON, str(exc), raw, topic, partition, offset, -1)
+        )
+        return 1
+    if type(doc) is dict:
+        error = validate_event(doc)
+        if error is None:
+            events.append(doc)
+        else:
+            dead.append(
+                DeadLetter(classify(error), str(error), raw, topic, partition, offset, -1, error)
+            )
+        return 1
+    if type(doc) is not list:
+        error = FieldError("", "a JSON object or array of objects", type(doc).__name__)
+        dead.append(
+            DeadLetter(Reason.NOT_AN_OBJECT, str(error), raw, topic, partition, offset, -1, error)
+        )
+        return 1
+    for index, item in enumerate(doc):
+        error = validate_event(item)
+        if error is None:
+            events.append(item)
+        else:
+            dead.append(
+                DeadLetter(classify(error), str(error), codec.dumps(item),
+                           topic, partition, offset, index, error)
+            )
+    return len(doc)

@@ -1,0 +1,92 @@
+"""Rebuild a partition's duplicate memory by re-reading Kafka after a restart or rebalance.
+
+Redis holds the applied state and the fence; the event-id memory lives in the worker for
+speed. When a worker takes over a partition, it re-reads the records from the newest
+checkpoint whose watermark lies beyond the dedup horizon up to the fence, and replays the
+same decode/validate/dedup decisions, so duplicates are recognised as if it never stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+
+from shopstream.settings import Settings
+from streams.dedup import Deduplicator
+from streams.envelope import DeadLetter, decode_record
+
+log = logging.getLogger(__name__)
+
+
+def start_checkpoint(checkpoints: list[tuple[int, int]], watermark: int, horizon_ms: int) -> int:
+    """Index of the checkpoint to replay from: the newest wholly beyond the horizon, else 0."""
+    start = 0
+    for i, (_, wm_before) in enumerate(checkpoints):
+        if wm_before < watermark - horizon_ms:
+            start = i
+        else:
+            break
+    return start
+
+
+def replay_dedup(
+    settings: Settings,
+    topic: str,
+    partition: int,
+    first_offset: int,
+    last_offset: int,
+    dedup: Deduplicator,
+) -> int:
+    """Feed records [first_offset, last_offset] of a partition into ``dedup``; returns count."""
+    if last_offset < first_offset:
+        return 0
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.bootstrap_servers,
+            "group.id": f"{settings.app_id}-rebuild",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+            "auto.offset.reset": "earliest",
+        }
+    )
+    started = time.monotonic()
+    seen = 0
+    events: list[dict[str, Any]] = []
+    dead: list[DeadLetter] = []
+    try:
+        start = first_offset if first_offset >= 0 else OFFSET_BEGINNING
+        consumer.assign([TopicPartition(topic, partition, start)])
+        done = False
+        while not done:
+            for msg in consumer.consume(10_000, timeout=1.0):
+                err = msg.error()
+                if err is not None:
+                    if err.code() == KafkaError._PARTITION_EOF:
+                        done = True
+                        break
+                    raise RuntimeError(f"rebuild read {topic}[{partition}] failed: {err}")
+                offset = msg.offset()
+                if offset > last_offset:
+                    done = True
+                    break
+                events.clear()
+                decode_record(msg.value(), topic, partition, offset,
+                              settings.max_record_bytes, events, dead)
+                dead.clear()
+                for ev in events:
+                    dedup.is_duplicate(ev["event_id"], ev["ts"])
+                seen += 1
+                if offset == last_offset:
+                    done = True
+                    break
+    finally:
+        consumer.close()
+    dedup.evict()
+    log.info(
+        "rebuilt %s[%d] dedup from %d..%d: %d records, %d ids in %.2fs",
+        topic, partition, first_offset, last_offset, seen, len(dedup), time.monotonic() - started,
+    )
+    return seen

@@ -1,0 +1,41 @@
+"""Topic names and their creation, shared by infra, producers and the worker."""
+
+from __future__ import annotations
+
+import logging
+
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from shopstream.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def topic_specs(settings: Settings) -> dict[str, int]:
+    """Topic name -> partition count. Side topics need far less parallelism than events."""
+    return {
+        settings.events_topic: settings.partitions,
+        settings.dead_letter_topic: 1,
+        settings.alerts_topic: 1,
+        settings.pushes_topic: settings.partitions,
+    }
+
+
+def ensure_topics(settings: Settings, timeout_s: float = 15.0) -> None:
+    """Create missing topics; existing ones are left as they are."""
+    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
+    existing = set(admin.list_topics(timeout=timeout_s).topics)
+    wanted = [
+        NewTopic(name, num_partitions=n, replication_factor=1)
+        for name, n in topic_specs(settings).items()
+        if name not in existing
+    ]
+    if not wanted:
+        return
+    for name, fut in admin.create_topics(wanted, request_timeout=timeout_s).items():
+        try:
+            fut.result()
+        except Exception as exc:  # noqa: BLE001 - a race with another creator is fine
+            if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                raise
+        log.debug("topic ready", extra={"topic": name})
