@@ -1,0 +1,180 @@
+"""HTTP API (aiohttp): ingest events, query state, health and metrics.
+
+Capability modules add their routes through ``ROUTE_MODULES``: each has
+``setup(app: web.Application, ctx: ApiContext) -> None``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import generate_latest
+
+from agents.event_stats import read_stats
+from monitoring.metrics import Metrics
+from schemas.validate import validate_event
+from shopstream.settings import Settings
+from sinks.redis_state import Redis, make_redis
+from streams import codec
+from streams.envelope import classify
+from streams.producer import EnvelopeProducer, ProduceError
+
+log = logging.getLogger(__name__)
+
+#: Largest request body accepted by POST /v1/events.
+MAX_BODY_BYTES = 8 * 1024 * 1024
+
+#: Modules that add routes (filled as capabilities land).
+ROUTE_MODULES: list[str] = []
+
+
+@dataclass
+class ApiContext:
+    """What route handlers share."""
+
+    settings: Settings
+    redis: Redis
+    producer: EnvelopeProducer
+    metrics: Metrics
+
+
+CTX: web.AppKey[ApiContext] = web.AppKey("ctx", ApiContext)
+
+
+def json_response(body: Any, status: int = 200) -> web.Response:
+    return web.Response(body=codec.dumps(body), status=status, content_type="application/json")
+
+
+def error(status: int, message: str, **extra: Any) -> web.Response:
+    return json_response({"error": message, **extra}, status)
+
+
+def _parse_body(body: bytes, content_type: str) -> list[Any] | web.Response:
+    """One event, an array of events, or NDJSON; each item is validated separately later."""
+    if "ndjson" in content_type or (body.count(b"\n") > 1 and not body.lstrip().startswith(b"[")):
+        items: list[Any] = []
+        for n, line in enumerate(body.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                items.append(codec.loads(line))
+            except codec.DecodeError as exc:
+                items.append(_Malformed(f"line {n}: {exc}"))
+        return items
+    try:
+        doc = codec.loads(body)
+    except codec.DecodeError as exc:
+        return error(400, "malformed JSON", reason="malformed_json", detail=str(exc))
+    return doc if type(doc) is list else [doc]
+
+
+@dataclass(frozen=True)
+class _Malformed:
+    detail: str
+
+
+async def post_events(request: web.Request) -> web.Response:
+    ctx = request.app[CTX]
+    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+        ctx.metrics.api_events.labels("rejected").inc()
+        return error(413, f"body over {MAX_BODY_BYTES} bytes", reason="oversized")
+    body = await request.read()
+    parsed = _parse_body(body, request.content_type)
+    if isinstance(parsed, web.Response):
+        ctx.metrics.api_events.labels("rejected").inc()
+        return parsed
+    results: list[dict[str, Any]] = []
+    accepted = 0
+    for index, item in enumerate(parsed):
+        if isinstance(item, _Malformed):
+            results.append({"index": index, "status": "rejected", "reason": "malformed_json",
+                            "detail": item.detail})
+            continue
+        err = validate_event(item)
+        if err is not None:
+            results.append({"index": index, "status": "rejected",
+                            "reason": classify(err).value, "error": err.as_dict(),
+                            "detail": str(err)})
+            continue
+        if len(codec.dumps(item)) > ctx.settings.max_record_bytes:
+            results.append({"index": index, "status": "rejected", "reason": "oversized"})
+            continue
+        ctx.producer.add(item)
+        accepted += 1
+        results.append({"index": index, "status": "accepted", "event_id": item["event_id"]})
+    try:
+        ctx.producer.flush(10.0)
+    except ProduceError as exc:
+        return error(503, f"broker unavailable: {exc}")
+    rejected = len(results) - accepted
+    ctx.metrics.api_events.labels("accepted").inc(accepted)
+    ctx.metrics.api_events.labels("rejected").inc(rejected)
+    status = 200 if rejected == 0 else (400 if accepted == 0 else 207)
+    return json_response({"accepted": accepted, "rejected": rejected, "results": results}, status)
+
+
+def int_param(request: web.Request, name: str, default: int | None = None) -> int:
+    """Query parameter as an integer; raises HTTPBadRequest naming it."""
+    raw = request.query.get(name)
+    if raw is None:
+        if default is None:
+            raise web.HTTPBadRequest(body=codec.dumps({"error": f"{name}: required"}),
+                                     content_type="application/json")
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise web.HTTPBadRequest(
+            body=codec.dumps({"error": f"{name}: expected epoch milliseconds, got {raw!r}"}),
+            content_type="application/json",
+        ) from None
+
+
+async def get_stats(request: web.Request) -> web.Response:
+    ctx = request.app[CTX]
+    from_ms = int_param(request, "from", 0)
+    to_ms = int_param(request, "to", 2**62)
+    if to_ms < from_ms:
+        return error(400, "to: expected >= from")
+    s = ctx.settings
+    return json_response(await read_stats(ctx.redis, s.app_id, s.partitions, from_ms, to_ms))
+
+
+async def healthz(request: web.Request) -> web.Response:
+    await request.app[CTX].redis.ping()
+    return json_response({"status": "ok"})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    reg = request.app[CTX].metrics.registry
+    return web.Response(body=generate_latest(reg), content_type="text/plain")
+
+
+def create_api(settings: Settings, metrics: Metrics | None = None) -> web.Application:
+    app = web.Application(client_max_size=MAX_BODY_BYTES)
+    ctx = ApiContext(settings, make_redis(settings), EnvelopeProducer(settings, max_events=500),
+                     metrics or Metrics())
+    app[CTX] = ctx
+    app.router.add_post("/v1/events", post_events)
+    app.router.add_get("/v1/stats", get_stats)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
+    for name in ROUTE_MODULES:
+        importlib.import_module(name).setup(app, ctx)
+
+    async def close(_: web.Application) -> None:
+        ctx.producer.flush(5.0)
+        await ctx.redis.aclose()
+
+    app.on_cleanup.append(close)
+    return app
+
+
+def run_api(settings: Settings) -> None:
+    log.info("api listening", extra={"url": f"http://{settings.api_host}:{settings.api_port}"})
+    web.run_app(create_api(settings), host=settings.api_host, port=settings.api_port,
+                print=None, access_log=None)

@@ -1,0 +1,53 @@
+"""Session-wide real infrastructure: a Tansu broker and a redis-server on free ports."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from shopstream.infra import start_broker, start_redis, stop
+from shopstream.settings import Settings
+from tests.support import Infra, Proc, new_port, settings_env
+
+
+@pytest.fixture(scope="session")
+def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infra]:
+    logs = tmp_path_factory.mktemp("infra")
+    broker_proc, broker = start_broker(log_path=logs / "tansu.log")
+    redis_proc, redis_url = start_redis(data_dir=logs / "redis")
+    yield Infra(broker, redis_url)
+    stop(redis_proc)
+    stop(broker_proc)
+
+
+@pytest.fixture
+def settings(infra: Infra) -> Settings:
+    return infra.settings()
+
+
+@pytest.fixture
+def spawn(tmp_path: Path) -> Iterator[Callable[..., Proc]]:
+    """Start ``shopstream <args>`` subprocesses; all are stopped at teardown."""
+    procs: list[Proc] = []
+
+    def _spawn(settings: Settings, *args: str, env: dict[str, str] | None = None) -> Proc:
+        name = f"{args[0]}-{len(procs)}.log"
+        proc = Proc(list(args), {**settings_env(settings), **(env or {})}, tmp_path / name)
+        procs.append(proc)
+        return proc
+
+    yield _spawn
+    for proc in procs:
+        proc.stop()
+
+
+@pytest.fixture
+def start_worker(spawn: Callable[..., Proc]) -> Callable[..., Proc]:
+    """A worker process on its own web port."""
+
+    def _start(settings: Settings, **env: str) -> Proc:
+        return spawn(settings, "worker", "--web-port", str(new_port()), env=env)
+
+    return _start

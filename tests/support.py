@@ -1,0 +1,183 @@
+"""Test support: real infra handles, worker processes, and waiting helpers."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from shopstream.infra import free_port
+from shopstream.settings import Settings, load_settings
+from sinks import keys
+from streams.topics import ensure_topics
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Infra:
+    broker: str
+    redis_url: str
+
+    def settings(self, **overrides: Any) -> Settings:
+        """Settings with fresh topic names and app id, so tests never see each other's data."""
+        suffix = uuid.uuid4().hex[:8]
+        values: dict[str, Any] = {
+            "broker": self.broker,
+            "redis_url": self.redis_url,
+            "app_id": f"t{suffix}",
+            "events_topic": f"events-{suffix}",
+            "dead_letter_topic": f"dead-{suffix}",
+            "alerts_topic": f"alerts-{suffix}",
+            "pushes_topic": f"pushes-{suffix}",
+            "partitions": 4,
+            "state_dir": f"/tmp/shopstream-test-{suffix}",
+        }
+        values.update(overrides)
+        s = load_settings(env={}, **values)
+        ensure_topics(s)
+        return s
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """Environment for a subprocess that should run with ``settings``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHOPSTREAM_")}
+    mapping = {
+        "SHOPSTREAM_BROKER": settings.broker,
+        "SHOPSTREAM_REDIS_URL": settings.redis_url,
+        "SHOPSTREAM_APP_ID": settings.app_id,
+        "SHOPSTREAM_PARTITIONS": settings.partitions,
+        "SHOPSTREAM_EVENTS_TOPIC": settings.events_topic,
+        "SHOPSTREAM_DEAD_LETTER_TOPIC": settings.dead_letter_topic,
+        "SHOPSTREAM_ALERTS_TOPIC": settings.alerts_topic,
+        "SHOPSTREAM_PUSHES_TOPIC": settings.pushes_topic,
+        "SHOPSTREAM_STATE_DIR": settings.state_dir,
+        "SHOPSTREAM_ADMIN_TOKEN": settings.admin_token,
+        "SHOPSTREAM_BATCH_MAX_RECORDS": settings.batch_max_records,
+        "SHOPSTREAM_DEDUP_HORIZON_MS": settings.dedup_horizon_ms,
+    }
+    env.update({k: str(v) for k, v in mapping.items() if v is not None})
+    env["PYTHONPATH"] = str(ROOT)
+    return env
+
+
+class Proc:
+    """A shopstream subprocess (worker, api) with its log file."""
+
+    def __init__(self, args: list[str], env: dict[str, str], log_path: Path) -> None:
+        self.args = args
+        self.log_path = log_path
+        self._log = open(log_path, "ab")  # noqa: SIM115
+        self.popen = subprocess.Popen(
+            [sys.executable, "-m", "shopstream", *args],
+            env=env, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would."""
+        if self.popen.poll() is None:
+            os.killpg(self.popen.pid, signal.SIGKILL)
+            self.popen.wait(10)
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self._log.close()
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def wait_until(pred: Callable[[], Any], timeout_s: float, what: str, interval: float = 0.2) -> Any:
+    deadline = time.monotonic() + timeout_s
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = pred()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout_s}s waiting for {what} (last: {last!r})")
+
+
+def counts(settings: Settings) -> dict[str, int]:
+    """Reconciliation counters summed over partitions."""
+    r = redis.Redis.from_url(settings.redis_url)
+    total: dict[str, int] = {}
+    for p in range(settings.partitions):
+        for k, v in r.hgetall(keys.counts(settings.app_id, p)).items():
+            total[k.decode()] = total.get(k.decode(), 0) + int(v)
+    r.close()
+    return total
+
+
+def run_async(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+def new_port() -> int:
+    return free_port()
+
+
+def read_records(settings: Settings, topic: str | None = None, timeout_s: float = 10.0):
+    """Every record now in ``topic`` (default: events), as (partition, offset, value, headers)."""
+    from confluent_kafka import Consumer, KafkaError, TopicPartition
+
+    topic = topic or settings.events_topic
+    c = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": "test-reader",
+                  "enable.auto.commit": False, "enable.partition.eof": True})
+    meta = c.list_topics(topic, timeout=timeout_s).topics[topic]
+    parts = sorted(meta.partitions)
+    c.assign([TopicPartition(topic, p, 0) for p in parts])
+    eof: set[int] = set()
+    out = []
+    deadline = time.monotonic() + timeout_s
+    while len(eof) < len(parts) and time.monotonic() < deadline:
+        for m in c.consume(10_000, timeout=0.5):
+            if m.error():
+                if m.error().code() == KafkaError._PARTITION_EOF:
+                    eof.add(m.partition())
+                    continue
+                raise RuntimeError(m.error())
+            out.append((m.partition(), m.offset(), m.value(), m.headers() or []))
+    c.close()
+    return out
+
+
+async def process_topic(settings: Settings, agents=None, batch_records: int = 200):
+    """Drive the batch loop without Faust over every record now in the events topic.
+
+    For agent tests: real Kafka, real Redis, no consumer group. Returns the processor.
+    """
+    from agents.registry import build_agents
+    from monitoring.metrics import Metrics
+    from sinks.dead_letters import DeadLetterSink
+    from sinks.redis_state import RedisState, make_redis
+    from streams.batch import BatchProcessor, Record
+    from streams.producer import make_producer
+
+    r = make_redis(settings)
+    state = RedisState(r, settings.app_id, settings.events_topic)
+    proc = BatchProcessor(settings, state, agents if agents is not None else build_agents(settings, r),
+                          DeadLetterSink(make_producer(settings), settings.dead_letter_topic),
+                          Metrics())
+    recs = [Record(p, o, v) for p, o, v, _ in read_records(settings)]
+    recs.sort(key=lambda r: (r.offset, r.partition))
+    for i in range(0, len(recs), batch_records):
+        await proc.process(recs[i:i + batch_records])
+    await r.aclose()
+    return proc
