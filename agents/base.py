@@ -27,7 +27,9 @@ class Agent(Protocol):
     """One capability (stats, funnel, inventory, cart ...).
 
     ``load`` may read Redis for the partitions in the batch (one round trip, ideally);
-    ``apply`` is pure: it turns events and loaded state into ``batch.ops``.
+    ``apply`` is pure: it turns events and loaded state into ``batch.ops``;
+    ``after_apply`` runs once the batch's fenced writes landed (relays, side effects that
+    must be idempotent); ``tick`` runs about once a second on the worker's wall clock.
     """
 
     name: str
@@ -35,3 +37,20 @@ class Agent(Protocol):
     async def load(self, batches: list[PartitionBatch]) -> None: ...
 
     def apply(self, batch: PartitionBatch) -> None: ...
+
+    async def after_apply(self, batches: list[PartitionBatch]) -> None: ...
+
+    async def tick(self, now_ms: int) -> None: ...
+
+
+class NoHooks:
+    """No-op defaults for the optional hooks of ``Agent``."""
+
+    async def load(self, batches: list[PartitionBatch]) -> None:
+        return None
+
+    async def after_apply(self, batches: list[PartitionBatch]) -> None:
+        return None
+
+    async def tick(self, now_ms: int) -> None:
+        return None

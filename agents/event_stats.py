@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from agents.base import PartitionBatch
+from agents.base import NoHooks, PartitionBatch
 from sinks import keys
 from sinks.redis_state import Redis
 
@@ -31,16 +31,13 @@ def index_key(app_id: str, partition: int) -> str:
     return f"{app_id}:{keys.tag(partition)}:stats:minutes"
 
 
-class EventStats:
+class EventStats(NoHooks):
     """Aggregates a batch in Python, then writes one HINCRBY per (minute, field)."""
 
     name = "event_stats"
 
     def __init__(self, app_id: str) -> None:
         self.app_id = app_id
-
-    async def load(self, batches: list[PartitionBatch]) -> None:
-        return None
 
     def apply(self, batch: PartitionBatch) -> None:
         counts: Counter[tuple[int, str]] = Counter()

@@ -7,6 +7,7 @@ tables, which failed recovery on the embedded broker and replay changelogs slowl
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import faust
@@ -70,6 +71,10 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
             ]
             await processor.process(records)
             yield len(records)
+
+    @app.timer(1.0)
+    async def tick() -> None:
+        await processor.tick(int(time.time() * 1000))
 
     @app.on_partitions_revoked.connect
     async def on_revoked(app: faust.App, revoked: set[TP], **_: Any) -> None:

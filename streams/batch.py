@@ -79,6 +79,11 @@ class BatchProcessor:
     def owned_partitions(self) -> list[int]:
         return sorted(self._parts)
 
+    async def tick(self, now_ms: int) -> None:
+        """Wall-clock hook for agents (timers in live mode)."""
+        for agent in self.agents:
+            await agent.tick(now_ms)
+
     def forget(self, partitions: list[int]) -> None:
         """Drop in-memory state of partitions this worker no longer owns."""
         for p in partitions:
@@ -177,6 +182,8 @@ class BatchProcessor:
             self._parts[batch.partition].dedup.evict()
             applied += len(batch.events)
             self._observe(batch, plans[batch.partition][2], now_ms)
+        for agent in self.agents:
+            await agent.after_apply(batches)
         self.metrics.batches.inc()
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
         return applied
