@@ -87,6 +87,9 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
     @app.page("/healthz")
     async def healthz(web: Any, request: Any) -> Any:
         await redis.ping()
-        return web.json({"status": "ok", "partitions": processor.owned_partitions()})
+        assigned = sorted(
+            tp.partition for tp in app.consumer.assignment() if tp.topic == settings.events_topic
+        )
+        return web.json({"status": "ok", "partitions": assigned})
 
     return app

@@ -76,9 +76,6 @@ class BatchProcessor:
             for t in sorted(KNOWN_TYPES) for c in sorted(KNOWN_CHANNELS)
         }
 
-    def owned_partitions(self) -> list[int]:
-        return sorted(self._parts)
-
     async def tick(self, now_ms: int) -> None:
         """Wall-clock hook for agents (timers in live mode)."""
         for agent in self.agents:
