@@ -89,7 +89,7 @@ class Simulator:
             return out
         qty = r.choice((1, 1, 1, 2))
         out.append({"type": "cart_add", "sku": sku, "qty": qty, "price": price})
-        items = [{"sku": sku, "qty": qty, "price": price}]
+        items: list[dict[str, Any]] = [{"sku": sku, "qty": qty, "price": price}]
         if r.random() < 0.25:
             j = r.randrange(N_SKUS)
             out.append({"type": "cart_add", "sku": f"sku{j}", "qty": 1, "price": self.prices[j]})
