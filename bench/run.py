@@ -105,7 +105,8 @@ def main() -> int:
         "worker_rss_peak_mb": round(rss_peak, 1),
         "redis_used_memory_mb": round(redis_mem / 2**20, 1),
         "partitions": args.partitions,
-        "machine": f"{platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}",
+        "machine": f"{platform.machine()} {os.cpu_count()} cores, "
+                   f"Python {platform.python_version()}",
     }
     Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
     width = max(len(k) for k in result)
