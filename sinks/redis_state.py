@@ -157,8 +157,7 @@ class RedisState:
         else:
             async with self.redis.pipeline(transaction=False) as pipe:
                 for k, a in calls:
-                    # redis-py's types omit pipelines as a script's client.
-                    await self._apply(keys=k, args=a, client=pipe)  # type: ignore[arg-type]
+                    await self._apply(keys=k, args=a, client=pipe)
                 results = await pipe.execute()
         stale = [p for p, res in zip(writes, results, strict=True) if int(res[0]) != 1]
         if stale:
