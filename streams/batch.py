@@ -219,9 +219,7 @@ class BatchProcessor:
         for name, n in counts.items():
             if name.startswith("dead:"):
                 self.metrics.dead_letters.labels(name[5:]).inc(n)
-        per: Counter[tuple[str, str]] = Counter()
-        for ev in batch.events:
-            per[(ev["type"], ev.get("channel") or "other")] += 1
+        per = Counter((ev["type"], ev.get("channel") or "other") for ev in batch.events)
         for (etype, channel), n in per.items():
             self._by_type[(etype, bounded(channel, KNOWN_CHANNELS))].inc(n)
         if batch.events:
