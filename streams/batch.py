@@ -115,6 +115,8 @@ class BatchProcessor:
         for rec in records:
             by_part.setdefault(rec.partition, []).append(rec)
         fences = await self.state.read_fences(sorted(by_part))
+        # Partitions new to this worker are rebuilt from Kafka concurrently (I/O bound).
+        await asyncio.gather(*(self._ensure_current(p, fences[p]) for p in by_part))
 
         batches: list[PartitionBatch] = []
         plans: dict[int, tuple[Fence, Fence, Counter[str], list[DeadLetter]]] = {}
@@ -122,7 +124,7 @@ class BatchProcessor:
         max_bytes = self.settings.max_record_bytes
         for p, recs in by_part.items():
             fence = fences[p]
-            part = await self._ensure_current(p, fence)
+            part = self._parts[p]
             dedup = part.dedup
             wm_before = dedup.watermark
             counts: Counter[str] = Counter()
