@@ -66,3 +66,17 @@ class Metrics:
             f"{PREFIX}_api_requests_total", "HTTP requests by route and status",
             ["route", "status"], registry=r,
         )
+        self.funnel_steps = Counter(
+            f"{PREFIX}_funnel_step_total",
+            "Funnel entries reaching a step, by funnel, step number and entry channel",
+            ["funnel", "step", "channel"], registry=r,
+        )
+        self.funnel_conversion = Gauge(
+            f"{PREFIX}_funnel_conversion_ratio",
+            "Step conversion (step over previous step) of entries reaching steps in the window",
+            ["funnel", "step", "window"], registry=r,
+        )
+        self.events_late = Counter(
+            f"{PREFIX}_events_late_total",
+            "Events ignored as later than the allowed lateness, by agent", ["agent"], registry=r,
+        )
