@@ -1,8 +1,8 @@
 """Live conversion funnels: the agent that advances per-unit progress and counts steps.
 
-Per batch: one pipelined HGETALL of the progress hashes of the batch's users (``load``), then
-events in partition order through ``funnel_rules.advance`` (``apply``, pure), then a handful of
-HINCRBY per (funnel, view, bucket) and one HSET/HDEL per changed unit (see ``funnel_keys``).
+Per batch: one MGET per partition of the progress of the batch's users (``load``), then
+events in partition order through ``funnel_rules.advance`` (``apply``, pure), then HINCRBY per
+(funnel, view, bucket, field) and one SET + PEXPIRE per changed user (see ``funnel_keys``).
 Late events (older than the allowed lateness behind the partition watermark, checked event by
 event so the result does not depend on batch boundaries) are counted and ignored.
 """
@@ -27,7 +27,15 @@ from agents.funnel_keys import (
     user_key,
 )
 from agents.funnel_query import recent_conversion
-from agents.funnel_rules import FunnelDef, Progress, advance, entry_values, parse_funnels
+from agents.funnel_rules import (
+    FunnelDef,
+    Progress,
+    advance,
+    decode_units,
+    encode_units,
+    entry_values,
+    parse_funnels,
+)
 from monitoring.metrics import KNOWN_CHANNELS, Metrics, bounded
 from sinks.redis_state import Redis
 
@@ -52,29 +60,31 @@ class Funnels(NoHooks):
             for t in sorted({s.type for s in fd.steps}):
                 self.by_type.setdefault(t, []).append((i, fd))
         self.ttl_ms = max(fd.window_ms for fd in self.funnels) + self.lateness_ms
+        self.windows = {fd.key_id: fd.window_ms for fd in self.funnels}
         self._last_gauge = 0
 
     async def load(self, batches: list[PartitionBatch]) -> None:
-        """One pipelined HGETALL per user of the batch who has an event of a funnel's type."""
+        """One MGET per partition (one pipeline) of the progress of the batch's users."""
         wanted = [
-            (b, uid) for b in batches
-            for uid in dict.fromkeys(e["user_id"] for e in b.events if e["type"] in self.by_type)
+            (b, list(dict.fromkeys(e["user_id"] for e in b.events if e["type"] in self.by_type)))
+            for b in batches
         ]
         for b in batches:
             b.loaded[self.name] = {}
+        wanted = [(b, uids) for b, uids in wanted if uids]
         if not wanted or self.redis is None:
             return
         async with self.redis.pipeline(transaction=False) as pipe:
-            for b, uid in wanted:
-                pipe.hgetall(user_key(self.app_id, b.partition, uid))
+            for b, uids in wanted:
+                pipe.mget([user_key(self.app_id, b.partition, u) for u in uids])
             rows = await pipe.execute()
-        for (b, uid), row in zip(wanted, rows, strict=True):
-            if row:
-                b.loaded[self.name][uid] = {k.decode(): v for k, v in row.items()}
+        for (b, uids), blobs in zip(wanted, rows, strict=True):
+            b.loaded[self.name] = {u: blob for u, blob in zip(uids, blobs, strict=True) if blob}
 
     def apply(self, batch: PartitionBatch) -> None:
-        stored: dict[str, dict[str, Any]] = batch.loaded.get(self.name, {})
-        states: dict[tuple[str, str], Progress | None] = {}
+        stored: dict[str, bytes] = batch.loaded.get(self.name, {})
+        users: dict[str, dict[str, Progress]] = {}
+        changed: set[str] = set()
         # (funnel index, view, minute, breakdown values, step) -> entries
         reached: Counter[tuple[int, str, int, tuple[str, ...], int]] = Counter()
         wm = batch.watermark_before
@@ -90,50 +100,64 @@ class Funnels(NoHooks):
             if relevant is None:
                 continue
             uid = ev["user_id"]
+            units = users.get(uid)
+            if units is None:
+                units = users[uid] = decode_units(stored.get(uid))
             for fi, fd in relevant:
                 unit = fd.unit_field(ev)
                 if unit is None:
                     continue
-                sk = (uid, unit)
-                if sk in states:
-                    st = states[sk]
-                else:
-                    raw = stored.get(uid, {}).get(unit)
-                    st = Progress.decode(raw) if raw is not None else None
+                st = units.get(unit)
                 new, step = advance(fd, st, ev)
                 if not step:
                     continue
-                states[sk] = new
+                changed.add(uid)
+                if new is None:
+                    units.pop(unit, None)
+                else:
+                    units[unit] = new
                 if step == 1 or st is None:
                     entry_ts, values = ts, entry_values(fd, ev)
                 else:
                     entry_ts, values = st.entry_ts, st.values
                 reached[(fi, "cohort", entry_ts - entry_ts % MINUTE_MS, values, step)] += 1
                 reached[(fi, "flow", ts - ts % MINUTE_MS, values, step)] += 1
-        self._write(batch, states, reached, late)
+        self._write_units(batch, {u: users[u] for u in changed}, wm)
+        self._write(batch, reached, late)
 
-    def _write(self, batch: PartitionBatch, states: dict[tuple[str, str], Progress | None],
+    def _write_units(self, batch: PartitionBatch, users: dict[str, dict[str, Progress]],
+                     wm: int) -> None:
+        """One SET + PEXPIRE per changed user, dropping entries no accepted event can reach.
+
+        An entry whose window ended before ``wm - lateness`` is closed for every event still
+        to come (later events are at least that recent or counted late), so dropping it keeps
+        the semantics and bounds the per-session entries a user accumulates.
+        """
+        horizon = wm - self.lateness_ms
+        for uid in sorted(users):
+            key = user_key(self.app_id, batch.partition, uid)
+            units = {u: st for u, st in users[uid].items()
+                     if st.entry_ts + self.windows[u.split("|", 1)[0]] > horizon}
+            if units:
+                batch.ops.set(key, encode_units(units))
+                batch.ops.pexpire(key, self.ttl_ms)
+            else:
+                batch.ops.delete(key)
+
+    def _write(self, batch: PartitionBatch,
                reached: Counter[tuple[int, str, int, tuple[str, ...], int]], late: int) -> None:
         ops, p = batch.ops, batch.partition
-        users: set[str] = set()
-        for (uid, unit), st in states.items():
-            ukey = user_key(self.app_id, p, uid)
-            if st is None:
-                ops.hdel(ukey, unit)
-            else:
-                ops.hset(ukey, unit, st.encode())
-            users.add(uid)
-        for uid in sorted(users):
-            ops.pexpire(user_key(self.app_id, p, uid), self.ttl_ms)
         fields: Counter[tuple[str, str]] = Counter()
-        buckets: set[tuple[int, str, str, int]] = set()
+        bucket_keys: dict[tuple[int, str, str, int], str] = {}
         metric: Counter[tuple[int, int, str]] = Counter()
         for (fi, view, minute, values, step), n in reached.items():
             fd = self.funnels[fi]
             for res in RESOLUTIONS:
                 start = bucket_start(minute, res, self.zone)
-                key = bucket_key(self.app_id, p, fd, view, res, start)
-                buckets.add((fi, view, res, start))
+                key = bucket_keys.get((fi, view, res, start))
+                if key is None:
+                    key = bucket_key(self.app_id, p, fd, view, res, start)
+                    bucket_keys[(fi, view, res, start)] = key
                 for prop, value in zip(fd.breakdowns, values, strict=True):
                     fields[(key, f"{prop}|{value}|{step}")] += n
             if view == "flow":
@@ -142,11 +166,10 @@ class Funnels(NoHooks):
                 metric[(fi, step, bounded(channel, KNOWN_CHANNELS))] += n
         for (key, fld), n in fields.items():
             ops.hincrby(key, fld, n)
-        for fi, view, res, start in sorted(buckets):
-            fd = self.funnels[fi]
-            ops.zadd(index_key(self.app_id, p, fd, view, res), start, str(start))
+        for (fi, view, res, start), key in sorted(bucket_keys.items()):
+            ops.zadd(index_key(self.app_id, p, self.funnels[fi], view, res), start, str(start))
             if res == "m":
-                ops.pexpire(bucket_key(self.app_id, p, fd, view, res, start), MINUTE_RETENTION_MS)
+                ops.pexpire(key, MINUTE_RETENTION_MS)
         if late:
             ops.incrby(late_key(self.app_id, p), late)
         batch.loaded[self.name] = {"metric": metric, "late": late}

@@ -1,8 +1,9 @@
 """Redis key names and time buckets of the funnel agent (shared with its query).
 
 Keys (all under the partition tag ``{pN}``; ``F`` is ``FunnelDef.key_id``):
-- ``{app}:{pN}:funnel:u:<user_id>`` hash: field ``F`` (by user) or ``F|<session>`` -> the open
-  entry (``Progress.encode``), PEXPIRE of the longest window plus the allowed lateness.
+- ``{app}:{pN}:funnel:u:<user_id>`` string: the user's open entries of every funnel, unit
+  ``F`` (by user) or ``F|<session>`` -> ``Progress`` (``funnel_rules.encode_units``), with a
+  PEXPIRE of the longest window plus the allowed lateness.
 - ``{app}:{pN}:funnel:F:<view>:<res>:<bucket_ms>`` hash: ``<breakdown>|<value>|<step>`` -> entries
   that reached the step; view ``cohort`` buckets by entry time, ``flow`` by the step's time;
   res ``m``/``h``/``d`` (day = business day in ``settings.zone``).

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from schemas.events import COMMON_OPTIONAL, COMMON_REQUIRED, EVENT_TYPES
@@ -25,6 +25,9 @@ COUNT_BY: Final = ("user", "session")
 NONE_VALUE: Final = "(none)"
 #: Separates breakdown values inside one stored progress value.
 _SEP: Final = "\x1f"
+#: Separate one user's units, and a unit from its progress, in the stored string.
+_UNIT_SEP: Final = "\x1e"
+_KV: Final = "\x1d"
 _NAME_RE: Final = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _UNITS: Final = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 
@@ -69,12 +72,14 @@ class FunnelDef:
     count_by: str
     #: Properties of the entry event that counts are broken down by.
     breakdowns: tuple[str, ...]
+    #: Name plus a hash of the definition, used in Redis keys: a redefined funnel starts
+    #: from fresh state instead of mixing old and new counts.
+    key_id: str = field(init=False, compare=False)
 
-    @property
-    def key_id(self) -> str:
-        """Name plus a hash of the definition: a redefined funnel starts from fresh state."""
+    def __post_init__(self) -> None:
         text = repr((self.steps, self.window_ms, self.count_by, self.breakdowns))
-        return f"{self.name}@{hashlib.sha1(text.encode()).hexdigest()[:8]}"  # noqa: S324
+        digest = hashlib.sha1(text.encode()).hexdigest()[:8]  # noqa: S324 - a name, not security
+        object.__setattr__(self, "key_id", f"{self.name}@{digest}")
 
     def unit_field(self, ev: dict[str, Any]) -> str | None:
         """Field of the user's progress hash this event's unit uses; None if it has none."""
@@ -112,6 +117,21 @@ class Progress:
         text = raw.decode() if isinstance(raw, bytes) else raw
         entry, reached, last, values = text.split(",", 3)
         return cls(int(entry), int(reached), int(last), tuple(values.split(_SEP)))
+
+
+def encode_units(units: dict[str, Progress]) -> str:
+    """All open entries of one user (every funnel and session) as one string value."""
+    return _UNIT_SEP.join(f"{unit}{_KV}{st.encode()}" for unit, st in units.items())
+
+
+def decode_units(raw: bytes | None) -> dict[str, Progress]:
+    if not raw:
+        return {}
+    out = {}
+    for item in raw.decode().split(_UNIT_SEP):
+        unit, st = item.split(_KV, 1)
+        out[unit] = Progress.decode(st)
+    return out
 
 
 def advance(fd: FunnelDef, st: Progress | None, ev: dict[str, Any]) -> tuple[Progress | None, int]:

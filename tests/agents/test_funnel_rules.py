@@ -12,7 +12,14 @@ from hypothesis import strategies as st
 
 from agents.base import PartitionBatch
 from agents.funnel import Funnels
-from agents.funnel_rules import Progress, advance, parse_funnel, parse_funnels
+from agents.funnel_rules import (
+    Progress,
+    advance,
+    decode_units,
+    encode_units,
+    parse_funnel,
+    parse_funnels,
+)
 from shopstream.errors import ConfigError
 from tests.agents.funnel_ref import reach_unit, reference
 
@@ -22,7 +29,7 @@ ZONE = ZoneInfo("Asia/Shanghai")
 @pytest.mark.parametrize(("raw", "message"), [
     ({"name": "x", "steps": []}, "funnels.x.steps: expected a non-empty list"),
     ({"name": "x", "steps": ["page_veiw"]}, "funnels.x.steps[0].type: expected one of"),
-    ({"name": "x", "steps": ["cart_add"], "window_ms": 0}, "funnels.x.window: expected a window > 0"),
+    ({"name": "x", "steps": ["cart_add"], "window_ms": 0}, "x.window: expected a window > 0"),
     ({"name": "x", "steps": ["cart_add"], "window": "-5m"}, "funnels.x.window: expected millis"),
     ({"name": "x", "steps": ["cart_add"], "count_by": "device"}, "funnels.x.count_by"),
     ({"name": "x", "steps": ["cart_add"], "breakdowns": ["city"]}, "funnels.x.breakdowns"),
@@ -55,6 +62,8 @@ def test_worker_agents_refuse_bad_config() -> None:
 def test_progress_round_trips() -> None:
     p = Progress(5, 2, 7, ("live", "(none)", "a,b"))
     assert Progress.decode(p.encode().encode()) == p
+    units = {"f@1": p, "g@2|s=1|x": Progress(1, 1, 1, ("",))}
+    assert decode_units(encode_units(units).encode()) == units
 
 
 # Short per-user sequences over a small alphabet, so every branch is hit often.
@@ -104,31 +113,47 @@ def test_state_machine_matches_reference(f: dict[str, Any], raw: list[Any]) -> N
         assert got == [(s, e, t) for s, e, t, _ in want]
 
 
-@settings(max_examples=150, deadline=None)
-@given(_funnel, st.lists(_event, max_size=40), st.integers(0, 20))
-def test_one_batch_through_the_agent_matches_reference(f: dict[str, Any], raw: list[Any],
-                                                        lateness_s: int) -> None:
-    """Ops of apply() (bucket hashes, flow and cohort) equal the reference's counts."""
+@settings(max_examples=200, deadline=None)
+@given(_funnel, st.lists(_event, max_size=40), st.integers(0, 20), st.lists(st.integers(1, 8)))
+def test_batches_through_the_agent_match_reference(f: dict[str, Any], raw: list[Any],
+                                                   lateness_s: int, cuts: list[int]) -> None:
+    """Ops of apply() over batches cut anywhere equal the reference's counts.
+
+    The user's stored progress is carried from one batch's SET/DEL to the next batch's
+    ``loaded``, as Redis would between batches.
+    """
     f = {**f, "window_ms": f["window_ms"] * 1000}
     sections = {"funnels": [f], "funnel_options": {"allowed_lateness_ms": lateness_s * 1000}}
     agent = Funnels("a", 1, sections, ZONE)
     events = _events(raw)
-    batch = PartitionBatch(0, events, watermark_before=0, watermark=0)
-    agent.apply(batch)
     got: dict[tuple[str, str], dict[int, dict[str, int]]] = defaultdict(dict)
     late = 0
-    args = batch.ops.args
-    i = 0
-    arity = {"HINCRBY": 3, "HSET": 3, "HDEL": 2, "PEXPIRE": 2, "ZADD": 3, "INCRBY": 2}
-    while i < len(args):
-        op = args[i]
-        if op == "HINCRBY":
-            _, view, res, start = args[i + 1].rsplit(":", 3)
-            by_field = got[(view, res)].setdefault(int(start), {})
-            by_field[args[i + 2]] = by_field.get(args[i + 2], 0) + args[i + 3]
-        elif op == "INCRBY":
-            late += args[i + 2]
-        i += arity[op] + 1
+    blobs: dict[str, bytes] = {}
+    arity = {"HINCRBY": 3, "SET": 2, "DEL": 1, "PEXPIRE": 2, "ZADD": 3, "INCRBY": 2}
+    wm, pos = 0, 0
+    for cut in [*cuts, len(events)]:
+        chunk = events[pos:pos + cut]
+        pos += cut
+        batch = PartitionBatch(0, chunk, watermark_before=wm, watermark=0)
+        batch.loaded[agent.name] = {k.rsplit(":", 1)[1]: v for k, v in blobs.items()}
+        agent.apply(batch)
+        wm = max([wm, *(e["ts"] for e in chunk)])
+        args, i = batch.ops.args, 0
+        while i < len(args):
+            op = args[i]
+            if op == "HINCRBY":
+                _, view, res, start = args[i + 1].rsplit(":", 3)
+                by_field = got[(view, res)].setdefault(int(start), {})
+                by_field[args[i + 2]] = by_field.get(args[i + 2], 0) + args[i + 3]
+            elif op == "INCRBY":
+                late += args[i + 2]
+            elif op == "SET":
+                blobs[args[i + 1]] = args[i + 2].encode()
+            elif op == "DEL":
+                blobs.pop(args[i + 1], None)
+            i += arity[op] + 1
+        if pos >= len(events):
+            break
     want, want_late = reference(events, [f], 1, lateness_s * 1000)
     assert late == want_late
     names = {"minute": "m", "hour": "h", "day": "d"}
