@@ -10,8 +10,11 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from agents.registry import build_agents
+from monitoring.metrics import Metrics
 from shopstream.api import create_api
 from shopstream.settings import Settings
+from sinks.redis_state import make_redis
 from streams.producer import EnvelopeProducer
 from tests.agents.funnel_ref import FUNNELS_TOML, generate, reference
 from tests.support import counts, process_topic
@@ -72,14 +75,41 @@ async def check_api(settings: Settings, want: dict, want_late: int) -> int:
     return compared
 
 
+def check_metrics(metrics: Metrics, want: dict, want_late: int) -> None:
+    """Prometheus step counters equal the reference's flow totals per funnel and step."""
+    got: dict[tuple[str, str], float] = {}
+    late = 0.0
+    for family in metrics.registry.collect():
+        for sample in family.samples:
+            if sample.name == "shopstream_funnel_step_total":
+                k = (sample.labels["funnel"], sample.labels["step"])
+                got[k] = got.get(k, 0) + sample.value
+            elif sample.name == "shopstream_events_late_total":
+                late += sample.value
+    expected: dict[tuple[str, str], float] = {}
+    for (name, view, res, by), buckets in want.items():
+        if view == "flow" and res == "day" and by == next(
+                f.get("breakdowns", ["channel"])[0] for f in FUNNELS_TOML if f["name"] == name):
+            for per_value in buckets.values():
+                for counts_ in per_value.values():
+                    for step, c in enumerate(counts_, 1):
+                        if c:
+                            expected[(name, str(step))] = expected.get((name, str(step)), 0) + c
+    assert got == expected
+    assert late == want_late
+
+
 async def test_200k_events_match_the_reference_bucket_by_bucket(settings: Settings) -> None:
     settings = dataclasses.replace(settings, sections={"funnels": FUNNELS_TOML})
-    log = generate(n_users=8_500, seed=3)
+    log = generate(n_users=7_200, seed=3)
     assert len(log) >= 200_000
     t0 = time.perf_counter()
     produce(settings, log)
     t1 = time.perf_counter()
-    await process_topic(settings, batch_records=50)
+    metrics = Metrics()
+    r = make_redis(settings)
+    await process_topic(settings, agents=build_agents(settings, r, metrics), batch_records=50)
+    await r.aclose()
     t2 = time.perf_counter()
     want, want_late = reference(log, FUNNELS_TOML, settings.partitions)
     c = counts(settings)
@@ -90,6 +120,7 @@ async def test_200k_events_match_the_reference_bucket_by_bucket(settings: Settin
                         for v in b.values())
     assert quick_entries > len({e["user_id"] for e in log})
     compared = await check_api(settings, want, want_late)
+    check_metrics(metrics, want, want_late)
     assert compared > 1000
     print(f"\n{len(log)} events: produce {t1 - t0:.1f}s, batch loop {t2 - t1:.1f}s, "
           f"{compared} buckets compared")
