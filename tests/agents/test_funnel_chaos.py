@@ -65,3 +65,14 @@ async def test_sigkill_mid_stream_then_two_workers(
 
     want, want_late = reference(log, FUNNELS_TOML, settings.partitions)
     assert await check_api(settings, want, want_late) > 100
+
+
+def test_bad_definition_stops_the_worker_at_start(
+    settings: Settings, start_worker: Callable[..., Proc], tmp_path: Path
+) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text('[[funnels]]\nname = "x"\nsteps = ["page_view", "checkout"]\n')
+    worker = start_worker(settings, SHOPSTREAM_CONFIG=str(config))
+    assert worker.popen.wait(30) == 2
+    assert "funnels.x.steps[1].type: expected one of" in worker.log_text()
+    assert "got 'checkout'" in worker.log_text()
