@@ -99,6 +99,24 @@ def check_metrics(metrics: Metrics, want: dict, want_late: int) -> None:
     assert late == want_late
 
 
+async def check_gauges(agent: Any, metrics: Metrics, want: dict) -> None:
+    """Conversion gauges at a chosen clock equal the reference's flow minutes before it."""
+    minutes = want[("purchase", "flow", "minute", "channel")]
+    now = sorted(minutes)[len(minutes) // 2] + 30_000
+    await agent.tick(now)
+    for window, ms in (("5m", 5 * 60_000), ("1h", 3_600_000)):
+        total = [0] * 5
+        for start, per_value in minutes.items():
+            if now - ms <= start < now:
+                for c in per_value.values():
+                    total = [a + b for a, b in zip(total, c, strict=True)]
+        for step in range(2, 6):
+            got = metrics.registry.get_sample_value(
+                "shopstream_funnel_conversion_ratio",
+                {"funnel": "purchase", "step": str(step), "window": window})
+            assert got == pytest.approx(total[step - 1] / total[step - 2]), (window, step)
+
+
 async def test_200k_events_match_the_reference_bucket_by_bucket(settings: Settings) -> None:
     settings = dataclasses.replace(settings, sections={"funnels": FUNNELS_TOML})
     log = generate(n_users=7_200, seed=3)
@@ -108,8 +126,8 @@ async def test_200k_events_match_the_reference_bucket_by_bucket(settings: Settin
     t1 = time.perf_counter()
     metrics = Metrics()
     r = make_redis(settings)
-    await process_topic(settings, agents=build_agents(settings, r, metrics), batch_records=50)
-    await r.aclose()
+    agents = build_agents(settings, r, metrics)
+    await process_topic(settings, agents=agents, batch_records=50)
     t2 = time.perf_counter()
     want, want_late = reference(log, FUNNELS_TOML, settings.partitions)
     c = counts(settings)
@@ -121,6 +139,8 @@ async def test_200k_events_match_the_reference_bucket_by_bucket(settings: Settin
     assert quick_entries > len({e["user_id"] for e in log})
     compared = await check_api(settings, want, want_late)
     check_metrics(metrics, want, want_late)
+    await check_gauges(agents[-1], metrics, want)
+    await r.aclose()
     assert compared > 1000
     print(f"\n{len(log)} events: produce {t1 - t0:.1f}s, batch loop {t2 - t1:.1f}s, "
           f"{compared} buckets compared")
