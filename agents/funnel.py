@@ -14,6 +14,8 @@ from collections import Counter
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from redis.exceptions import RedisError
+
 from agents.base import NoHooks, PartitionBatch
 from agents.funnel_keys import (
     HOUR_MS,
@@ -191,9 +193,14 @@ class Funnels(NoHooks):
         if self.metrics is None or self.redis is None or now_ms - self._last_gauge < 15_000:
             return
         self._last_gauge = now_ms
-        for fd in self.funnels:
-            for window, ms in (("5m", 5 * MINUTE_MS), ("1h", HOUR_MS)):
-                ratios = await recent_conversion(self.redis, self.app_id, self.partitions, fd,
-                                                 now_ms - ms, now_ms)
-                for step, ratio in enumerate(ratios, 2):
-                    self.metrics.funnel_conversion.labels(fd.name, str(step), window).set(ratio)
+        try:
+            for fd in self.funnels:
+                for window, ms in (("5m", 5 * MINUTE_MS), ("1h", HOUR_MS)):
+                    ratios = await recent_conversion(self.redis, self.app_id, self.partitions,
+                                                     fd, now_ms - ms, now_ms)
+                    for step, ratio in enumerate(ratios, 2):
+                        self.metrics.funnel_conversion.labels(fd.name, str(step), window).set(
+                            ratio)
+        except RedisError as exc:
+            # Gauges only: the next tick retries; the batch loop reports Redis trouble itself.
+            log.warning("funnel gauges not refreshed: %s", exc)

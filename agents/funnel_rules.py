@@ -28,6 +28,7 @@ _SEP: Final = "\x1f"
 #: Separate one user's units, and a unit from its progress, in the stored string.
 _UNIT_SEP: Final = "\x1e"
 _KV: Final = "\x1d"
+_STRIP: Final = str.maketrans("", "", "\x1d\x1e\x1f")
 _NAME_RE: Final = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _UNITS: Final = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 
@@ -156,8 +157,11 @@ def advance(fd: FunnelDef, st: Progress | None, ev: dict[str, Any]) -> tuple[Pro
 
 
 def entry_values(fd: FunnelDef, ev: dict[str, Any]) -> tuple[str, ...]:
-    """Breakdown values of an entry event (first touch), NONE_VALUE where missing."""
-    return tuple(str(ev.get(p, NONE_VALUE)) for p in fd.breakdowns)
+    """Breakdown values of an entry event (first touch), NONE_VALUE where missing.
+
+    The separators of the stored encoding are removed, so no value can corrupt it.
+    """
+    return tuple(str(ev.get(p, NONE_VALUE)).translate(_STRIP) for p in fd.breakdowns)
 
 
 def _duration(where: str, raw: Any) -> int:

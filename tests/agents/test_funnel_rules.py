@@ -64,6 +64,11 @@ def test_progress_round_trips() -> None:
     assert Progress.decode(p.encode().encode()) == p
     units = {"f@1": p, "g@2|s=1|x": Progress(1, 1, 1, ("",))}
     assert decode_units(encode_units(units).encode()) == units
+    fd = parse_funnel("f", {"name": "f", "steps": ["page_view", "cart_add"],
+                            "breakdowns": ["channel", "campaign"]})
+    entry, _ = advance(fd, None, {"type": "page_view", "ts": 1, "campaign": "a\x1fb,\x1ec"})
+    assert entry is not None and entry.values == ("(none)", "ab,c")
+    assert decode_units(encode_units({"f": entry}).encode()) == {"f": entry}
 
 
 # Short per-user sequences over a small alphabet, so every branch is hit often.
