@@ -43,6 +43,7 @@ from sinks.redis_state import Redis
 
 log = logging.getLogger(__name__)
 
+
 class Funnels(NoHooks):
     """All configured funnels over one partition batch at a time."""
 
