@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from agents.base import Agent
 from agents.event_stats import EventStats
+from agents.funnel import Funnels
+from monitoring.metrics import Metrics
 from shopstream.settings import Settings
 from sinks.redis_state import Redis
 
 
-def build_agents(settings: Settings, redis: Redis) -> list[Agent]:
+def build_agents(settings: Settings, redis: Redis, metrics: Metrics | None = None) -> list[Agent]:
     """All agents, in the order they see each batch; raises ConfigError on bad sections."""
-    return [EventStats(settings.app_id)]
+    return [
+        EventStats(settings.app_id),
+        Funnels(settings.app_id, settings.partitions, settings.sections, settings.zone, metrics,
+                redis),
+    ]

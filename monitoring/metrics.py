@@ -6,7 +6,7 @@ never a user, order or event id.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from schemas.events import CHANNELS, EVENT_TYPES
 
@@ -68,4 +68,18 @@ class Metrics:
         self.api_requests = Counter(
             f"{PREFIX}_api_requests_total", "HTTP requests by route and status",
             ["route", "status"], registry=r,
+        )
+        self.funnel_steps = Counter(
+            f"{PREFIX}_funnel_step_total",
+            "Funnel entries reaching a step, by funnel, step number and entry channel",
+            ["funnel", "step", "channel"], registry=r,
+        )
+        self.funnel_conversion = Gauge(
+            f"{PREFIX}_funnel_conversion_ratio",
+            "Step conversion (step over previous step) of entries reaching steps in the window",
+            ["funnel", "step", "window"], registry=r,
+        )
+        self.events_late = Counter(
+            f"{PREFIX}_events_late_total",
+            "Events ignored as later than the allowed lateness, by agent", ["agent"], registry=r,
         )

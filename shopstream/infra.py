@@ -151,7 +151,7 @@ def start_redis_cluster(
 ) -> tuple[list[subprocess.Popen[bytes]], str]:
     """A Redis Cluster of ``nodes`` masters on loopback (no replicas); returns procs and a URL."""
     base = base_dir or Path(tempfile.mkdtemp(prefix="shopstream-cluster-"))
-    ports = [free_port() for _ in range(nodes)]
+    ports = [_cluster_port() for _ in range(nodes)]
     procs: list[subprocess.Popen[bytes]] = []
     try:
         for port in ports:
@@ -177,6 +177,21 @@ def start_redis_cluster(
             stop(proc)
         raise
     return procs, f"redis://127.0.0.1:{ports[0]}/0"
+
+
+def _cluster_port() -> int:
+    """A free port whose cluster bus port (port + 10000) is free and valid too."""
+    for _ in range(200):
+        port = free_port()
+        if port + 10_000 > 65_535:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port + 10_000))
+            except OSError:
+                continue
+        return port
+    raise InfraError("no free port pair for a Redis Cluster node")
 
 
 def _wait_cluster_ok(cli: str, port: int, timeout_s: float = 20.0) -> None:

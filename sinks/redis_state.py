@@ -42,6 +42,20 @@ def make_redis(settings: Settings) -> Redis:
     return aioredis.Redis.from_url(settings.redis_url, decode_responses=False)
 
 
+async def mget_slots(redis: Redis, key_lists: list[list[str]]) -> list[list[bytes | None]]:
+    """MGET each list of same-slot keys: one pipeline on Redis, concurrent calls on Cluster
+    (whose pipelines refuse multi-key commands)."""
+    if isinstance(redis, RedisCluster):
+        rows: list[list[bytes | None]] = await asyncio.gather(
+            *(redis.mget(keys_) for keys_ in key_lists)
+        )
+        return rows
+    async with redis.pipeline(transaction=False) as pipe:
+        for keys_ in key_lists:
+            pipe.mget(keys_)
+        return list(await pipe.execute())
+
+
 @dataclass(slots=True)
 class Fence:
     """Where a partition's applied state stands."""
