@@ -133,7 +133,7 @@ def parse_config(sections: Mapping[str, Any], zone: ZoneInfo) -> CouponConfig:
                                    {"after_min": 4320}])
     if not isinstance(raw_steps, list) or not raw_steps:
         raise ConfigError(f"cart.steps: expected a non-empty array of tables, got {raw_steps!r}")
-    steps = []
+    steps: list[Step] = []
     for i, raw in enumerate(raw_steps):
         st = _table(raw, f"cart.steps[{i}]")
         after = _int(st, f"cart.steps[{i}]", "after_min", -1, low=1)

@@ -126,16 +126,16 @@ class CouponAgent(NoHooks):
                 users.update(vs)
             prepared.append((b, due, rooms, ended, deferred, viewers, sorted(users)))
         async with self.redis.pipeline(transaction=False) as pipe:
-            for b, *_, users in prepared:
-                for u in users:
+            for b, *_, names in prepared:
+                for u in names:
                     pipe.get(user_key(a, b.partition, u))
             raw_users = iter(await pipe.execute())
-        for b, due, rooms, ended, deferred, viewers, users in prepared:
+        for b, due, rooms, ended, deferred, viewers, names in prepared:
             b.loaded[NAME] = {
                 "due": due, "rooms": [(at, room, ended[room]) for at, room in rooms],
                 "deferred": deferred, "viewers": viewers,
                 "users": {u: (codec.loads(raw) if (raw := next(raw_users)) is not None else None)
-                          for u in users},
+                          for u in names},
             }
 
     def apply(self, batch: PartitionBatch) -> None:
