@@ -28,6 +28,7 @@ from agents.coupon_rules import (
     CART_RECOVERY,
     LIVE_FOLLOWUP,
     NEW_USER,
+    RULES,
     THRESHOLD_NUDGE,
     CouponConfig,
     cart_total,
@@ -184,27 +185,35 @@ class _Timeline:
         self.outbox: list[dict[str, Any]] = []
         self.decisions: Counter[tuple[str, str]] = Counter()
         self.ended: dict[str, int] = {}
-        self.heap: list[tuple[int, int, int, str, Any]] = []
+        self.heap: list[tuple[int, int, tuple[int, ...], int, str, Any]] = []
         self.seq = 0
         for member, at in loaded["due"]:
-            self._push(at, 0, member[0], member[2:])
+            self._push(at, 0, member[0], member[2:], self._tie(member))
         for at, room, end in loaded["rooms"]:
             self._push(at, 0, "l", (room, end))
         for ev in batch.events:
             self._push(ev["ts"], 1, "e", ev)
 
-    def _push(self, at: int, prio: int, kind: str, payload: Any) -> None:
+    def _push(self, at: int, prio: int, kind: str, payload: Any, tie: tuple[int, ...] = ()) -> None:
+        """Timers (prio 0) before events (prio 1) at the same ms; ``tie`` orders deferred
+        pushes released together by original trigger, rule and step, however they were loaded."""
         self.seq += 1
-        heapq.heappush(self.heap, (at, prio, self.seq, kind, payload))
+        heapq.heappush(self.heap, (at, prio, tie, self.seq, kind, payload))
+
+    def _tie(self, member: str) -> tuple[int, ...]:
+        cand = self.deferred.get(member[2:]) if member.startswith("d|") else None
+        if cand is None:
+            return ()
+        return (cand["trigger"], RULES.index(cand["rule"]), cand["step"])
 
     def _set_timer(self, member: str, at: int | None) -> None:
         self.timers[member] = at
         if at is not None and at <= self.b.watermark:
-            self._push(at, 0, member[0], member[2:])
+            self._push(at, 0, member[0], member[2:], self._tie(member))
 
     def run(self) -> None:
         while self.heap:
-            at, _, _, kind, payload = heapq.heappop(self.heap)
+            at, _, _, _, kind, payload = heapq.heappop(self.heap)
             if kind == "e":
                 self._event(payload)
             elif kind == "c":
