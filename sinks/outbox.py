@@ -29,8 +29,9 @@ log = logging.getLogger(__name__)
 
 _CLAIM_LUA = (Path(__file__).parent / "budget_claim.lua").read_text()
 _RELEASE_LUA = (Path(__file__).parent / "release_lock.lua").read_text()
-#: A relay holding a lock longer than this is presumed dead (webhook retries fit well inside).
-LOCK_MS = 60_000
+#: A relay holding a lock longer than this is presumed dead; the default webhook retries
+#: (5 attempts of 2 s, 3 s of backoff) fit inside.
+LOCK_MS = 20_000
 
 
 def outbox_key(app: str, p: int) -> str:

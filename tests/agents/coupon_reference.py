@@ -102,9 +102,11 @@ def _release(ts: int) -> int | None:
     return int(datetime(day.year, day.month, day.day, 8, tzinfo=SH).timestamp() * 1000)
 
 
-def reference(events: list[dict[str, Any]]) -> tuple[set[tuple], Counter[tuple[str, str]]]:
+def reference(
+    events: list[dict[str, Any]], live: bool = True
+) -> tuple[set[tuple], Counter[tuple[str, str]]]:
     """(push_id, rule, user, ts, step) of every push, and counts of other decisions."""
-    ends = {e["room_id"]: e["ts"] for e in events if e["type"] == "live_end"}
+    ends = {e["room_id"]: e["ts"] for e in events if e["type"] == "live_end"} if live else {}
     per_user: dict[str, list[dict[str, Any]]] = {}
     for e in sorted(events, key=lambda e: e["ts"]):
         per_user.setdefault(e["user_id"], []).append(e)
@@ -211,7 +213,7 @@ def _simulate(user: str, evs: list[dict[str, Any]], ends: dict[str, int], pushes
                 if episode is not None and step >= 0:
                     counts[("cart_recovery", "suppressed")] += 1
                 episode, step = None, -1
-            elif typ == "live_join":
+            elif typ == "live_join" and e["room_id"] in ends:
                 joined[e["room_id"]] = t
                 if e["room_id"] not in viewing:
                     viewing.add(e["room_id"])
