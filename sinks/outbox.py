@@ -17,6 +17,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from redis.exceptions import RedisError
+
 from monitoring.metrics import Metrics
 from shopstream.settings import Settings
 from sinks import keys
@@ -85,6 +87,9 @@ class OutboxRelay:
                 continue
             try:
                 done += await self._relay_partition(p)
+            except (ProduceError, RedisError) as exc:
+                # The pushes stay in the outbox; the next batch or tick tries again.
+                log.warning("outbox relay of partition %d failed: %s", p, exc)
             finally:
                 await self._release(keys=[lock], args=[token])
         return done
