@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 from agents.base import Agent
+from agents.coupon_rules import parse_config
 from agents.coupons import CouponAgent
 from agents.event_stats import EventStats
 from monitoring.metrics import Metrics
 from shopstream.settings import Settings
 from sinks.redis_state import Redis
+from sinks.webhook import parse_webhook
 
 
 def build_agents(settings: Settings, redis: Redis, metrics: Metrics | None = None) -> list[Agent]:
     """All agents, in the order they see each batch; raises ConfigError on bad sections."""
     return [EventStats(settings.app_id), CouponAgent(settings, redis, metrics)]
+
+
+def check_config(settings: Settings) -> None:
+    """Validate every capability section without I/O, so a bad file fails before connecting."""
+    parse_config(settings.sections, settings.zone)
+    parse_webhook(settings.sections)
