@@ -126,17 +126,19 @@ class CouponAgent(NoHooks):
             for vs in viewers.values():
                 users.update(vs)
             prepared.append((b, due, rooms, ended, deferred, viewers, sorted(users)))
+        # One MGET per partition: its user keys share the partition's hash tag (one slot).
         async with self.redis.pipeline(transaction=False) as pipe:
             for b, *_, names in prepared:
-                for u in names:
-                    pipe.get(user_key(a, b.partition, u))
-            raw_users = iter(await pipe.execute())
+                if names:
+                    pipe.mget([user_key(a, b.partition, u) for u in names])
+            rows3 = iter(await pipe.execute())
         for b, due, rooms, ended, deferred, viewers, names in prepared:
+            raws = next(rows3) if names else []
             b.loaded[NAME] = {
                 "due": due, "rooms": [(at, room, ended[room]) for at, room in rooms],
                 "deferred": deferred, "viewers": viewers,
-                "users": {u: (codec.loads(raw) if (raw := next(raw_users)) is not None else None)
-                          for u in names},
+                "users": {u: codec.loads(raw) if raw is not None else None
+                          for u, raw in zip(names, raws, strict=True)},
             }
 
     def apply(self, batch: PartitionBatch) -> None:
