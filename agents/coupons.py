@@ -260,9 +260,11 @@ class _Timeline:
             else:
                 cart.remove_item(st, ev["sku"], ev["qty"], ts)
             self._set_timer("c|" + u, cart.arm(st, ts, self.cfg.steps))
-            if etype == "cart_add" and rules[THRESHOLD_NUDGE].enabled and in_band(
-                    cart_total(st["items"]), self.cfg):
-                self._consider(self._candidate(THRESHOLD_NUDGE, u, ts, ts), ts)
+            total = cart_total(st["items"])
+            if etype == "cart_add" and rules[THRESHOLD_NUDGE].enabled and in_band(total, self.cfg):
+                # "add <gap> to save <coupon>": the message needs the gap at trigger time.
+                self._consider(self._candidate(THRESHOLD_NUDGE, u, ts, ts,
+                                               gap_fen=self.cfg.threshold_fen - total), ts)
         elif etype == "order_submit" or (etype == "payment" and ev["status"] == "success"):
             st["ordered"] = max(st.get("ordered", -1), ts)
             if etype == "order_submit":
@@ -294,7 +296,8 @@ class _Timeline:
         if self.cfg.rules[CART_RECOVERY].enabled:
             coupon = self.cfg.steps[step].coupon_fen
             self._consider(self._candidate(CART_RECOVERY, user, at, int(st["episode"]), step,
-                                           coupon, episode=st["episode"]), at)
+                                           coupon, episode=st["episode"],
+                                           cart_total_fen=cart_total(st["items"])), at)
 
     def _release(self, pid: str, at: int) -> None:
         self._set_timer("d|" + pid, None)

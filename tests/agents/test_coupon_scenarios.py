@@ -118,8 +118,10 @@ async def test_threshold_nudge_only_inside_band(settings) -> None:
               "above": 25_000}
     for i, (user, total) in enumerate(totals.items()):
         ev.cart(user, at(11, 10) + i, price=total)
-    got = by_user(await run(s, ev.items))
-    assert sorted(got) == ["inside", "low_edge", "top"]
+    raw = await run(s, ev.items)
+    assert sorted(by_user(raw)) == ["inside", "low_edge", "top"]
+    assert {p["user_id"]: p["gap_fen"] for p in raw} == {
+        u: 19_900 - totals[u] for u in ("inside", "low_edge", "top")}
 
 
 async def test_live_followup_targets_only_qualifying_viewers(settings) -> None:
