@@ -126,14 +126,14 @@ class CouponAgent(NoHooks):
             for vs in viewers.values():
                 users.update(vs)
             prepared.append((b, due, rooms, ended, deferred, viewers, sorted(users)))
-        # One MGET per partition: its user keys share the partition's hash tag (one slot).
+        # GETs, not MGET: redis-py refuses MGET in a cluster pipeline (measured: same speed).
         async with self.redis.pipeline(transaction=False) as pipe:
             for b, *_, names in prepared:
-                if names:
-                    pipe.mget([user_key(a, b.partition, u) for u in names])
+                for u in names:
+                    pipe.get(user_key(a, b.partition, u))
             rows3 = iter(await pipe.execute())
         for b, due, rooms, ended, deferred, viewers, names in prepared:
-            raws = next(rows3) if names else []
+            raws = [next(rows3) for _ in names]
             b.loaded[NAME] = {
                 "due": due, "rooms": [(at, room, ended[room]) for at, room in rooms],
                 "deferred": deferred, "viewers": viewers,
