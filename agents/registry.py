@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from agents.base import Agent
+from agents.coupon_rules import parse_config
+from agents.coupons import CouponAgent
 from agents.event_stats import EventStats
 from agents.funnel import Funnels
+from agents.funnel_rules import parse_funnels
 from monitoring.metrics import Metrics
 from shopstream.settings import Settings
 from sinks.redis_state import Redis
+from sinks.webhook import parse_webhook
 
 
 def build_agents(settings: Settings, redis: Redis, metrics: Metrics | None = None) -> list[Agent]:
@@ -16,4 +20,12 @@ def build_agents(settings: Settings, redis: Redis, metrics: Metrics | None = Non
         EventStats(settings.app_id),
         Funnels(settings.app_id, settings.partitions, settings.sections, settings.zone, metrics,
                 redis),
+        CouponAgent(settings, redis, metrics),
     ]
+
+
+def check_config(settings: Settings) -> None:
+    """Validate every capability section without I/O, so a bad file fails before connecting."""
+    parse_funnels(settings.sections)
+    parse_config(settings.sections, settings.zone)
+    parse_webhook(settings.sections)

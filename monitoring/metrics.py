@@ -61,6 +61,11 @@ class Metrics:
             "Batches refused because another writer moved the fence",
             registry=r,
         )
+        # rule and result come from closed lists (agents/coupon_rules.py RULES, RESULTS).
+        self.pushes = Counter(
+            f"{PREFIX}_pushes_total", "Push decisions and deliveries by rule and result",
+            ["rule", "result"], registry=r,
+        )
         self.api_events = Counter(
             f"{PREFIX}_api_events_total", "Events received by POST /v1/events by result",
             ["result"], registry=r,

@@ -50,9 +50,11 @@ def cmd_config(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     from faust.worker import Worker
 
+    from agents.registry import check_config
     from streams.app import create_app
     from streams.topics import ensure_topics
 
+    check_config(settings)
     ensure_topics(settings)
     app = create_app(settings)
     logs.setup(settings.log_level)

@@ -11,7 +11,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
@@ -46,10 +46,9 @@ async def mget_slots(redis: Redis, key_lists: list[list[str]]) -> list[list[byte
     """MGET each list of same-slot keys: one pipeline on Redis, concurrent calls on Cluster
     (whose pipelines refuse multi-key commands)."""
     if isinstance(redis, RedisCluster):
-        rows: list[list[bytes | None]] = await asyncio.gather(
-            *(redis.mget(keys_) for keys_ in key_lists)
-        )
-        return rows
+        rows = await asyncio.gather(*(redis.mget(k) for k in key_lists))
+        # decode_responses=False: values are bytes, never str.
+        return [cast(list[bytes | None], row) for row in rows]
     async with redis.pipeline(transaction=False) as pipe:
         for keys_ in key_lists:
             pipe.mget(keys_)

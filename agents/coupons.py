@@ -1,0 +1,342 @@
+"""Cart recovery and coupon pushes: one agent, driven by event time.
+
+State per partition ``{pN}`` (all written in the batch's fenced call):
+- ``{app}:{pN}:cu:u:<user>``  JSON: cart (agents/cart.py), last order, guard counters, live watch
+- ``{app}:{pN}:cu:timers``     sorted set of deadlines: ``c|<user>`` (cart step), ``d|<push_id>``
+  (push deferred by quiet hours); score = event time (ms) it is due
+- ``{app}:{pN}:cu:deferred``   hash push_id -> deferred candidate JSON
+- ``{app}:{pN}:cu:viewers:<room>`` set of this partition's viewers of a live room
+- ``{app}:{pN}:cu:live_done``  hash room -> 1 once its follow-up was evaluated here
+- ``{app}:{pN}:outbox``        hash push_id -> push JSON (relayed by sinks/outbox.py)
+Global, written after apply (idempotent): ``{app}:cu:live_ended`` hash room -> end ms, because a
+``live_end`` arrives on the host's partition but its viewers live on every partition.
+
+Clock: a batch fires every timer due at or before the partition watermark, interleaved with the
+batch's events in event-time order (a timer due at t fires before events at ts >= t). Replays
+and live runs therefore decide the same pushes.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import Counter
+from typing import Any
+
+from agents import cart
+from agents.base import NoHooks, PartitionBatch
+from agents.coupon_rules import (
+    CART_RECOVERY,
+    LIVE_FOLLOWUP,
+    NEW_USER,
+    RULES,
+    THRESHOLD_NUDGE,
+    CouponConfig,
+    cart_total,
+    decide,
+    in_band,
+    parse_config,
+    push_id,
+)
+from monitoring.metrics import Metrics
+from shopstream.settings import Settings
+from sinks import keys
+from sinks.outbox import OutboxRelay, outbox_key
+from sinks.redis_state import Redis
+from sinks.webhook import WebhookSender, parse_webhook
+from streams import codec
+
+NAME = "coupons"
+
+
+def user_key(app: str, p: int, user: str) -> str:
+    return f"{app}:{keys.tag(p)}:cu:u:{user}"
+
+
+def timers_key(app: str, p: int) -> str:
+    return f"{app}:{keys.tag(p)}:cu:timers"
+
+
+def deferred_key(app: str, p: int) -> str:
+    return f"{app}:{keys.tag(p)}:cu:deferred"
+
+
+def viewers_key(app: str, p: int, room: str) -> str:
+    return f"{app}:{keys.tag(p)}:cu:viewers:{room}"
+
+
+def live_done_key(app: str, p: int) -> str:
+    return f"{app}:{keys.tag(p)}:cu:live_done"
+
+
+def live_ended_key(app: str) -> str:
+    return f"{app}:cu:live_ended"
+
+
+class CouponAgent(NoHooks):
+    """Cart state, abandonment schedule, coupon rules and guards; pushes go to the outbox."""
+
+    name = NAME
+
+    def __init__(self, settings: Settings, redis: Redis, metrics: Metrics | None = None) -> None:
+        self.app = settings.app_id
+        self.redis = redis
+        self.cfg: CouponConfig = parse_config(settings.sections, settings.zone)
+        hook = parse_webhook(settings.sections)
+        self.metrics = metrics or Metrics()
+        self.relay = OutboxRelay(
+            redis, settings, {n: r.budget for n, r in self.cfg.rules.items()}, self.metrics,
+            WebhookSender(hook) if hook is not None else None,
+        )
+
+    async def load(self, batches: list[PartitionBatch]) -> None:
+        """Three pipelined reads: due timers, then deferred pushes and viewers, then users."""
+        a = self.app
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(live_ended_key(a))
+            for b in batches:
+                pipe.zrangebyscore(timers_key(a, b.partition), "-inf", b.watermark, withscores=True)
+                pipe.hgetall(live_done_key(a, b.partition))
+            rows = await pipe.execute()
+        ended = {k.decode(): int(v) for k, v in rows[0].items()}
+        plans = []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for i, b in enumerate(batches):
+                due = [(m.decode(), int(s)) for m, s in rows[1 + 2 * i]]
+                done = {k.decode() for k in rows[2 + 2 * i]}
+                rooms = sorted((end + self.cfg.within_ms, room) for room, end in ended.items()
+                               if room not in done and end + self.cfg.within_ms <= b.watermark)
+                pids = [m[2:] for m, _ in due if m.startswith("d|")]
+                if pids:
+                    pipe.hmget(deferred_key(a, b.partition), pids)
+                for _, room in rooms:
+                    pipe.smembers(viewers_key(a, b.partition, room))
+                plans.append((due, rooms, pids))
+            rows2 = await pipe.execute()
+        it = iter(rows2)
+        prepared = []
+        for b, (due, rooms, pids) in zip(batches, plans, strict=True):
+            deferred = {}
+            if pids:
+                deferred = {pid: codec.loads(raw) for pid, raw in zip(pids, next(it), strict=True)
+                            if raw is not None}
+            viewers = {room: sorted(m.decode() for m in next(it)) for _, room in rooms}
+            users = {ev["user_id"] for ev in b.events}
+            users.update(m[2:] for m, _ in due if m.startswith("c|"))
+            users.update(c["user_id"] for c in deferred.values())
+            for vs in viewers.values():
+                users.update(vs)
+            prepared.append((b, due, rooms, ended, deferred, viewers, sorted(users)))
+        # GETs, not MGET: redis-py refuses MGET in a cluster pipeline (measured: same speed).
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for b, *_, names in prepared:
+                for u in names:
+                    pipe.get(user_key(a, b.partition, u))
+            rows3 = iter(await pipe.execute())
+        for b, due, rooms, ended, deferred, viewers, names in prepared:
+            raws = [next(rows3) for _ in names]
+            b.loaded[NAME] = {
+                "due": due, "rooms": [(at, room, ended[room]) for at, room in rooms],
+                "deferred": deferred, "viewers": viewers,
+                "users": {u: codec.loads(raw) if raw is not None else None
+                          for u, raw in zip(names, raws, strict=True)},
+            }
+
+    def apply(self, batch: PartitionBatch) -> None:
+        _Timeline(self.app, self.cfg, batch).run()
+
+    async def after_apply(self, batches: list[PartitionBatch]) -> None:
+        """Count decisions, publish room ends, then relay the outbox of these partitions."""
+        ended: dict[str, int] = {}
+        for b in batches:
+            out = b.loaded.get(NAME, {})
+            for (rule, result), n in out.get("decisions", Counter()).items():
+                self.metrics.pushes.labels(rule, result).inc(n)
+            ended.update(out.get("ended", {}))
+        if ended:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for room, ts in ended.items():
+                    pipe.hsetnx(live_ended_key(self.app), room, ts)
+                await pipe.execute()
+        await self.relay.relay(
+            [b.partition for b in batches if b.loaded.get(NAME, {}).get("pushed")])
+
+    async def tick(self, now_ms: int) -> None:
+        """Wall clock: retry whatever is left in any outbox (timers run on event time)."""
+        await self.relay.relay_pending()
+
+    async def close(self) -> None:
+        await self.relay.close()
+
+
+class _Timeline:
+    """One partition's batch: events and due timers merged in event-time order."""
+
+    def __init__(self, app: str, cfg: CouponConfig, batch: PartitionBatch) -> None:
+        self.app, self.cfg, self.b = app, cfg, batch
+        loaded = batch.loaded[NAME]
+        self.users: dict[str, dict[str, Any]] = {}
+        self.new_users: set[str] = set()
+        for u, st in loaded["users"].items():
+            if st is None:
+                self.new_users.add(u)
+            self.users[u] = st or {}
+        self.deferred: dict[str, dict[str, Any]] = dict(loaded["deferred"])
+        self.viewers: dict[str, set[str]] = {r: set(v) for r, v in loaded["viewers"].items()}
+        self.timers: dict[str, int | None] = {}
+        self.deferred_changes: dict[str, dict[str, Any] | None] = {}
+        self.outbox: list[dict[str, Any]] = []
+        self.decisions: Counter[tuple[str, str]] = Counter()
+        self.ended: dict[str, int] = {}
+        self.heap: list[tuple[int, int, tuple[int, ...], int, str, Any]] = []
+        self.seq = 0
+        for member, at in loaded["due"]:
+            self._push(at, 0, member[0], member[2:], self._tie(member))
+        for at, room, end in loaded["rooms"]:
+            self._push(at, 0, "l", (room, end))
+        for ev in batch.events:
+            self._push(ev["ts"], 1, "e", ev)
+
+    def _push(self, at: int, prio: int, kind: str, payload: Any, tie: tuple[int, ...] = ()) -> None:
+        """Timers (prio 0) before events (prio 1) at the same ms; ``tie`` orders deferred
+        pushes released together by original trigger, rule and step, however they were loaded."""
+        self.seq += 1
+        heapq.heappush(self.heap, (at, prio, tie, self.seq, kind, payload))
+
+    def _tie(self, member: str) -> tuple[int, ...]:
+        cand = self.deferred.get(member[2:]) if member.startswith("d|") else None
+        if cand is None:
+            return ()
+        return (cand["trigger"], RULES.index(cand["rule"]), cand["step"])
+
+    def _set_timer(self, member: str, at: int | None) -> None:
+        self.timers[member] = at
+        if at is not None and at <= self.b.watermark:
+            self._push(at, 0, member[0], member[2:], self._tie(member))
+
+    def run(self) -> None:
+        while self.heap:
+            at, _, _, _, kind, payload = heapq.heappop(self.heap)
+            if kind == "e":
+                self._event(payload)
+            elif kind == "c":
+                self._cart_timer(payload, at)
+            elif kind == "d":
+                self._release(payload, at)
+            else:
+                self._live(payload[0], payload[1], at)
+        self._write()
+
+    def _consider(self, cand: dict[str, Any], now: int, allow_defer: bool = True) -> None:
+        rule = cand["rule"]
+        result, release = decide(cand, self.users[cand["user_id"]], now, self.cfg, allow_defer)
+        if result == "deferred" and release is not None:
+            self.deferred[cand["push_id"]] = cand
+            self.deferred_changes[cand["push_id"]] = cand
+            self._set_timer("d|" + cand["push_id"], release)
+        if result == "outbox":
+            self.outbox.append({**cand, "ts": now})
+        else:
+            self.decisions[(rule, result)] += 1
+
+    def _candidate(self, rule: str, user: str, trigger: int, since: int, step: int = 0,
+                   coupon: int | None = None, **extra: Any) -> dict[str, Any]:
+        return {"push_id": push_id(rule, user, trigger, step), "rule": rule, "user_id": user,
+                "trigger": trigger, "since": since, "step": step,
+                "coupon_fen": self.cfg.rules[rule].coupon_fen if coupon is None else coupon,
+                **extra}
+
+    def _event(self, ev: dict[str, Any]) -> None:
+        u, ts, etype = ev["user_id"], ev["ts"], ev["type"]
+        st = self.users[u]
+        rules = self.cfg.rules
+        if u in self.new_users:
+            self.new_users.discard(u)
+            st["first"] = ts
+            if rules[NEW_USER].enabled:
+                self._consider(self._candidate(NEW_USER, u, ts, ts), ts)
+        if etype in ("cart_add", "cart_remove"):
+            if etype == "cart_add":
+                cart.add_item(st, ev["sku"], ev["qty"], ev["price"], ts)
+            else:
+                cart.remove_item(st, ev["sku"], ev["qty"], ts)
+            self._set_timer("c|" + u, cart.arm(st, ts, self.cfg.steps))
+            total = cart_total(st["items"])
+            if etype == "cart_add" and rules[THRESHOLD_NUDGE].enabled and in_band(total, self.cfg):
+                # "add <gap> to save <coupon>": the message needs the gap at trigger time.
+                self._consider(self._candidate(THRESHOLD_NUDGE, u, ts, ts,
+                                               gap_fen=self.cfg.threshold_fen - total), ts)
+        elif etype == "order_submit" or (etype == "payment" and ev["status"] == "success"):
+            st["ordered"] = max(st.get("ordered", -1), ts)
+            if etype == "order_submit":
+                cart.remove_ordered(st, ev["items"], ts)
+            if cart.cancel(st):
+                self.decisions[(CART_RECOVERY, "suppressed")] += 1
+            self._set_timer("c|" + u, None)
+        elif etype == "live_join":
+            st.setdefault("joined", {})[ev["room_id"]] = ts
+            viewers = self.viewers.setdefault(ev["room_id"], set())
+            if u not in viewers:
+                viewers.add(u)
+                self.b.ops.sadd(viewers_key(self.app, self.b.partition, ev["room_id"]), u)
+        elif etype == "live_leave":
+            joined = st.get("joined", {}).pop(ev["room_id"], None)
+            if joined is not None:
+                watch = st.setdefault("watch", {})
+                watch[ev["room_id"]] = watch.get(ev["room_id"], 0) + max(0, ts - joined)
+        elif etype == "live_end":
+            self.ended[ev["room_id"]] = ts
+
+    def _cart_timer(self, user: str, at: int) -> None:
+        st = self.users[user]
+        fired = cart.fire(st, at, self.cfg.steps)
+        if fired is None:
+            return
+        step, nxt = fired
+        self._set_timer("c|" + user, nxt)
+        if self.cfg.rules[CART_RECOVERY].enabled:
+            coupon = self.cfg.steps[step].coupon_fen
+            self._consider(self._candidate(CART_RECOVERY, user, at, int(st["episode"]), step,
+                                           coupon, episode=st["episode"],
+                                           cart_total_fen=cart_total(st["items"])), at)
+
+    def _release(self, pid: str, at: int) -> None:
+        self._set_timer("d|" + pid, None)
+        cand = self.deferred.pop(pid, None)
+        self.deferred_changes[pid] = None
+        if cand is not None:
+            self._consider(cand, at, allow_defer=False)
+
+    def _live(self, room: str, end: int, at: int) -> None:
+        """Follow up this partition's viewers of a room that ended ``within_ms`` ago."""
+        cfg = self.cfg
+        for u in sorted(self.viewers.pop(room, set())):
+            st = self.users[u]
+            watched = st.get("watch", {}).pop(room, 0)
+            joined = st.get("joined", {}).pop(room, None)
+            if joined is not None and joined < end:
+                watched += end - joined
+            if (cfg.rules[LIVE_FOLLOWUP].enabled and watched >= cfg.min_watch_ms
+                    and st.get("ordered", -1) < end):
+                self._consider(self._candidate(LIVE_FOLLOWUP, u, at, end, room=room), at)
+        p = self.b.partition
+        self.b.ops.hset(live_done_key(self.app, p), room, 1)
+        self.b.ops.delete(viewers_key(self.app, p, room))
+
+    def _write(self) -> None:
+        ops, p, a = self.b.ops, self.b.partition, self.app
+        for u, st in self.users.items():
+            ops.set(user_key(a, p, u), codec.dumps(st))
+        for member, at in self.timers.items():
+            if at is None:
+                ops.zrem(timers_key(a, p), member)
+            else:
+                ops.zadd(timers_key(a, p), at, member)
+        for pid, cand in self.deferred_changes.items():
+            if cand is None:
+                ops.hdel(deferred_key(a, p), pid)
+            else:
+                ops.hset(deferred_key(a, p), pid, codec.dumps(cand))
+        for push in self.outbox:
+            ops.hset(outbox_key(a, p), push["push_id"], codec.dumps(push))
+        self.b.loaded[NAME].update(
+            decisions=self.decisions, ended=self.ended, pushed=bool(self.outbox))

@@ -1,0 +1,157 @@
+"""Transactional outbox relay: pushes decided in a fenced call go out to Kafka and a webhook.
+
+The agent writes each push into ``{app}:{pN}:outbox`` (hash push_id -> JSON) in the same
+atomic call as the decision. This relay then, per push: claims a coupon from the campaign
+budget (idempotent by push_id, sinks/budget_claim.lua), publishes granted pushes to the
+pushes topic, posts them to the webhook if one is configured, and only then removes them
+from the outbox. A crash anywhere repeats a push (receivers dedupe by push_id) but never loses
+one. A per-partition lock keeps two workers from relaying the same outbox at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from redis.exceptions import RedisError
+
+from monitoring.metrics import Metrics
+from shopstream.settings import Settings
+from sinks import keys
+from sinks.redis_state import Redis
+from sinks.webhook import WebhookSender
+from streams import codec
+from streams.producer import ProduceError, make_producer
+
+log = logging.getLogger(__name__)
+
+_CLAIM_LUA = (Path(__file__).parent / "budget_claim.lua").read_text()
+_RELEASE_LUA = (Path(__file__).parent / "release_lock.lua").read_text()
+#: A relay holding a lock longer than this is presumed dead; the default webhook retries
+#: (5 attempts of 2 s, 3 s of backoff) fit inside.
+LOCK_MS = 20_000
+
+
+def outbox_key(app: str, p: int) -> str:
+    return f"{app}:{keys.tag(p)}:outbox"
+
+
+def results_key(app: str, p: int) -> str:
+    """Hash push_id -> final result (sent|budget_exhausted|failed), for audits and tests."""
+    return f"{app}:{keys.tag(p)}:push:results"
+
+
+def dead_key(app: str, p: int) -> str:
+    """Hash push_id -> reason, pushes the webhook never accepted."""
+    return f"{app}:{keys.tag(p)}:push:dead"
+
+
+def budget_keys(app: str, rule: str) -> list[str]:
+    """Counter and claims of a campaign; one hash tag so the claim script is single-slot."""
+    return [f"{app}:{{budget:{rule}}}:used", f"{app}:{{budget:{rule}}}:claims"]
+
+
+class OutboxRelay:
+    def __init__(
+        self, redis: Redis, settings: Settings, budgets: Mapping[str, int | None], metrics: Metrics,
+        webhook: WebhookSender | None = None,
+    ) -> None:
+        self.redis = redis
+        self.app = settings.app_id
+        self.partitions = settings.partitions
+        self.topic = settings.pushes_topic
+        #: Campaign budget per rule (coupons), None for unlimited.
+        self.budgets = budgets
+        self.metrics = metrics
+        self.webhook = webhook
+        self._settings = settings
+        self._producer: Any = None
+        self._claim = redis.register_script(_CLAIM_LUA)
+        self._release = redis.register_script(_RELEASE_LUA)
+        self._errors: list[str] = []
+
+    async def relay_pending(self) -> None:
+        await self.relay(range(self.partitions))
+
+    async def relay(self, partitions: Iterable[int]) -> int:
+        """Deliver every push now in these partitions' outboxes; returns pushes handled."""
+        done = 0
+        for p in partitions:
+            lock = f"{self.app}:{keys.tag(p)}:outbox:lock"
+            token = secrets.token_hex(8)
+            if not await self.redis.set(lock, token, nx=True, px=LOCK_MS):
+                continue
+            try:
+                done += await self._relay_partition(p)
+            except (ProduceError, RedisError) as exc:
+                # The pushes stay in the outbox; the next batch or tick tries again.
+                log.warning("outbox relay of partition %d failed: %s", p, exc)
+            finally:
+                await self._release(keys=[lock], args=[token])
+        return done
+
+    async def _relay_partition(self, p: int) -> int:
+        raw = await self.redis.hgetall(outbox_key(self.app, p))
+        if not raw:
+            return 0
+        pushes = sorted((codec.loads(v) for v in raw.values()),
+                        key=lambda x: (x["ts"], x["push_id"]))
+        results: dict[str, str] = {}
+        granted = []
+        for push in pushes:
+            budget = self.budgets.get(push["rule"])
+            if push["coupon_fen"] > 0 and budget is not None:
+                ok = await self._claim(keys=budget_keys(self.app, push["rule"]),
+                                       args=[push["push_id"], budget])
+                if not int(ok):
+                    results[push["push_id"]] = "budget_exhausted"
+                    continue
+            granted.append(push)
+        await self._publish(granted)
+        dead: dict[str, str] = {}
+        if self.webhook is not None:
+            hook = self.webhook
+            reasons = await asyncio.gather(
+                *(hook.deliver(x["push_id"], codec.dumps_sorted(x)) for x in granted))
+            dead = {x["push_id"]: r for x, r in zip(granted, reasons, strict=True) if r is not None}
+        for push in granted:
+            results[push["push_id"]] = "failed" if push["push_id"] in dead else "sent"
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for pid, reason in dead.items():
+                pipe.hset(dead_key(self.app, p), pid, reason)
+            for pid, result in results.items():
+                pipe.hset(results_key(self.app, p), pid, result)
+            pipe.hdel(outbox_key(self.app, p), *results)
+            await pipe.execute()
+        by_rule = {x["push_id"]: x["rule"] for x in pushes}
+        for pid, result in results.items():
+            self.metrics.pushes.labels(by_rule[pid], result).inc()
+        return len(results)
+
+    def _on_delivery(self, err: object, _msg: object) -> None:
+        if err is not None:
+            self._errors.append(str(err))
+
+    async def _publish(self, pushes: list[dict[str, Any]]) -> None:
+        """To the pushes topic, keyed by user; flushed before the outbox entries are removed."""
+        if not pushes:
+            return
+        if self._producer is None:
+            self._producer = make_producer(self._settings)
+        for push in pushes:
+            self._producer.produce(
+                self.topic, key=push["user_id"].encode(), value=codec.dumps(push),
+                headers=[("push_id", push["push_id"].encode())], on_delivery=self._on_delivery,
+            )
+        left = await asyncio.to_thread(self._producer.flush, 30.0)
+        if left or self._errors:
+            errors, self._errors = self._errors, []
+            raise ProduceError(f"pushes not delivered: {left} pending, errors {errors[:1]}")
+
+    async def close(self) -> None:
+        if self.webhook is not None:
+            await self.webhook.close()

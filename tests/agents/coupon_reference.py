@@ -1,0 +1,241 @@
+"""A generated promotion day and a plain-Python reference of the coupon rules (from the issue).
+
+Written apart from agents/ on purpose: it simulates each user alone, in event-time order,
+with the issue's rules and guards, so the engine's pushes can be checked against it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import random
+from collections import Counter
+from datetime import datetime, timedelta
+from typing import Any
+
+from streams.partitioner import partition_for
+from tests.agents.coupon_support import HOUR, MIN, SH, at
+
+DAY_START = at(11, 0)
+#: Every partition gets a last event here, so all partitions end on the same watermark.
+END = at(12, 9)
+ROOMS = {"r1": ("h1", at(11, 11), at(11, 12)), "r2": ("h2", at(11, 20), at(11, 21)),
+         "r3": ("h3", at(11, 21, 15), at(11, 22, 10))}
+PRICES = (990, 2990, 4990, 7990, 9990, 12_900, 15_900, 17_900)
+
+STEPS_MIN = (60, 240, 600)
+STEP_COUPON = (0, 1000, 0)
+SECTIONS = {"cart": {"steps": [{"after_min": a, "coupon_fen": c}
+                               for a, c in zip(STEPS_MIN, STEP_COUPON, strict=True)]},
+            "coupons": {"daily_cap": 2, "live_followup": {"min_watch_min": 10, "within_min": 30}}}
+COOLDOWN = {"cart_recovery": 7 * 24 * HOUR, "threshold_nudge": 7 * 24 * HOUR, "new_user": 0,
+            "live_followup": 24 * HOUR}
+COUPON = {"threshold_nudge": 2000, "new_user": 1000, "live_followup": 500}
+RULE_ORDER = ("cart_recovery", "threshold_nudge", "new_user", "live_followup")
+THRESHOLD, BAND, MIN_WATCH, WITHIN, CAP = 19_900, 3_000, 10 * MIN, 30 * MIN, 2
+
+
+def generate_day(users: int, partitions: int, seed: int = 7) -> list[dict[str, Any]]:
+    """Sessions of browsing, carts, orders and live viewing spread over one Shanghai day."""
+    rnd = random.Random(seed)
+    out: list[dict[str, Any]] = []
+
+    def add(etype: str, user: str, ts: int, **f: Any) -> None:
+        out.append({"event_id": f"d{len(out)}", "type": etype, "ts": ts, "user_id": user, **f})
+
+    for room, (host, start, end) in ROOMS.items():
+        add("live_start", host, start, room_id=room)
+        add("live_end", host, end, room_id=room)
+    for i in range(users):
+        u = f"u{i}"
+        cart: dict[str, int] = {}
+        for _ in range(rnd.randint(1, 4)):
+            t = DAY_START + rnd.randrange(24 * HOUR)
+            add("page_view", u, t, page="home")
+            for _ in range(rnd.randint(1, 5)):
+                t += rnd.randint(5_000, 120_000)
+                add("product_view", u, t, sku=f"k{rnd.randrange(50)}", price=rnd.choice(PRICES))
+            if rnd.random() < 0.6:
+                for _ in range(rnd.randint(1, 3)):
+                    t += rnd.randint(5_000, 300_000)
+                    sku = f"k{rnd.randrange(50)}"
+                    cart[sku] = rnd.choice(PRICES)
+                    add("cart_add", u, t, sku=sku, qty=rnd.randint(1, 2), price=cart[sku])
+            if cart and rnd.random() < 0.15:
+                t += rnd.randint(5_000, 3 * HOUR)
+                add("cart_remove", u, t, sku=rnd.choice(sorted(cart)), qty=1)
+            if cart and rnd.random() < 0.3:
+                t += rnd.randint(MIN, 2 * HOUR)
+                sku = rnd.choice(sorted(cart))
+                add("order_submit", u, t, order_id=f"o{len(out)}", amount=cart[sku],
+                    items=[{"sku": sku, "qty": 1, "price": cart[sku]}])
+                add("payment", u, t + rnd.randint(1_000, 600_000), order_id=f"o{len(out)}",
+                    amount=cart[sku], status=rnd.choice(("success", "success", "failed")))
+            if rnd.random() < 0.25:
+                room = rnd.choice(sorted(ROOMS))
+                _, start, end = ROOMS[room]
+                join = start + rnd.randrange(end - start - MIN)
+                add("live_join", u, join, room_id=room)
+                leave = join + rnd.randint(MIN, 50 * MIN)
+                if leave < end:
+                    add("live_leave", u, leave, room_id=room)
+    for p in range(partitions):
+        clock = next(f"clock{j}" for j in range(10_000)
+                     if partition_for(f"clock{j}", partitions) == p)
+        add("page_view", clock, END, page="home")
+    return out
+
+
+def _pid(rule: str, user: str, trigger: int, step: int) -> str:
+    return hashlib.sha1(f"{rule}|{user}|{trigger}|{step}".encode()).hexdigest()[:24]  # noqa: S324
+
+
+def _local(ts: int) -> datetime:
+    return datetime.fromtimestamp(ts / 1000, SH)
+
+
+def _release(ts: int) -> int | None:
+    d = _local(ts)
+    if 8 <= d.hour < 22:
+        return None
+    day = d.date() if d.hour < 8 else d.date() + timedelta(days=1)
+    return int(datetime(day.year, day.month, day.day, 8, tzinfo=SH).timestamp() * 1000)
+
+
+def reference(
+    events: list[dict[str, Any]], live: bool = True
+) -> tuple[set[tuple], Counter[tuple[str, str]]]:
+    """(push_id, rule, user, ts, step) of every push, and counts of other decisions."""
+    ends = {e["room_id"]: e["ts"] for e in events if e["type"] == "live_end"} if live else {}
+    per_user: dict[str, list[dict[str, Any]]] = {}
+    for e in sorted(events, key=lambda e: e["ts"]):
+        per_user.setdefault(e["user_id"], []).append(e)
+    pushes: set[tuple] = set()
+    counts: Counter[tuple[str, str]] = Counter()
+    for user, evs in per_user.items():
+        _simulate(user, evs, ends, pushes, counts)
+    return pushes, counts
+
+
+def _simulate(user: str, evs: list[dict[str, Any]], ends: dict[str, int], pushes: set[tuple],
+              counts: Counter[tuple[str, str]]) -> None:
+    items: dict[str, list[int]] = {}
+    episode: int | None = None
+    step = -1
+    ordered = -1
+    sent_by_day: Counter[str] = Counter()
+    last: dict[str, int] = {}
+    last_episode: int | None = None
+    joined: dict[str, int] = {}
+    watch: Counter[str] = Counter()
+    viewing: set[str] = set()
+    heap: list[tuple[int, int, tuple[int, ...], int, str, Any]] = []
+    seq = 0
+
+    def push(t: int, prio: int, kind: str, data: Any, tie: tuple[int, ...] = ()) -> None:
+        # Deferred pushes released at the same 08:00 go in order of trigger, rule, step.
+        nonlocal seq
+        seq += 1
+        if t <= END:
+            heapq.heappush(heap, (t, prio, tie, seq, kind, data))
+
+    def total() -> int:
+        return sum(q * p for q, p in items.values())
+
+    def guard(c: dict[str, Any], now: int, may_defer: bool = True) -> None:
+        nonlocal last_episode
+        rule = c["rule"]
+        valid = ordered < c["since"]
+        if rule == "cart_recovery":
+            valid = valid and episode == c["episode"]
+        if rule == "threshold_nudge":
+            valid = valid and THRESHOLD - BAND <= total() < THRESHOLD
+        if not valid:
+            counts[(rule, "suppressed")] += 1
+            return
+        rel = _release(now) if may_defer else None
+        if rel is not None:
+            counts[(rule, "deferred")] += 1
+            push(rel, 0, "defer", c, (c["trigger"], RULE_ORDER.index(rule), c["step"]))
+            return
+        same = rule == "cart_recovery" and last_episode == c["episode"]
+        day = _local(now).date().isoformat()
+        if (rule in last and not same and now < last[rule] + COOLDOWN[rule]) or \
+                sent_by_day[day] >= CAP:
+            counts[(rule, "capped")] += 1
+            return
+        sent_by_day[day] += 1
+        last[rule] = now
+        if rule == "cart_recovery":
+            last_episode = c["episode"]
+        pushes.add((_pid(rule, user, c["trigger"], c["step"]), rule, user, now, c["step"]))
+
+    def cand(rule: str, trigger: int, since: int, st: int = 0, ep: int | None = None) -> dict:
+        return {"rule": rule, "trigger": trigger, "since": since, "step": st, "episode": ep}
+
+    def rearm(t: int) -> None:
+        nonlocal episode, step
+        if items:
+            episode, step = t, 0
+            push(t + STEPS_MIN[0] * MIN, 0, "cart", t)
+        else:
+            episode, step = None, -1
+
+    for e in evs:
+        push(e["ts"], 1, "event", e)
+    first = True
+    while heap:
+        t, _, _, _, kind, data = heapq.heappop(heap)
+        if kind == "event":
+            e = data
+            if first:
+                first = False
+                guard(cand("new_user", t, t), t)
+            typ = e["type"]
+            if typ == "cart_add":
+                items[e["sku"]] = [items.get(e["sku"], [0, 0])[0] + e["qty"], e["price"]]
+                rearm(t)
+                if THRESHOLD - BAND <= total() < THRESHOLD:
+                    guard(cand("threshold_nudge", t, t), t)
+            elif typ == "cart_remove":
+                if e["sku"] in items:
+                    items[e["sku"]][0] -= e["qty"]
+                    if items[e["sku"]][0] <= 0:
+                        del items[e["sku"]]
+                rearm(t)
+            elif typ == "order_submit" or (typ == "payment" and e["status"] == "success"):
+                ordered = t
+                for it in e.get("items", []):
+                    if it["sku"] in items:
+                        items[it["sku"]][0] -= it["qty"]
+                        if items[it["sku"]][0] <= 0:
+                            del items[it["sku"]]
+                if episode is not None and step >= 0:
+                    counts[("cart_recovery", "suppressed")] += 1
+                episode, step = None, -1
+            elif typ == "live_join" and e["room_id"] in ends:
+                joined[e["room_id"]] = t
+                if e["room_id"] not in viewing:
+                    viewing.add(e["room_id"])
+                    push(ends[e["room_id"]] + WITHIN, 0, "live", e["room_id"])
+            elif typ == "live_leave" and e["room_id"] in joined:
+                watch[e["room_id"]] += t - joined.pop(e["room_id"])
+        elif kind == "cart":
+            if episode != data or step < 0 or episode + STEPS_MIN[step] * MIN != t:
+                continue
+            fired = step
+            step = step + 1 if step + 1 < len(STEPS_MIN) else -1
+            if step >= 0:
+                push(episode + STEPS_MIN[step] * MIN, 0, "cart", episode)
+            guard(cand("cart_recovery", t, episode, fired, episode), t)
+        elif kind == "defer":
+            guard(data, t, may_defer=False)
+        else:
+            room, end = data, ends[data]
+            watched = watch.pop(room, 0)
+            j = joined.pop(room, None)
+            if j is not None and j < end:
+                watched += end - j
+            viewing.discard(room)
+            if watched >= MIN_WATCH and ordered < end:
+                guard(cand("live_followup", t, end), t)

@@ -1,0 +1,59 @@
+"""A real worker SIGKILLed mid-run: the set of pushes (deduped by push_id) equals the reference."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import redis
+
+from sinks.outbox import outbox_key
+from streams.producer import EnvelopeProducer
+from tests.agents.coupon_reference import STEP_COUPON, STEPS_MIN, generate_day, reference
+from tests.agents.coupon_support import pushes
+from tests.support import counts, wait_until
+
+pytestmark = [pytest.mark.integration, pytest.mark.chaos]
+
+# The live follow-up depends on how far apart partitions are in event time (a room end travels
+# between partitions): with a worker that is up to Kafka's fetch order, so it is covered by the
+# time-ordered day replay instead and switched off here.
+CONFIG = "\n".join([
+    "[cart]",
+    "steps = [" + ", ".join(f"{{after_min = {a}, coupon_fen = {c}}}"
+                            for a, c in zip(STEPS_MIN, STEP_COUPON, strict=True)) + "]",
+    "[coupons]",
+    "daily_cap = 2",
+    "[coupons.live_followup]",
+    "enabled = false",
+    "",
+])
+
+
+def test_sigkill_mid_run_keeps_pushes_exact(infra, start_worker, tmp_path: Path) -> None:
+    settings = infra.settings(batch_max_records=4)
+    cfg = tmp_path / "shopstream.toml"
+    cfg.write_text(CONFIG)
+    events = generate_day(users=1_500, partitions=settings.partitions, seed=11)
+    prod = EnvelopeProducer(settings, max_events=40)
+    for ev in sorted(events, key=lambda e: e["ts"]):
+        prod.add(ev)
+    prod.flush()
+    total = prod.records_sent
+    expected, _ = reference(events, live=False)
+
+    env = {"SHOPSTREAM_CONFIG": str(cfg), "SHOPSTREAM_BATCH_MAX_RECORDS": "4"}
+    worker = start_worker(settings, **env)
+    wait_until(lambda: counts(settings).get("in", 0) >= len(events) * 0.4, 120, "40% applied")
+    worker.kill()
+    assert counts(settings)["in"] < len(events), "kill came too late to be mid-stream"
+    start_worker(settings, **env)
+    wait_until(lambda: counts(settings).get("in", 0) >= len(events), 120, "all applied")
+    r = redis.Redis.from_url(settings.redis_url or "")
+    # A relay lock left by the killed worker expires; the next tick relays what it guarded.
+    wait_until(lambda: sum(r.hlen(outbox_key(settings.app_id, p))
+                           for p in range(settings.partitions)) == 0, 60, "outbox drained")
+    got = pushes(settings)
+    actual = {(p["push_id"], p["rule"], p["user_id"], p["ts"], p["step"]) for p in got}
+    assert total > 0 and len(expected) > 500
+    assert actual == expected

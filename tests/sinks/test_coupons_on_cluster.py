@@ -1,0 +1,43 @@
+"""Coupon agent and outbox relay on a real Redis Cluster: same pushes, budget still exact."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from agents.coupons import CouponAgent
+from monitoring.metrics import Metrics
+from sinks.redis_state import make_redis
+from streams.producer import EnvelopeProducer
+from tests.agents.coupon_reference import SECTIONS, generate_day, reference
+from tests.agents.coupon_support import metric, pushes, with_sections
+from tests.agents.test_coupon_day_replay import process_in_time_order
+
+pytestmark = pytest.mark.integration
+
+
+async def test_pushes_and_budget_on_cluster(infra, redis_cluster_url) -> None:
+    sections = copy.deepcopy(SECTIONS)
+    sections["coupons"]["new_user"] = {"budget": 100}
+    s = with_sections(infra.settings(redis_url=redis_cluster_url, redis_cluster=True), **sections)
+    events = generate_day(users=600, partitions=s.partitions, seed=5)
+    prod = EnvelopeProducer(s, max_events=50)
+    for ev in sorted(events, key=lambda e: e["ts"]):
+        prod.add(ev)
+    prod.flush()
+    r = make_redis(s)
+    m = Metrics()
+    agent = CouponAgent(s, r, m)
+    await process_in_time_order(s, agent, batch_records=8)
+    await agent.close()
+    await r.aclose()
+
+    expected, _ = reference(events)
+    got = {(p["push_id"], p["rule"], p["user_id"], p["ts"], p["step"]) for p in pushes(s)}
+    new_user = {x for x in got if x[1] == "new_user"}
+    expected_new = {x for x in expected if x[1] == "new_user"}
+    assert len(expected_new) > 100
+    assert len(new_user) == 100 and new_user <= expected_new
+    assert metric(m, "new_user", "budget_exhausted") == len(expected_new) - 100
+    assert got - new_user == expected - expected_new

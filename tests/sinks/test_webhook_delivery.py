@@ -1,0 +1,74 @@
+"""A loopback receiver failing 30% of requests: each push delivered once or dead-lettered."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import Counter
+
+import pytest
+import redis
+from aiohttp import web
+
+from monitoring.metrics import Metrics
+from sinks.outbox import dead_key, outbox_key
+from sinks.webhook import PUSH_ID_HEADER, SIGNATURE_HEADER, verify
+from tests.agents.coupon_reference import SECTIONS, generate_day
+from tests.agents.coupon_support import metric, run, with_sections
+from tests.support import new_port
+
+pytestmark = pytest.mark.integration
+
+SECRET = "test-secret-0123456789"
+
+
+async def test_flaky_receiver_gets_each_push_once_or_dead_letter(settings) -> None:
+    rnd = random.Random(3)
+    delivered: Counter[str] = Counter()
+    bad_signatures = 0
+
+    async def receive(request: web.Request) -> web.Response:
+        nonlocal bad_signatures
+        body = await request.read()
+        roll = rnd.random()
+        if roll < 0.05:
+            await asyncio.sleep(0.3)                 # longer than the sender's timeout
+            return web.Response(status=503)
+        if roll < 0.30:
+            return web.Response(status=500)
+        if not verify(SECRET, body, request.headers.get(SIGNATURE_HEADER, "")):
+            bad_signatures += 1
+            return web.Response(status=401)
+        delivered[request.headers[PUSH_ID_HEADER]] += 1
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/push", receive)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = new_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    hook = {"url": f"http://127.0.0.1:{port}/push", "secret": SECRET, "timeout_ms": 150,
+            "max_attempts": 3, "backoff_ms": 5}
+    s = with_sections(settings, **SECTIONS, webhook=hook)
+    m = Metrics()
+    try:
+        got = await run(s, generate_day(users=400, partitions=s.partitions), metrics=m)
+    finally:
+        await runner.cleanup()
+
+    r = redis.Redis.from_url(s.redis_url or "")
+    dead = {k.decode(): v.decode() for p in range(s.partitions)
+            for k, v in r.hgetall(dead_key(s.app_id, p)).items()}
+    left = sum(r.hlen(outbox_key(s.app_id, p)) for p in range(s.partitions))
+    all_ids = {p["push_id"] for p in got}
+    assert len(all_ids) > 300 and left == 0
+    assert bad_signatures == 0
+    assert set(delivered) | set(dead) == all_ids
+    assert not set(delivered) & set(dead)
+    assert max(delivered.values()) == 1
+    assert dead and all("after 3 attempts" in reason for reason in dead.values())
+    sent = sum(metric(m, rule, "sent") for rule in {p["rule"] for p in got})
+    failed = sum(metric(m, rule, "failed") for rule in {p["rule"] for p in got})
+    assert (sent, failed) == (len(delivered), len(dead))
+    print(f"\nwebhook: {len(all_ids)} pushes, {len(delivered)} delivered, {len(dead)} dead")
