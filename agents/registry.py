@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from agents.base import Agent
 from agents.event_stats import EventStats
+from agents.inventory import Inventory
+from monitoring.metrics import Metrics
 from shopstream.settings import Settings
 from sinks.redis_state import Redis
 
 
-def build_agents(settings: Settings, redis: Redis) -> list[Agent]:
+def build_agents(
+    settings: Settings, redis: Redis, metrics: Metrics | None = None
+) -> list[Agent]:
     """All agents, in the order they see each batch; raises ConfigError on bad sections."""
-    return [EventStats(settings.app_id)]
+    return [EventStats(settings.app_id), Inventory(settings, redis, metrics)]

@@ -56,7 +56,7 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
     )
     redis = make_redis(settings)
     state = RedisState(redis, settings.app_id, settings.events_topic)
-    agents = build_agents(settings, redis)
+    agents = build_agents(settings, redis, metrics)
     dlq = DeadLetterSink(make_producer(settings), settings.dead_letter_topic)
     processor = BatchProcessor(settings, state, agents, dlq, metrics)
     app.shopstream_processor = processor  # type: ignore[attr-defined]
