@@ -6,7 +6,7 @@ never a user, order or event id.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from schemas.events import CHANNELS, EVENT_TYPES
 
@@ -57,7 +57,8 @@ class Metrics:
             f"{PREFIX}_partition_rebuilds_total", "Partition state rebuilds from Kafka", registry=r
         )
         self.stale_fences = Counter(
-            f"{PREFIX}_stale_fences_total", "Batches refused because another writer moved the fence",
+            f"{PREFIX}_stale_fences_total",
+            "Batches refused because another writer moved the fence",
             registry=r,
         )
         self.api_events = Counter(

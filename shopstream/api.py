@@ -149,7 +149,7 @@ async def healthz(request: web.Request) -> web.Response:
     return json_response({"status": "ok"})
 
 
-async def metrics(request: web.Request) -> web.Response:
+async def metrics_page(request: web.Request) -> web.Response:
     reg = request.app[CTX].metrics.registry
     return web.Response(body=generate_latest(reg), content_type="text/plain")
 
@@ -162,7 +162,7 @@ def create_api(settings: Settings, metrics: Metrics | None = None) -> web.Applic
     app.router.add_post("/v1/events", post_events)
     app.router.add_get("/v1/stats", get_stats)
     app.router.add_get("/healthz", healthz)
-    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/metrics", metrics_page)
     for name in ROUTE_MODULES:
         importlib.import_module(name).setup(app, ctx)
 

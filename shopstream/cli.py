@@ -126,6 +126,12 @@ COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
 }
 
 
+def _needs_servers(args: argparse.Namespace) -> bool:
+    if args.command in ("infra", "config", "demo"):
+        return False
+    return not (args.command == "simulate" and args.out)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     overrides: dict[str, Any] = {}
@@ -138,9 +144,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings(config_path=args.config, **overrides)
         logs.setup(settings.log_level)
-        if args.command not in ("infra", "config", "demo") or args.command == "simulate":
-            if args.command != "simulate" or not args.out:
-                settings.bootstrap_servers  # noqa: B018 - fail early with a clear message
+        if _needs_servers(args):
+            settings.bootstrap_servers  # noqa: B018 - fail early with a clear message
         return COMMANDS[args.command](settings, args)
     except ShopstreamError as exc:
         print(f"shopstream {args.command}: {exc}", file=sys.stderr)

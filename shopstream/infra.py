@@ -62,7 +62,9 @@ def redis_binary() -> str:
     return str(path)
 
 
-def start_broker(port: int | None = None, log_path: Path | None = None) -> tuple[subprocess.Popen[bytes], str]:
+def start_broker(
+    port: int | None = None, log_path: Path | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
     """Start Tansu (memory storage) on 127.0.0.1; returns the process and its kafka:// URL."""
     port = port or free_port()
     url = f"tcp://127.0.0.1:{port}"

@@ -57,7 +57,7 @@ class Settings:
     api_port: int = 8080
     worker_web_port: int = 6066
     #: Token for admin routes; hidden in repr.
-    admin_token: str = field(default="change-me", repr=False)
+    admin_token: str = field(default="change-me", repr=False)  # noqa: S105 - local demo default
     #: Where the embedded infra keeps its runtime files.
     state_dir: str = ".shopstream"
     log_level: str = "INFO"
@@ -78,7 +78,7 @@ class Settings:
     def public_dict(self) -> dict[str, Any]:
         """Settings as printed by ``shopstream config``; secrets masked."""
         out = dataclasses.asdict(self)
-        out["admin_token"] = "***"
+        out["admin_token"] = "***"  # noqa: S105 - the mask, not a secret
         return out
 
 
@@ -87,8 +87,9 @@ def _coerce(name: str, raw: Any, target: Any) -> Any:
     if target in ("bool", bool):
         if isinstance(raw, bool):
             return raw
-        if isinstance(raw, str) and raw.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
-            return raw.lower() in ("1", "true", "yes", "on")
+        words = raw.lower() if isinstance(raw, str) else ""
+        if words in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+            return words in ("1", "true", "yes", "on")
         raise ConfigError(f"{name}: expected a boolean, got {raw!r}")
     if target in ("int", int):
         if isinstance(raw, bool):

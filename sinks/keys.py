@@ -8,7 +8,7 @@ from __future__ import annotations
 
 
 def tag(partition: int) -> str:
-    return "{p%d}" % partition
+    return f"{{p{partition}}}"
 
 
 def fence(app_id: str, topic: str, partition: int) -> str:

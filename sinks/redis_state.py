@@ -151,10 +151,10 @@ class RedisState:
                 await self._apply(
                     keys=[self.fence_key(p)],
                     args=[before.offset, after.offset, after.watermark, *ops.args],
-                    client=pipe,
+                    client=pipe,  # type: ignore[arg-type]  # redis-py types omit pipelines
                 )
             results = await pipe.execute()
-        stale = [p for p, (ok, _) in zip(writes, results, strict=True) if int(ok) != 1]
+        stale = [p for p, res in zip(writes, results, strict=True) if int(res[0]) != 1]
         if stale:
             raise StaleFenceError(f"fence moved under this worker for partitions {stale}")
 
@@ -163,4 +163,4 @@ class RedisState:
         rows = await self.redis.zrange(
             keys.checkpoints(self.app_id, self.topic, partition), 0, -1, withscores=True
         )
-        return sorted((int(m), int(s)) for m, s in rows)
+        return sorted((int(row[0]), int(row[1])) for row in rows)

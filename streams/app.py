@@ -76,17 +76,21 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
     async def tick() -> None:
         await processor.tick(int(time.time() * 1000))
 
-    @app.on_partitions_revoked.connect
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # faust's signal stubs
     async def on_revoked(app: faust.App, revoked: set[TP], **_: Any) -> None:
         processor.forget([tp.partition for tp in revoked if tp.topic == settings.events_topic])
 
     @app.page("/metrics")
     async def metrics_page(web: Any, request: Any) -> Any:
-        return web.bytes(generate_latest(metrics.registry), content_type="text/plain; version=0.0.4")
+        body = generate_latest(metrics.registry)
+        return web.bytes(body, content_type="text/plain; version=0.0.4")
 
     @app.page("/healthz")
     async def healthz(web: Any, request: Any) -> Any:
         await redis.ping()
-        return web.json({"status": "ok", "partitions": processor.owned_partitions()})
+        assigned = sorted(
+            tp.partition for tp in app.consumer.assignment() if tp.topic == settings.events_topic
+        )
+        return web.json({"status": "ok", "partitions": assigned})
 
     return app

@@ -76,9 +76,6 @@ class BatchProcessor:
             for t in sorted(KNOWN_TYPES) for c in sorted(KNOWN_CHANNELS)
         }
 
-    def owned_partitions(self) -> list[int]:
-        return sorted(self._parts)
-
     async def tick(self, now_ms: int) -> None:
         """Wall-clock hook for agents (timers in live mode)."""
         for agent in self.agents:
@@ -166,7 +163,7 @@ class BatchProcessor:
             self._record_counts(batch, plans[batch.partition][2], plans[batch.partition][3])
 
         await self.dead_letters.publish(all_dead)
-        writes = {b.partition: (plans[b.partition][0], plans[b.partition][1], b.ops) for b in batches}
+        writes = {b.partition: (*plans[b.partition][:2], b.ops) for b in batches}
         try:
             await self.state.apply(writes)
         except StaleFenceError:

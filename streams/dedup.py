@@ -2,9 +2,10 @@
 
 Definition (the reference in tests restates it independently): the partition watermark is the
 largest ``ts`` of the valid events seen so far, including the current one. An event is a
-duplicate when its ``event_id`` was accepted before at watermark ``w`` and the current
-watermark is at most ``w + horizon``. Decisions do not depend on batch boundaries, so a
-worker that rebuilds this state by re-reading the partition decides exactly as before.
+duplicate when its ``event_id`` was last seen (duplicate or not) at watermark ``w`` and the
+current watermark is at most ``w + horizon``. Decisions depend neither on batch boundaries
+nor on sightings older than the horizon, so a worker that rebuilds this state by re-reading
+the partition from a point beyond the horizon decides exactly as before.
 """
 
 from __future__ import annotations
@@ -30,12 +31,11 @@ class Deduplicator:
         """Record the event and say whether it repeats one inside the horizon."""
         if ts > self.watermark:
             self.watermark = ts
-        seen_at = self._seen.get(event_id)
+        seen_at = self._seen.pop(event_id, None)
+        # Re-inserted at the end on every sighting: the horizon slides with the last one.
+        self._seen[event_id] = self.watermark
         if seen_at is not None and self.watermark - seen_at <= self.horizon_ms:
             return True
-        if seen_at is not None:
-            del self._seen[event_id]
-        self._seen[event_id] = self.watermark
         if len(self._seen) > self.max_ids:
             self._seen.pop(next(iter(self._seen)))
         return False

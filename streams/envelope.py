@@ -40,8 +40,8 @@ class DeadLetter:
     index: int
     error: FieldError | None = None
 
-    def headers(self) -> list[tuple[str, bytes]]:
-        out = [
+    def headers(self) -> list[tuple[str, str | bytes | None]]:
+        out: list[tuple[str, str | bytes | None]] = [
             ("reason", self.reason.value.encode()),
             ("detail", self.detail.encode()),
             ("source", f"{self.topic}/{self.partition}/{self.offset}/{self.index}".encode()),

@@ -71,6 +71,11 @@ class EnvelopeProducer:
     def add_encoded(self, data: bytes, user_id: str) -> int:
         """Queue an already-encoded event object, keeping its bytes as they are."""
         part = partition_for(user_id, self.partitions)
+        if len(data) >= self.max_bytes:
+            # Too big to share a record: alone it is judged (and maybe dead-lettered) alone.
+            self._produce(data, None, part)
+            self.events_sent += 1
+            return part
         buf = self._buffers.setdefault(part, [])
         buf.append(data)
         size = self._sizes.get(part, 0) + len(data) + 1

@@ -69,6 +69,8 @@ def replay_dedup(
                         break
                     raise RuntimeError(f"rebuild read {topic}[{partition}] failed: {err}")
                 offset = msg.offset()
+                if offset is None:
+                    continue
                 if offset > last_offset:
                     done = True
                     break

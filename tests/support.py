@@ -172,7 +172,8 @@ async def process_topic(settings: Settings, agents=None, batch_records: int = 20
 
     r = make_redis(settings)
     state = RedisState(r, settings.app_id, settings.events_topic)
-    proc = BatchProcessor(settings, state, agents if agents is not None else build_agents(settings, r),
+    agents = agents if agents is not None else build_agents(settings, r)
+    proc = BatchProcessor(settings, state, agents,
                           DeadLetterSink(make_producer(settings), settings.dead_letter_topic),
                           Metrics())
     recs = [Record(p, o, v) for p, o, v, _ in read_records(settings)]

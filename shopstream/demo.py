@@ -1,0 +1,86 @@
+"""``shopstream demo``: embedded infra, a worker, the API and live simulated traffic."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import replace
+
+import redis
+
+from shopstream.infra import embedded, free_port
+from shopstream.settings import Settings
+from shopstream.simulate import run_simulation
+from sinks import keys
+from streams.topics import ensure_topics
+
+
+def _processed(settings: Settings) -> int:
+    r = redis.Redis.from_url(str(settings.redis_url))
+    try:
+        return sum(
+            int(r.hget(keys.counts(settings.app_id, p), "in") or 0)
+            for p in range(settings.partitions)
+        )
+    finally:
+        r.close()
+
+
+def _spawn(settings: Settings, *args: str) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "SHOPSTREAM_BROKER": str(settings.broker),
+           "SHOPSTREAM_REDIS_URL": str(settings.redis_url),
+           "SHOPSTREAM_STATE_DIR": settings.state_dir}
+    return subprocess.Popen([sys.executable, "-m", "shopstream", *args], env=env)
+
+
+def run_demo(settings: Settings, duration_s: float = 0.0, rate: float = 2_000.0) -> int:
+    """Runs until Ctrl-C (or ``duration_s``); every child is stopped on the way out."""
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    with embedded(settings.state_dir) as infra:
+        s = replace(settings, broker=infra.broker, redis_url=infra.redis_url)
+        ensure_topics(s)
+        api_port = s.api_port if s.api_port else free_port()
+        children = [
+            _spawn(s, "worker", "--web-port", str(s.worker_web_port)),
+            _spawn(s, "api", "--port", str(api_port)),
+        ]
+        sim = threading.Thread(
+            target=run_simulation,
+            kwargs={"settings": s, "users": 20_000, "rate": rate,
+                    "duration_s": duration_s or 86_400.0, "seed": 1},
+            daemon=True,
+        )
+        sim.start()
+        api = f"http://{s.api_host}:{api_port}"
+        print(f"""
+shopstream demo is running
+  broker   {infra.broker}
+  redis    {infra.redis_url}
+  api      {api}/v1/stats   {api}/metrics
+  worker   http://127.0.0.1:{s.worker_web_port}/metrics  /healthz
+Ctrl-C stops everything.
+""", flush=True)
+        started = time.monotonic()
+        try:
+            while not stop.wait(5.0):
+                elapsed = time.monotonic() - started
+                print(f"demo: {elapsed:5.0f}s  events in state: {_processed(s):,}", flush=True)
+                if duration_s and elapsed >= duration_s:
+                    break
+        finally:
+            for child in children:
+                child.send_signal(signal.SIGTERM)
+            for child in children:
+                try:
+                    child.wait(20)
+                except subprocess.TimeoutExpired:
+                    child.kill()
+                    child.wait(5)
+    print("demo: stopped; broker and redis-server are down", flush=True)
+    return 0

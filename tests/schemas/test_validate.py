@@ -1,0 +1,68 @@
+import pytest
+
+from schemas import EVENT_TYPES, validate_event
+
+BASE = {"event_id": "e1", "ts": 1_794_326_400_000, "user_id": "u1", "channel": "search"}
+GOOD = {
+    "page_view": {"page": "home"},
+    "product_view": {"sku": "s1", "price": 19900},
+    "cart_add": {"sku": "s1", "qty": 2, "price": 19900},
+    "cart_remove": {"sku": "s1", "qty": 1},
+    "order_submit": {"order_id": "o1", "amount": 39800,
+                     "items": [{"sku": "s1", "qty": 2, "price": 19900}]},
+    "payment": {"order_id": "o1", "amount": 39800, "status": "success"},
+    "order_cancel": {"order_id": "o1"},
+    "live_start": {"room_id": "r1"},
+    "live_end": {"room_id": "r1"},
+    "live_join": {"room_id": "r1"},
+    "live_leave": {"room_id": "r1"},
+    "live_comment": {"room_id": "r1"},
+    "live_like": {"room_id": "r1", "count": 3},
+    "coupon_redeem": {"coupon_id": "c1", "order_id": "o1"},
+    "flash_sale_claim": {"sale_id": "f1", "sku": "s1", "qty": 1, "reservation_id": "r1"},
+}
+
+
+def event(etype, **over):
+    return {**BASE, "type": etype, **GOOD[etype], **over}
+
+
+def test_every_type_has_a_valid_example():
+    assert set(GOOD) == set(EVENT_TYPES)
+    for etype in GOOD:
+        assert validate_event(event(etype)) is None, etype
+
+
+@pytest.mark.parametrize(
+    ("ev", "field", "expected_part", "got"),
+    [
+        ([1, 2], "", "JSON object", "list"),
+        ({**BASE, "type": "teleport"}, "type", "one of", "'teleport'"),
+        ({k: v for k, v in event("payment").items() if k != "user_id"}, "user_id", "string",
+         "missing"),
+        (event("payment", amount=-5), "amount", "fen >= 0", "-5"),
+        (event("payment", amount=12.5), "amount", "fen >= 0", "12.5"),
+        (event("payment", amount="100"), "amount", "fen >= 0", "'100'"),
+        (event("payment", status="pending"), "status", "success|failed", "'pending'"),
+        (event("cart_add", qty=0), "qty", ">= 1", "0"),
+        (event("cart_add", qty=True), "qty", ">= 1", "True"),
+        (event("page_view", ts=1_794_326_400), "ts", "epoch milliseconds", "1794326400"),
+        (event("page_view", channel="tv"), "channel", "search|ads", "'tv'"),
+        (event("order_submit", items=[]), "items", "non-empty array", "[]"),
+        (event("order_submit", items=[{"sku": "s", "qty": 1, "price": -1}]), "items", "array",
+         "price"),
+    ],
+)
+def test_errors_name_field_expected_and_got(ev, field, expected_part, got):
+    err = validate_event(ev)
+    assert err is not None
+    assert err.field == field
+    assert expected_part in err.expected
+    assert got in err.got
+    assert field in str(err) or field == ""
+
+
+def test_optional_fields_are_checked_when_present():
+    assert validate_event(event("page_view", sku="")) is not None
+    assert validate_event(event("page_view", sku="s9")) is None
+    assert validate_event(event("order_submit", live_room_id=7)).field == "live_room_id"

@@ -1,0 +1,107 @@
+"""POST /v1/events through a real API process: every bad-input class gets a clear error,
+valid neighbours flow, and received = accepted + rejected."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+
+import pytest
+
+from tests.support import counts, new_port, process_topic, wait_until
+
+pytestmark = pytest.mark.integration
+
+GOOD = {"event_id": "g1", "type": "payment", "ts": 1_794_326_400_000, "user_id": "u1",
+        "order_id": "o1", "amount": 19_900, "status": "success", "channel": "search"}
+
+
+def post(port, body: bytes, content_type="application/json"):
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/events", data=body,
+                                 headers={"Content-Type": content_type}, method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+@pytest.fixture
+def api(settings, spawn):
+    port = new_port()
+    spawn(settings, "api", "--port", str(port))
+
+    def up():
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
+                return True
+        except OSError:
+            return False
+
+    wait_until(up, 30, "api up")
+    return port
+
+
+def with_(**over):
+    return {**GOOD, **over}
+
+
+BAD = [
+    ("unknown_type", with_(event_id="b1", type="teleport"), "type"),
+    ("invalid_field", {k: v for k, v in with_(event_id="b2").items() if k != "order_id"},
+     "order_id"),
+    ("invalid_field", with_(event_id="b3", amount="199"), "amount"),
+    ("invalid_field", with_(event_id="b4", amount=-1), "amount"),
+    ("not_an_object", 42, ""),
+]
+
+
+async def test_bad_events_are_rejected_with_reasons_and_good_ones_flow(settings, api):
+    items = [with_(event_id="g1"), *[b[1] for b in BAD], with_(event_id="g2", user_id="u2")]
+    status, body = post(api, json.dumps(items).encode())
+    assert status == 207
+    assert body["accepted"] == 2 and body["rejected"] == len(BAD)
+    for (reason, _, fld), result in zip(BAD, body["results"][1:-1], strict=True):
+        assert result["status"] == "rejected"
+        assert result["reason"] == reason
+        if fld:
+            assert result["error"]["field"] == fld
+            assert fld in result["detail"]
+    await process_topic(settings)
+    c = counts(settings)
+    assert c["processed"] == 2 and c.get("dead", 0) == 0
+
+
+def test_single_object_and_ndjson(api):
+    status, body = post(api, json.dumps(with_(event_id="n0")).encode())
+    assert status == 200 and body["accepted"] == 1
+    nd = b"\n".join(json.dumps(with_(event_id=f"n{i}")).encode() for i in range(1, 4))
+    nd += b"\n{not json\n"
+    status, body = post(api, nd, "application/x-ndjson")
+    assert status == 207
+    assert [r["status"] for r in body["results"]] == ["accepted"] * 3 + ["rejected"]
+    assert body["results"][3]["reason"] == "malformed_json"
+    assert "line 4" in body["results"][3]["detail"]
+
+
+def test_malformed_body_and_oversized_event(api):
+    status, body = post(api, b'{"event_id": ')
+    assert status == 400 and body["reason"] == "malformed_json"
+    big = with_(event_id="big", type="page_view", page="x" * 1_100_000)
+    for k in ("order_id", "amount", "status"):
+        big.pop(k)
+    status, body = post(api, json.dumps([big, with_(event_id="ok")]).encode())
+    assert status == 207
+    assert body["results"][0]["reason"] == "oversized"
+    assert body["results"][1]["status"] == "accepted"
+
+
+def test_metrics_reconcile_received_with_accepted_and_rejected(api):
+    post(api, json.dumps([with_(event_id="m1"), with_(event_id="m2", amount=-3)]).encode())
+    with urllib.request.urlopen(f"http://127.0.0.1:{api}/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    lines = {ln.split(" ")[0]: float(ln.split(" ")[1]) for ln in text.splitlines()
+             if ln.startswith("shopstream_api_events_total")}
+    assert lines['shopstream_api_events_total{result="accepted"}'] == 1
+    assert lines['shopstream_api_events_total{result="rejected"}'] == 1

@@ -1,0 +1,42 @@
+import pytest
+
+from shopstream.errors import ConfigError
+from shopstream.settings import load_settings
+
+
+def test_env_overrides_toml_and_secrets_are_hidden(tmp_path):
+    cfg = tmp_path / "s.toml"
+    cfg.write_text('partitions = 12\nadmin_token = "s3cret"\n[[funnels]]\nname = "x"\n')
+    s = load_settings(env={"SHOPSTREAM_PARTITIONS": "16", "SHOPSTREAM_CONFIG": str(cfg),
+                           "SHOPSTREAM_STATE_DIR": str(tmp_path)})
+    assert s.partitions == 16
+    assert s.admin_token == "s3cret"
+    assert "s3cret" not in repr(s) and s.public_dict()["admin_token"] == "***"
+    assert s.sections["funnels"] == [{"name": "x"}]
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"SHOPSTREAM_PARTITIONS": "many"},
+         "SHOPSTREAM_PARTITIONS: expected an integer, got 'many'"),
+        ({"SHOPSTREAM_PARTITIONS": "0"}, "partitions: expected >= 1, got 0"),
+        ({"SHOPSTREAM_TIMEZONE": "Mars/Base"}, "timezone: expected an IANA zone name"),
+        ({"SHOPSTREAM_BROKER": "localhost:9092"}, "broker: expected kafka://host:port"),
+        ({"SHOPSTREAM_REDIS_URL": "localhost"}, "redis_url: expected redis://"),
+        ({"SHOPSTREAM_REDIS_CLUSTER": "maybe"}, "expected a boolean"),
+    ],
+)
+def test_bad_settings_name_key_expected_and_got(env, message, tmp_path):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+        load_settings(env={**env, "SHOPSTREAM_STATE_DIR": str(tmp_path)})
+
+
+def test_bad_toml_is_reported_with_its_path(tmp_path):
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text("partitions = [\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_settings(env={"SHOPSTREAM_STATE_DIR": str(tmp_path)}, config_path=str(cfg))
+    cfg.write_text("partitons = 3\n")
+    with pytest.raises(ConfigError, match="unknown key 'partitons'"):
+        load_settings(env={"SHOPSTREAM_STATE_DIR": str(tmp_path)}, config_path=str(cfg))
