@@ -22,7 +22,7 @@ from monitoring.metrics import Metrics
 from shopstream.errors import ConfigError
 from shopstream.settings import Settings
 from sinks import keys
-from sinks.flash_sale import FlashSales, publish_alerts, sale_of, sku_index
+from sinks.flash_sale import FlashSales, publish_alerts, sale_of, sku_index, text
 from sinks.redis_state import Redis
 from streams import codec
 from streams.producer import make_producer
@@ -101,19 +101,19 @@ def plan(batch: PartitionBatch, skus: Mapping[str, str], valid: Mapping[str, str
     for ev in batch.events:
         etype = ev["type"]
         if etype == "order_submit":
-            rid = ev.get("reservation_id")
-            ok = rid is not None and valid.get(rid) == ev["user_id"]
+            rid: str = ev.get("reservation_id", "")
+            ok = bool(rid) and valid.get(rid) == ev["user_id"]
             if ok:
                 new_links[ev["order_id"]] = rid
             for sku in {item["sku"] for item in ev["items"]}:
                 sale = skus.get(sku)
-                if sale is not None and not (ok and sale_of(rid or "") == sale):
+                if sale is not None and not (ok and sale_of(rid) == sale):
                     flagged.append({"sale_id": sale, "order_id": ev["order_id"], "sku": sku,
-                                    "user_id": ev["user_id"], "reservation_id": rid or "",
+                                    "user_id": ev["user_id"], "reservation_id": rid,
                                     "event_id": ev["event_id"]})
         elif etype in ("payment", "order_cancel"):
-            rid = new_links.get(ev["order_id"]) or links.get(ev["order_id"])
-            if rid is None:
+            rid = new_links.get(ev["order_id"]) or links.get(ev["order_id"], "")
+            if not rid:
                 continue
             if etype == "payment" and ev["status"] == "success":
                 op, reason = "confirm", ""
@@ -146,7 +146,7 @@ class Inventory:
         if not relevant:
             return
         raw_skus = await self.redis.hgetall(sku_index(self.app_id))
-        skus = {k.decode(): v.decode() for k, v in raw_skus.items()}
+        skus = {text(k): text(v) for k, v in raw_skus.items()}
         async with self.redis.pipeline(transaction=False) as pipe:
             asks: list[tuple[PartitionBatch, list[str], list[str]]] = []
             for b in relevant:
@@ -161,7 +161,7 @@ class Inventory:
             rows = iter(await pipe.execute())
         for b, orders, rids in asks:
             found = next(rows) if orders else []
-            links = {o: v.decode() for o, v in zip(orders, found, strict=True) if v is not None}
+            links = {o: text(v) for o, v in zip(orders, found, strict=True) if v is not None}
             valid: dict[str, str] = {}
             for rid in rids:
                 raw = next(rows)
@@ -206,7 +206,7 @@ class Inventory:
                         await self._transition(codec.loads(raw))
                     async with self.redis.pipeline(transaction=False) as pipe:
                         for raw in items:
-                            pipe.lrem(key, 1, raw)
+                            pipe.execute_command("LREM", key, 1, raw)
                         await pipe.execute()
                     done += len(items)
         return done

@@ -6,7 +6,7 @@ never a user, order or event id.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from schemas.events import CHANNELS, EVENT_TYPES
 

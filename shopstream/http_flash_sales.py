@@ -21,19 +21,19 @@ from aiohttp import web
 from agents.inventory import parse_config, read_unreserved
 from schemas.validate import MAX_TS, MIN_TS, FieldError
 from shopstream.api import CTX, ApiContext, error, json_response
-from sinks.flash_sale import FlashSales, SaleSpec, now_ms, publish_alerts
+from sinks.flash_sale import FlashSales, SaleSpec, now_ms, publish_alerts, text
 from streams import codec
 from streams.producer import ProduceError, make_producer
 
 #: Clock of the claim path (epoch ms); tests replace it before the app starts.
-CLOCK: web.AppKey[Callable[[], int]] = web.AppKey("flash_clock", Callable[[], int])
+CLOCK: web.AppKey[Callable[[], int]] = web.AppKey("flash_clock")
 SALES: web.AppKey[FlashSales] = web.AppKey("flash_sales", FlashSales)
 #: sale id -> SKU (never changes once created).
-SKUS: web.AppKey[dict[str, str]] = web.AppKey("flash_skus", dict)
+SKUS: web.AppKey[dict[str, str]] = web.AppKey("flash_skus")
 #: Background alert publications, awaited at shutdown.
-TASKS: web.AppKey[set[asyncio.Task[Any]]] = web.AppKey("flash_tasks", set)
+TASKS: web.AppKey[set[asyncio.Task[None]]] = web.AppKey("flash_tasks")
 #: Lazily created Kafka producer for the alerts topic (0 or 1 element).
-ALERT_PRODUCER: web.AppKey[list[Any]] = web.AppKey("flash_alert_producer", list)
+ALERT_PRODUCER: web.AppKey[list[Any]] = web.AppKey("flash_alert_producer")
 #: Claim events wait at most this long in the producer's buffers.
 FLUSH_EVERY_S = 0.05
 SALE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -228,7 +228,7 @@ async def _sku(request: web.Request, sale_id: str) -> str:
     sku = cache.get(sale_id)
     if sku is None:
         raw = await request.app[CTX].redis.hget(request.app[SALES].keys(sale_id).meta, "sku")
-        sku = cache[sale_id] = raw.decode() if raw else "?"
+        sku = cache[sale_id] = text(raw) if raw else "?"
     return sku
 
 
@@ -269,8 +269,7 @@ async def _flusher(app: web.Application) -> AsyncIterator[None]:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
-    for t in list(app[TASKS]):
-        await t
+    await asyncio.gather(*app[TASKS])
 
 
 def setup(app: web.Application, ctx: ApiContext) -> None:
@@ -278,7 +277,8 @@ def setup(app: web.Application, ctx: ApiContext) -> None:
     app[CLOCK] = now_ms
     app[SALES] = FlashSales(ctx.redis, ctx.settings.app_id)
     app[SKUS] = {}
-    app[TASKS] = set()
+    tasks: set[asyncio.Task[None]] = set()
+    app[TASKS] = tasks
     app[ALERT_PRODUCER] = []
     app.cleanup_ctx.append(_flusher)
     app.router.add_post("/v1/flash-sales", create_sale)

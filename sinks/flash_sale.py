@@ -31,6 +31,11 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+def text(value: bytes | str) -> str:
+    """A Redis reply (bytes with the project's clients) as text."""
+    return value.decode() if isinstance(value, bytes) else value
+
+
 def _script(name: str) -> str:
     return (_HERE / name).read_text()
 
@@ -162,18 +167,13 @@ class FlashSales:
     async def claim(self, sale_id: str, user_id: str, qty: int, now: int) -> ClaimResult:
         k = self.keys(sale_id)
         row = await self._claim(keys=list(k), args=[now, user_id, qty])
-        res, rid = row[0], row[1]
-        return ClaimResult(
-            res.decode() if isinstance(res, bytes) else res,
-            rid.decode() if isinstance(rid, bytes) else rid,
-            *(int(x) for x in row[2:]),
-        )
+        return ClaimResult(text(row[0]), text(row[1]), *(int(x) for x in row[2:]))
 
     async def confirm(self, reservation_id: str, order_id: str) -> str:
         k = self.keys(sale_of(reservation_id))
         out = await self._confirm(keys=[k.meta, k.reservations, k.expiry],
                                   args=[reservation_id, order_id])
-        return out.decode() if isinstance(out, bytes) else str(out)
+        return text(out)
 
     async def release(self, reservation_id: str, reason: str, now: int) -> int:
         k = self.keys(sale_of(reservation_id))
@@ -201,7 +201,7 @@ class FlashSales:
 
     async def meta(self, sale_id: str) -> dict[str, str]:
         raw = await self.redis.hgetall(self.keys(sale_id).meta)
-        return {k.decode(): v.decode() for k, v in raw.items()}
+        return {text(k): text(v) for k, v in raw.items()}
 
     async def read(self, sale_id: str, now: int) -> dict[str, Any] | None:
         """The sale's view, or None when unknown."""
@@ -214,17 +214,18 @@ class FlashSales:
         return sale_view(meta, sum(int(v) for v in rows if v is not None), now)
 
     async def sale_ids(self) -> list[str]:
-        return sorted(m.decode() for m in await self.redis.smembers(sales_index(self.app_id)))
+        return sorted(text(m) for m in await self.redis.smembers(sales_index(self.app_id)))
 
     async def pending_alerts(self, sale_id: str) -> list[bytes]:
         """Alerts queued by claims and not yet published (at-least-once; alert_id dedups)."""
-        return list(await self.redis.lrange(self.keys(sale_id).outbox, 0, 99))
+        rows = await self.redis.lrange(self.keys(sale_id).outbox, 0, 99)
+        return [r.encode() if isinstance(r, str) else r for r in rows]
 
     async def ack_alerts(self, sale_id: str, alerts: list[bytes]) -> None:
         outbox = self.keys(sale_id).outbox
         async with self.redis.pipeline(transaction=False) as pipe:
             for a in alerts:
-                pipe.lrem(outbox, 1, a)
+                pipe.execute_command("LREM", outbox, 1, a)
             await pipe.execute()
 
 
