@@ -3,6 +3,7 @@ clear error; create, claim, restock, end, read; alerts once per threshold."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -55,6 +56,17 @@ async def client(settings) -> AsyncIterator[Client]:
 
 SALE = {"sale_id": "s1", "sku": "phone-x", "stock": 20, "per_user_limit": 2,
         "starts_at": T0 + 1_000, "ends_at": T0 + HOUR, "reservation_ttl_s": 60}
+
+
+async def read_at_least(settings, topic: str, n: int, envelopes: bool = False) -> list[Any]:
+    """Records of ``topic`` once it holds n items (the API flushes in the background)."""
+    records: list[Any] = []
+    for _ in range(50):
+        records = read_records(settings, topic)
+        if sum(len(json.loads(v)) if envelopes else 1 for _, _, v, _ in records) >= n:
+            break
+        await asyncio.sleep(0.1)
+    return records
 
 
 def fields_of(body: dict[str, Any]) -> set[str]:
@@ -151,17 +163,12 @@ async def test_sale_lifecycle_view_and_alerts(client: Client, settings) -> None:
     assert view["claim_rate_units_per_s"] == round(15 / 60, 3)
     assert view["estimated_sell_out_at"] is None  # nothing left
     # alerts: 50% and 20% low stock and sold out, each once although sold out twice
-    records = read_records(settings, settings.alerts_topic)
-    for _ in range(50):
-        if len(records) >= 3:
-            break
-        import asyncio
-        await asyncio.sleep(0.1)
-        records = read_records(settings, settings.alerts_topic)
+    records = await read_at_least(settings, settings.alerts_topic, 3)
     alerts = sorted(json.loads(v)["alert_id"] for _, _, v, _ in records)
     assert alerts == ["s1:low:20", "s1:low:50", "s1:sold_out"]
     # the claim events reached the events topic
-    events = [e for _, _, v, _ in read_records(settings) for e in json.loads(v)]
+    records = await read_at_least(settings, settings.events_topic, 11, envelopes=True)
+    events = [e for _, _, v, _ in records for e in json.loads(v)]
     assert sorted(e["reservation_id"] for e in events) == sorted([*rids, body["reservation_id"]])
     assert {e["type"] for e in events} == {"flash_sale_claim"}
     assert {e["sku"] for e in events} == {"phone-x"}
