@@ -3,7 +3,7 @@ exactly once; short-TTL reservations expire on the restarted worker's timer."""
 
 from __future__ import annotations
 
-import time
+import asyncio
 
 import pytest
 import redis
@@ -49,7 +49,7 @@ async def test_sigkill_mid_run_moves_units_once(settings, start_worker) -> None:
     wait_until(lambda: state(r, settings.app_id, paid)["sold"] > 0, 60, "first payments applied")
     worker.kill()
     produce(settings, paid.follow_ups[half:])
-    time.sleep(0.5)
+    await asyncio.sleep(0.5)
     worker2 = start_worker(settings)
     # the paid sale's TTL is 10 minutes: its unpaid reservations are still reserved
     want_paid, want_short = paid.expected_before_expiry(), short.expected()
@@ -57,7 +57,7 @@ async def test_sigkill_mid_run_moves_units_once(settings, start_worker) -> None:
                "paid sale settled", interval=0.5)
     wait_until(lambda: state(r, settings.app_id, short) == want_short, 30,
                "short-TTL sale expired", interval=0.5)
-    time.sleep(2)  # more ticks and no further movement
+    await asyncio.sleep(2)  # more ticks and no further movement
     assert state(r, settings.app_id, paid) == want_paid
     assert state(r, settings.app_id, short) == want_short
     worker2.stop()

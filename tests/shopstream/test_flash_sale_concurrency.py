@@ -66,8 +66,8 @@ async def test_no_oversell_under_concurrent_claims(settings, spawn) -> None:
 
     conn = aiohttp.TCPConnector(limit=CLIENTS)
     async with aiohttp.ClientSession(connector=conn) as session:
-        async with session.post(f"{base}/v1/flash-sales", json=sale,
-                                headers={"Authorization": f"Bearer {settings.admin_token}"}) as resp:
+        auth = {"Authorization": f"Bearer {settings.admin_token}"}
+        async with session.post(f"{base}/v1/flash-sales", json=sale, headers=auth) as resp:
             assert resp.status == 201
         sampling = asyncio.create_task(sampler())
         started = time.perf_counter()
