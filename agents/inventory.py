@@ -150,7 +150,8 @@ class Inventory:
         async with self.redis.pipeline(transaction=False) as pipe:
             asks: list[tuple[PartitionBatch, list[str], list[str]]] = []
             for b in relevant:
-                orders = [ev["order_id"] for ev in b.events if ev["type"] != "order_submit"]
+                orders = [ev["order_id"] for ev in b.events
+                          if ev["type"] in ("payment", "order_cancel")]
                 rids = [ev["reservation_id"] for ev in b.events
                         if ev["type"] == "order_submit" and "reservation_id" in ev]
                 asks.append((b, orders, rids))

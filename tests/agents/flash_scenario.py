@@ -69,6 +69,8 @@ async def build(sales: FlashSales, sale_id: str, users: int, seed: int,
         sc.reservations.append((user, res.reservation_id, qty, fate))
         order = f"{sale_id}-o{i}"
         ts += 1
+        # other event types share the batches
+        sc.orders.append(_ev(f"{order}-v", "page_view", ts, user, page="flash"))
         sc.orders.append(_ev(f"{order}-s", "order_submit", ts, user, order_id=order,
                              amount=100 * qty, reservation_id=res.reservation_id,
                              items=[{"sku": f"sku-{sale_id}", "qty": qty, "price": 100}]))
