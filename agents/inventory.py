@@ -227,7 +227,7 @@ class Inventory:
             expired = await self.sales.expire_due(sale_id, now_ms)
             if expired:
                 self.metrics.flash_transitions.labels("expired").inc(expired)
-            await publish_alerts(self.sales, self.producer(), self.settings.alerts_topic, sale_id)
+            await publish_alerts(self.sales, self.producer, self.settings.alerts_topic, sale_id)
             meta = await self.sales.meta(sale_id)
             if meta:
                 self.metrics.set_sale_units(sale_id, int(meta["available"]),

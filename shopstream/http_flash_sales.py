@@ -243,7 +243,8 @@ async def _publish(app: web.Application, sale_id: str) -> None:
     """Send queued alerts; on failure they stay queued for the worker's timer."""
     ctx = app[CTX]
     with contextlib.suppress(ProduceError, OSError):
-        await publish_alerts(app[SALES], _alert_producer(app), ctx.settings.alerts_topic, sale_id)
+        await publish_alerts(app[SALES], lambda: _alert_producer(app),
+                             ctx.settings.alerts_topic, sale_id)
 
 
 

@@ -10,6 +10,7 @@ claim counters ``c:<result>``. Invariant, kept by every script:
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -229,19 +230,22 @@ class FlashSales:
             await pipe.execute()
 
 
-async def publish_alerts(sales: FlashSales, producer: Producer, topic: str, sale_id: str) -> int:
+async def publish_alerts(sales: FlashSales, producer: Callable[[], Producer], topic: str,
+                         sale_id: str) -> int:
     """Send the sale's queued alerts to ``topic``; returns how many were acknowledged.
 
+    ``producer`` is called only when there is something to send (created lazily).
     Removed from the outbox only once the broker acknowledged them, so a crash repeats an
     alert (same ``alert_id``) rather than losing it.
     """
     alerts = await sales.pending_alerts(sale_id)
     if not alerts:
         return 0
+    kafka = producer()
     for a in alerts:
-        producer.produce(topic, value=a, key=sale_id.encode())
+        kafka.produce(topic, value=a, key=sale_id.encode())
     # Local broker acks take a few ms; alerts are rare (a few per sale).
-    if producer.flush(5.0):
+    if kafka.flush(5.0):
         return 0
     await sales.ack_alerts(sale_id, alerts)
     return len(alerts)

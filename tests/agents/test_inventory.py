@@ -4,6 +4,7 @@ a crash between the fenced write and the drain change nothing; unreserved orders
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -13,10 +14,10 @@ from agents.base import PartitionBatch
 from agents.inventory import FlashSaleConfig, Inventory, parse_config, read_unreserved
 from agents.registry import build_agents
 from shopstream.errors import ConfigError
-from sinks.flash_sale import FlashSales
+from sinks.flash_sale import FlashSales, SaleSpec
 from streams.producer import EnvelopeProducer
 from tests.agents.flash_scenario import build, state_of
-from tests.support import process_topic
+from tests.support import process_topic, read_records
 
 
 class CrashBeforeDrain(Inventory):
@@ -87,3 +88,19 @@ def test_config_section_is_validated() -> None:
                 {"flash_sales": {"low_stock_pct": [0]}}):
         with pytest.raises(ConfigError):
             parse_config(bad)
+
+
+@pytest.mark.integration
+async def test_timer_publishes_alerts_the_api_left_behind(settings) -> None:
+    r = aioredis.Redis.from_url(settings.redis_url)
+    sales = FlashSales(r, settings.app_id)
+    now = int(time.time() * 1000)
+    await sales.create(SaleSpec("al", "sku-al", 4, 4, now - 1, now + 60_000, 60, (50, 25)))
+    # claims through the Lua path only, as if the API died before publishing
+    assert [(await sales.claim("al", "u", 1, now)).alerts_queued for _ in range(4)] == [0, 1, 1, 1]
+    await Inventory(settings, r).tick(now)
+    got = sorted(json.loads(v)["alert_id"] for _, _, v, _ in
+                 read_records(settings, settings.alerts_topic))
+    assert got == ["al:low:25", "al:low:50", "al:sold_out"]
+    assert await sales.pending_alerts("al") == []
+    await r.aclose()
