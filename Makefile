@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench
+.PHONY: demo test lint bench tools
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +18,14 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-test: lint
+# promtool (Debian's prometheus) checks the alert rules; installed when running as root.
+tools:
+	@command -v promtool >/dev/null || { [ "$$(id -u)" = 0 ] \
+	  && apt-get update -qq \
+	  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus \
+	  >/dev/null; } || echo "promtool missing: apt-get install prometheus"
+
+test: lint tools
 	$(BIN)/python -m pytest
 
 bench: $(BIN)/.installed

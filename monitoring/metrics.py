@@ -49,8 +49,10 @@ class Metrics:
             registry=r,
         )
         self.lag_seconds = Histogram(
-            f"{PREFIX}_event_to_state_seconds", "Event time to state applied in Redis",
-            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
+            f"{PREFIX}_event_to_state_seconds",
+            "Event time to state applied in Redis (one event in 16 sampled)",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.35, 0.5, 0.75,
+                     1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
             registry=r,
         )
         self.rebuilds = Counter(

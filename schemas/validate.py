@@ -1,7 +1,8 @@
 """Strict, allocation-light validation of decoded events.
 
-The happy path allocates nothing: checks are precompiled per type into tuples of
-(field, predicate, kind). Only a failure builds an error object.
+Two layers: per type, a generated straight-line predicate answers "valid?" in one call on the
+hot path (no allocation, ~1 us); only when it says no do the per-field checks run to name the
+field, the expectation and what was found.
 """
 
 from __future__ import annotations
@@ -108,12 +109,51 @@ def _run(checks: tuple[Check, ...], event: dict[str, Any]) -> FieldError | None:
     return None
 
 
+#: Source of the fast predicate's test for each kind; ``{v}`` is the value.
+_EXPR: Final[dict[Kind, str]] = {
+    Kind.STR: '(type({v}) is str and {v} != "")',
+    Kind.TS: "(type({v}) is int and MIN_TS <= {v} <= MAX_TS)",
+    Kind.MONEY: "(type({v}) is int and {v} >= 0)",
+    Kind.QTY: "(type({v}) is int and {v} >= 1)",
+    Kind.COUNT: "(type({v}) is int and {v} >= 0)",
+    Kind.CHANNEL: "(type({v}) is str and {v} in _CHANNELS)",
+    Kind.PAY_STATUS: '({v} == "success" or {v} == "failed")',
+    Kind.ITEMS: "_is_items({v})",
+}
+
+
+def _fast_predicate(checks: tuple[Check, ...]) -> Callable[[dict[str, Any]], bool]:
+    """Compile the checks into one boolean expression, the way dataclasses builds __init__."""
+    terms = []
+    for i, (name, _, kind) in enumerate(checks):
+        var = f"x{i}"
+        if name[0] == "?":
+            test = _EXPR[kind].format(v=var)
+            terms.append(f"(({var} := g({name[1:]!r})) is None or {test})")
+        else:
+            # Bind the value at its first use, then reuse the name.
+            terms.append(_EXPR[kind].format(v=var).replace(var, f"({var} := g({name!r}))", 1))
+    src = "def fast(e):\n    g = e.get\n    return " + " and ".join(terms) + "\n"
+    scope: dict[str, Any] = {"MIN_TS": MIN_TS, "MAX_TS": MAX_TS, "_CHANNELS": _CHANNELS,
+                             "_is_items": _is_items}
+    exec(compile(src, "<schemas.validate>", "exec"), scope)  # noqa: S102 - source built above
+    fast: Callable[[dict[str, Any]], bool] = scope["fast"]
+    return fast
+
+
+_FAST: Final[dict[str, Callable[[dict[str, Any]], bool]]] = {
+    name: _fast_predicate(_COMMON + checks) for name, checks in _BY_TYPE.items()
+}
+
+
 def validate_event(event: Any) -> FieldError | None:
     """None when ``event`` is a valid event; otherwise the first problem found."""
     if type(event) is not dict:
         return FieldError("", "a JSON object", type(event).__name__)
     etype = event.get("type", _MISSING)
-    checks = _BY_TYPE.get(etype) if type(etype) is str else None
-    if checks is None:
+    fast = _FAST.get(etype) if type(etype) is str else None
+    if fast is None:
         return FieldError("type", _TYPES_TEXT, _show(etype))
-    return _run(_COMMON, event) or _run(checks, event)
+    if fast(event):
+        return None
+    return _run(_COMMON, event) or _run(_BY_TYPE[etype], event)

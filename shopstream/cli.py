@@ -55,8 +55,9 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
 
     ensure_topics(settings)
     app = create_app(settings)
-    worker = Worker(app, loglevel=settings.log_level.lower(), quiet=True, redirect_stdouts=False)
     logs.setup(settings.log_level)
+    worker = Worker(app, loglevel=settings.log_level.lower(), quiet=True, redirect_stdouts=False,
+                    override_logging=False)
     log.info("worker starting", extra={"web_port": settings.worker_web_port})
     worker.execute_from_commandline()
     return 0

@@ -144,3 +144,47 @@ def embedded(state_dir: str | None = None) -> Iterator[EmbeddedInfra]:
         infra.stop()
         if state_file:
             state_file.unlink(missing_ok=True)
+
+
+def start_redis_cluster(
+    nodes: int = 3, base_dir: Path | None = None
+) -> tuple[list[subprocess.Popen[bytes]], str]:
+    """A Redis Cluster of ``nodes`` masters on loopback (no replicas); returns procs and a URL."""
+    base = base_dir or Path(tempfile.mkdtemp(prefix="shopstream-cluster-"))
+    ports = [free_port() for _ in range(nodes)]
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        for port in ports:
+            workdir = base / str(port)
+            workdir.mkdir(parents=True, exist_ok=True)
+            proc = subprocess.Popen(
+                [redis_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                 "--appendonly", "no", "--cluster-enabled", "yes", "--dir", str(workdir),
+                 "--cluster-config-file", "nodes.conf", "--loglevel", "warning"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+            procs.append(proc)
+            _wait_port(port, proc, "redis-server (cluster)", 10.0)
+        cli = str(Path(redis_binary()).with_name("redis-cli"))
+        subprocess.run(
+            [cli, "--cluster", "create", *(f"127.0.0.1:{p}" for p in ports),
+             "--cluster-replicas", "0"],
+            input=b"yes\n", check=True, capture_output=True, timeout=30,
+        )
+        _wait_cluster_ok(cli, ports[0])
+    except BaseException:
+        for proc in procs:
+            stop(proc)
+        raise
+    return procs, f"redis://127.0.0.1:{ports[0]}/0"
+
+
+def _wait_cluster_ok(cli: str, port: int, timeout_s: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        out = subprocess.run([cli, "-p", str(port), "cluster", "info"],
+                             capture_output=True, text=True, timeout=5).stdout
+        if "cluster_state:ok" in out:
+            return
+        time.sleep(0.1)
+    raise InfraError(f"redis cluster on port {port} did not reach cluster_state:ok")

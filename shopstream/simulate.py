@@ -17,6 +17,8 @@ from typing import Any
 
 from shopstream.settings import Settings
 
+#: Live mode hands partly filled envelopes to Kafka at least this often (bounds latency).
+FLUSH_EVERY_S = 0.02
 #: 2026-11-11 00:00 Asia/Shanghai: the default start of generated logs.
 DOUBLE_11_MS = 1_794_326_400_000
 
@@ -186,15 +188,21 @@ def run_simulation(
     sim = Simulator(users, rate, seed, start_ms if start_ms is not None else int(begin * 1000))
     prod = EnvelopeProducer(settings, max_events=200)
     sent = 0
-    last_report = begin
+    last_report = last_flush = begin
     for ev in sim.events(count):
-        # Pace by event time so the stream is live: an event goes out when its ts is due.
-        wait = ev["ts"] / 1000 - time.time()
-        if wait > 0.02:
-            prod.flush()
+        # Pace by event time so the stream is live: an event goes out when its ts is due,
+        # stamped with the wall clock in case generation fell behind.
+        now = time.time()
+        wait = ev["ts"] / 1000 - now
+        if wait > 0.005:
             time.sleep(wait)
+            now = time.time()
+        ev["ts"] = int(now * 1000)
         prod.add(ev)
         sent += 1
+        if now - last_flush >= FLUSH_EVERY_S:
+            prod.send_all()
+            last_flush = now
         if time.time() - last_report >= 5:
             last_report = time.time()
             print(f"simulate: {sent} events sent", file=sys.stderr, flush=True)

@@ -7,6 +7,7 @@ batch was computed; a redelivered batch, or the part of it already applied, chan
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -146,14 +147,18 @@ class RedisState:
         """
         if not writes:
             return
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for p, (before, after, ops) in writes.items():
-                await self._apply(
-                    keys=[self.fence_key(p)],
-                    args=[before.offset, after.offset, after.watermark, *ops.args],
-                    client=pipe,  # type: ignore[arg-type]  # redis-py types omit pipelines
-                )
-            results = await pipe.execute()
+        calls = [
+            ([self.fence_key(p)], [before.offset, after.offset, after.watermark, *ops.args])
+            for p, (before, after, ops) in writes.items()
+        ]
+        if isinstance(self.redis, RedisCluster):
+            # Cluster pipelines refuse EVALSHA; each call goes to its slot's node, concurrently.
+            results = await asyncio.gather(*(self._apply(keys=k, args=a) for k, a in calls))
+        else:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for k, a in calls:
+                    await self._apply(keys=k, args=a, client=pipe)
+                results = await pipe.execute()
         stale = [p for p, res in zip(writes, results, strict=True) if int(res[0]) != 1]
         if stale:
             raise StaleFenceError(f"fence moved under this worker for partitions {stale}")

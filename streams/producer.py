@@ -118,10 +118,14 @@ class EnvelopeProducer:
         self.records_sent += 1
         self._producer.poll(0)
 
-    def flush(self, timeout_s: float = 30.0) -> None:
-        """Send every buffer and wait until the broker has acknowledged all of them."""
+    def send_all(self) -> None:
+        """Hand every partly filled envelope to the client without waiting for acks."""
         for part in list(self._buffers):
             self._send(part)
+
+    def flush(self, timeout_s: float = 30.0) -> None:
+        """Send every buffer and wait until the broker has acknowledged all of them."""
+        self.send_all()
         left = self._producer.flush(timeout_s)
         if left:
             raise ProduceError(f"{left} records to {self.topic} not delivered in {timeout_s}s")

