@@ -151,7 +151,12 @@ def start_redis_cluster(
 ) -> tuple[list[subprocess.Popen[bytes]], str]:
     """A Redis Cluster of ``nodes`` masters on loopback (no replicas); returns procs and a URL."""
     base = base_dir or Path(tempfile.mkdtemp(prefix="shopstream-cluster-"))
-    ports = [free_port() for _ in range(nodes)]
+    # The cluster bus listens on port + 10000, so redis-server refuses ports above 55535.
+    ports: list[int] = []
+    while len(ports) < nodes:
+        port = free_port()
+        if port <= 55535 and port not in ports:
+            ports.append(port)
     procs: list[subprocess.Popen[bytes]] = []
     try:
         for port in ports:

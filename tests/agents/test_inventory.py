@@ -15,6 +15,7 @@ from agents.inventory import FlashSaleConfig, Inventory, parse_config, read_unre
 from agents.registry import build_agents
 from shopstream.errors import ConfigError
 from sinks.flash_sale import FlashSales, SaleSpec
+from sinks.redis_state import make_redis
 from streams.producer import EnvelopeProducer
 from tests.agents.flash_scenario import build, state_of
 from tests.support import process_topic, read_records
@@ -103,4 +104,20 @@ async def test_timer_publishes_alerts_the_api_left_behind(settings) -> None:
                  read_records(settings, settings.alerts_topic))
     assert got == ["al:low:25", "al:low:50", "al:sold_out"]
     assert await sales.pending_alerts("al") == []
+    await r.aclose()
+
+
+@pytest.mark.integration
+async def test_claims_and_transitions_on_redis_cluster(infra, redis_cluster_url) -> None:
+    s = infra.settings(redis_url=redis_cluster_url, redis_cluster=True)
+    r = make_redis(s)
+    sales = FlashSales(r, s.app_id)
+    scenarios = [await build(sales, f"cl{i}", users=40, seed=30 + i) for i in range(3)]
+    produce(s, [ev for sc in scenarios for ev in sc.orders + sc.follow_ups])
+    await process_topic(s, batch_records=4)
+    inv = Inventory(s, r)
+    await inv.tick(int(time.time() * 1000) + 601_000)
+    for sc in scenarios:
+        assert await state_of(sales, sc.sale_id) == sc.expected()
+        assert await read_unreserved(r, s.app_id, s.partitions, sc.sale_id) == sc.unreserved
     await r.aclose()
