@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from agents.base import Agent
-from agents.coupon_rules import parse_config
+from agents.coupon_rules import parse_config as parse_coupons
 from agents.coupons import CouponAgent
 from agents.event_stats import EventStats
 from agents.funnel import Funnels
 from agents.funnel_rules import parse_funnels
+from agents.inventory import Inventory
+from agents.inventory import parse_config as parse_flash_sales
 from monitoring.metrics import Metrics
 from shopstream.settings import Settings
 from sinks.redis_state import Redis
@@ -20,6 +22,7 @@ def build_agents(settings: Settings, redis: Redis, metrics: Metrics | None = Non
         EventStats(settings.app_id),
         Funnels(settings.app_id, settings.partitions, settings.sections, settings.zone, metrics,
                 redis),
+        Inventory(settings, redis, metrics),
         CouponAgent(settings, redis, metrics),
     ]
 
@@ -27,5 +30,6 @@ def build_agents(settings: Settings, redis: Redis, metrics: Metrics | None = Non
 def check_config(settings: Settings) -> None:
     """Validate every capability section without I/O, so a bad file fails before connecting."""
     parse_funnels(settings.sections)
-    parse_config(settings.sections, settings.zone)
+    parse_flash_sales(settings.sections)
+    parse_coupons(settings.sections, settings.zone)
     parse_webhook(settings.sections)

@@ -20,6 +20,8 @@ def bounded(value: object, allowed: frozenset[str], other: str = "other") -> str
 
 KNOWN_TYPES = frozenset(EVENT_TYPES)
 KNOWN_CHANNELS = frozenset(CHANNELS)
+#: Distinct flash-sale ids used as label values before folding into ``other``.
+MAX_SALE_LABELS = 50
 
 
 class Metrics:
@@ -70,6 +72,31 @@ class Metrics:
             f"{PREFIX}_api_events_total", "Events received by POST /v1/events by result",
             ["result"], registry=r,
         )
+        # Flash sales: sale ids are operator-created and few; sale_label() caps them anyway.
+        self._sales: set[str] = set()
+        self.flash_units = Gauge(
+            f"{PREFIX}_flash_sale_units", "Units of a flash sale by state",
+            ["sale", "state"], registry=r,
+        )
+        self.flash_claims = Counter(
+            f"{PREFIX}_flash_sale_claims_total", "Flash-sale claims by result",
+            ["sale", "result"], registry=r,
+        )
+        # A claim is one Lua call: sub-millisecond to a few ms; buckets in seconds.
+        self.flash_claim_seconds = Histogram(
+            f"{PREFIX}_flash_sale_claim_seconds", "Claim latency inside the API",
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+            registry=r,
+        )
+        self.flash_transitions = Counter(
+            f"{PREFIX}_flash_sale_transitions_total",
+            "Reservation transitions applied by the stream side, by result",
+            ["result"], registry=r,
+        )
+        self.flash_unreserved = Counter(
+            f"{PREFIX}_flash_sale_unreserved_orders_total",
+            "Orders for a flash-sale SKU without a valid reservation", registry=r,
+        )
         self.api_requests = Counter(
             f"{PREFIX}_api_requests_total", "HTTP requests by route and status",
             ["route", "status"], registry=r,
@@ -88,3 +115,18 @@ class Metrics:
             f"{PREFIX}_events_late_total",
             "Events ignored as later than the allowed lateness, by agent", ["agent"], registry=r,
         )
+
+    def sale_label(self, sale_id: str) -> str:
+        """The sale id as a label value; past MAX_SALE_LABELS distinct sales, ``other``."""
+        if sale_id in self._sales:
+            return sale_id
+        if len(self._sales) < MAX_SALE_LABELS:
+            self._sales.add(sale_id)
+            return sale_id
+        return "other"
+
+    def set_sale_units(self, sale_id: str, available: int, reserved: int, sold: int) -> None:
+        label = self.sale_label(sale_id)
+        self.flash_units.labels(label, "available").set(available)
+        self.flash_units.labels(label, "reserved").set(reserved)
+        self.flash_units.labels(label, "sold").set(sold)

@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 8 * 1024 * 1024
 
 #: Modules that add routes (filled as capabilities land).
-ROUTE_MODULES: list[str] = ["shopstream.http_funnels"]
+ROUTE_MODULES: list[str] = ["shopstream.http_funnels", "shopstream.http_flash_sales"]
 
 
 @dataclass

@@ -1,0 +1,187 @@
+"""Flash-sale claim throughput and latency: the Lua path alone, and through the HTTP API.
+
+Starts its own redis-server and Tansu broker (embedded infra) unless SHOPSTREAM_REDIS_URL /
+SHOPSTREAM_BROKER are set, and an API subprocess for the HTTP part. Usage:
+
+    python bench/claims_bench.py [--claims 20000] [--concurrency 64] [--stock 1000]
+
+Each claim is timed from send to answer; claims/s is claims over wall time of the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import os
+import random
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import redis.asyncio as aioredis
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from shopstream.infra import free_port, start_broker, start_redis, stop  # noqa: E402
+from sinks.flash_sale import FlashSales, SaleSpec  # noqa: E402
+
+
+def summary(name: str, latencies: list[float], wall: float, results: dict[str, int]) -> str:
+    lat = sorted(latencies)
+    p50 = lat[len(lat) // 2] * 1000
+    p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000
+    return (f"{name:<5} claims={len(lat):>6} claims/s={len(lat) / wall:>9,.0f} "
+            f"p50={p50:6.2f}ms p99={p99:6.2f}ms results={results}")
+
+
+def plan(n: int, users: int, seed: int) -> list[tuple[str, int]]:
+    rng = random.Random(seed)
+    return [(f"u{rng.randrange(users)}", 3 if rng.random() < 0.1 else 1) for _ in range(n)]
+
+
+def spec(sale_id: str, stock: int) -> SaleSpec:
+    now = int(time.time() * 1000)
+    return SaleSpec(sale_id, f"sku-{sale_id}", stock, 2, now - 1000, now + 3_600_000, 900, (10,))
+
+
+async def bench_lua(redis_url: str, claims: int, concurrency: int, stock: int) -> str:
+    r = aioredis.Redis.from_url(redis_url, max_connections=concurrency)
+    sales = FlashSales(r, f"bench{os.getpid()}")
+    sale = f"lua{concurrency}"
+    await sales.create(spec(sale, stock))
+    jobs = plan(claims, claims // 10, 1)
+    lat: list[float] = []
+    results: dict[str, int] = {}
+
+    async def worker(part: list[tuple[str, int]]) -> None:
+        for user, qty in part:
+            t = time.perf_counter()
+            res = await sales.claim(sale, user, qty, int(time.time() * 1000))
+            lat.append(time.perf_counter() - t)
+            results[res.result] = results.get(res.result, 0) + 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(jobs[i::concurrency]) for i in range(concurrency)))
+    wall = time.perf_counter() - started
+    await r.aclose()
+    return summary("lua", lat, wall, results)
+
+
+async def bench_lua_pipelined(redis_url: str, claims: int, stock: int, depth: int = 200) -> str:
+    """Claims sent as pipelines of ``depth`` script calls: what Redis itself sustains when the
+    Python client's per-call cost is amortised (many API processes in front of one Redis)."""
+    r = aioredis.Redis.from_url(redis_url)
+    sales = FlashSales(r, f"benchp{os.getpid()}")
+    await sales.create(spec("pipe", stock))
+    keys = list(sales.keys("pipe"))
+    jobs = plan(claims, claims // 10, 3)
+    lat: list[float] = []
+    results: dict[str, int] = {}
+    started = time.perf_counter()
+    for i in range(0, len(jobs), depth):
+        chunk = jobs[i:i + depth]
+        t = time.perf_counter()
+        async with r.pipeline(transaction=False) as pipe:
+            for user, qty in chunk:
+                await sales._claim(keys=keys, args=[int(time.time() * 1000), user, qty],
+                                   client=pipe)
+            rows = await pipe.execute()
+        per_claim = (time.perf_counter() - t) / len(chunk)
+        lat += [per_claim] * len(chunk)
+        for row in rows:
+            key = row[0].decode()
+            results[key] = results.get(key, 0) + 1
+    wall = time.perf_counter() - started
+    stats = (await r.info("commandstats")).get("cmdstat_evalsha", {})
+    await r.aclose()
+    usec = float(stats.get("usec_per_call", 0.0))
+    server = f"\nredis  evalsha {usec:.1f} us/call inside redis-server -> ceiling " \
+             f"~{1e6 / usec:,.0f} claims/s per Redis shard" if usec else ""
+    return summary("pipe", lat, wall, results) + f" (latency = pipeline time / {depth})" + server
+
+
+async def bench_http(port: int, token: str, claims: int, concurrency: int, stock: int) -> str:
+    base = f"http://127.0.0.1:{port}"
+    lat: list[float] = []
+    results: dict[str, int] = {}
+    jobs = plan(claims, claims // 10, 2)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as s:
+        sale = f"http{concurrency}"
+        body: dict[str, Any] = dataclasses.asdict(spec(sale, stock))
+        body.pop("low_stock_pct")
+        async with s.post(f"{base}/v1/flash-sales", json=body,
+                          headers={"Authorization": f"Bearer {token}"}) as resp:
+            assert resp.status == 201, await resp.text()
+
+        async def worker(part: list[tuple[str, int]]) -> None:
+            for user, qty in part:
+                t = time.perf_counter()
+                async with s.post(f"{base}/v1/flash-sales/{sale}/claims",
+                                  json={"user_id": user, "qty": qty}) as resp:
+                    doc = await resp.json()
+                lat.append(time.perf_counter() - t)
+                key = "ok" if resp.status == 200 else doc.get("reason", str(resp.status))
+                results[key] = results.get(key, 0) + 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(jobs[i::concurrency]) for i in range(concurrency)))
+        wall = time.perf_counter() - started
+    return summary("http", lat, wall, results)
+
+
+def wait_up(port: int, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError("api did not come up")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--claims", type=int, default=20_000)
+    ap.add_argument("--concurrency", type=int, default=64)
+    ap.add_argument("--stock", type=int, default=1_000)
+    args = ap.parse_args()
+    procs = []
+    redis_url = os.environ.get("SHOPSTREAM_REDIS_URL")
+    broker = os.environ.get("SHOPSTREAM_BROKER")
+    if not redis_url:
+        proc, redis_url = start_redis()
+        procs.append(proc)
+    if not broker:
+        proc, broker = start_broker()
+        procs.append(proc)
+    token = "bench-token"
+    api = None
+    try:
+        print(asyncio.run(bench_lua(redis_url, 2_000, 1, args.stock)), "(1 client)")
+        print(asyncio.run(bench_lua(redis_url, args.claims, args.concurrency, args.stock)))
+        print(asyncio.run(bench_lua_pipelined(redis_url, args.claims * 5, args.stock)))
+        port = free_port()
+        env = {**os.environ, "SHOPSTREAM_REDIS_URL": redis_url, "SHOPSTREAM_BROKER": broker,
+               "SHOPSTREAM_ADMIN_TOKEN": token, "SHOPSTREAM_APP_ID": f"bench{os.getpid()}",
+               "SHOPSTREAM_LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT)}
+        api = subprocess.Popen([sys.executable, "-m", "shopstream", "api", "--port", str(port)],
+                               env=env, cwd=ROOT, stdout=subprocess.DEVNULL)
+        wait_up(port)
+        print(asyncio.run(bench_http(port, token, 2_000, 1, args.stock)), "(1 client)")
+        print(asyncio.run(bench_http(port, token, args.claims, args.concurrency, args.stock)))
+    finally:
+        if api is not None:
+            stop(api)  # type: ignore[arg-type]
+        for proc in procs:
+            stop(proc)
+
+
+if __name__ == "__main__":
+    main()
