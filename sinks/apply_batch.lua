@@ -4,7 +4,8 @@
 -- ARGV[1]  offset the caller read before computing (-1 for none): the write only lands if
 --          the fence still holds it, so a redelivered or concurrent batch changes nothing
 -- ARGV[2]  last offset of this batch; ARGV[3] partition watermark after it
--- ARGV[4..] ops: NAME arg... with the arities below; every key shares KEYS[1]'s hash tag
+-- ARGV[4]  ops as one JSON array: NAME arg... with the arities below; every key shares
+--          KEYS[1]'s hash tag. One argument instead of thousands: the client packs far less.
 local current = redis.call('HGET', KEYS[1], 'offset') or '-1'
 if current ~= ARGV[1] then
   return {0, current}
@@ -16,25 +17,42 @@ local arity = {
   PEXPIRE = 2, PEXPIREAT = 2, DEL = 1, SET = 2, INCRBY = 2, SADD = 2, RPUSH = 2, XADD = 4,
   HMAX = 3,
 }
-local i = 4
-local n = #ARGV
+-- JSON numbers arrive as Lua doubles; integers must reach Redis without an exponent.
+local floor, fmt = math.floor, string.format
+local function arg(v)
+  if type(v) == 'number' then
+    if v == floor(v) then return fmt('%d', v) end
+    return fmt('%.17g', v)
+  end
+  return v
+end
+
+local ops = cjson.decode(ARGV[4])
+local i = 1
+local n = #ops
+local a1, a2, a3
 while i <= n do
-  local op = ARGV[i]
+  local op = ops[i]
   local a = arity[op]
   if a == nil then
     return redis.error_reply('apply_batch: unknown op ' .. tostring(op))
   end
+  a1, a2, a3 = arg(ops[i + 1]), arg(ops[i + 2]), arg(ops[i + 3])
   if op == 'HMAX' then
     -- keep the larger of the stored and given integer
-    local old = tonumber(redis.call('HGET', ARGV[i + 1], ARGV[i + 2]) or '-1')
-    if tonumber(ARGV[i + 3]) > old then
-      redis.call('HSET', ARGV[i + 1], ARGV[i + 2], ARGV[i + 3])
+    local old = tonumber(redis.call('HGET', a1, a2) or '-1')
+    if tonumber(a3) > old then
+      redis.call('HSET', a1, a2, a3)
     end
   elseif op == 'XADD' then
     -- XADD key maxlen field value  (capped stream, approximate trimming)
-    redis.call('XADD', ARGV[i + 1], 'MAXLEN', '~', ARGV[i + 2], '*', ARGV[i + 3], ARGV[i + 4])
+    redis.call('XADD', a1, 'MAXLEN', '~', a2, '*', a3, arg(ops[i + 4]))
+  elseif a == 1 then
+    redis.call(op, a1)
+  elseif a == 2 then
+    redis.call(op, a1, a2)
   else
-    redis.call(op, unpack(ARGV, i + 1, i + a))
+    redis.call(op, a1, a2, a3)
   end
   i = i + a + 1
 end

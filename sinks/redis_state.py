@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
+import orjson
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 
@@ -65,6 +66,12 @@ class Fence:
     watermark: int
 
 
+def _utf8(value: Any) -> str:
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value).decode()
+    raise TypeError(f"cannot send {type(value).__name__} to Redis")
+
+
 class Ops:
     """State changes of one partition's batch, collected then flushed in one Lua call.
 
@@ -79,6 +86,10 @@ class Ops:
 
     def __len__(self) -> int:
         return len(self.args)
+
+    def encode(self) -> bytes:
+        """All operations as one JSON array (values given as bytes must be UTF-8 text)."""
+        return orjson.dumps(self.args, default=_utf8)
 
     def hincrby(self, key: str, field: str, amount: int) -> None:
         self.args += ("HINCRBY", key, field, amount)
@@ -160,8 +171,8 @@ class RedisState:
         """
         if not writes:
             return
-        calls = [
-            ([self.fence_key(p)], [before.offset, after.offset, after.watermark, *ops.args])
+        calls: list[tuple[list[str], list[int | bytes]]] = [
+            ([self.fence_key(p)], [before.offset, after.offset, after.watermark, ops.encode()])
             for p, (before, after, ops) in writes.items()
         ]
         if isinstance(self.redis, RedisCluster):
