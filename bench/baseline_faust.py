@@ -43,6 +43,12 @@ def step_of(ev: dict[str, Any]) -> int:
     return -1
 
 
+def _write_result(out: str, payload: dict[str, Any]) -> None:
+    """Write the result atomically (once, at the end), so the parent never reads half a file."""
+    Path(out + ".tmp").write_bytes(orjson.dumps(payload))
+    os.replace(out + ".tmp", out)
+
+
 def run_worker(broker: str, topic: str, app_id: str, partitions: int, expect: int,
                out: str) -> None:
     """Faust worker: per-event table updates until ``expect`` records, then write ``out``."""
@@ -70,8 +76,8 @@ def run_worker(broker: str, topic: str, app_id: str, partitions: int, expect: in
             step = step_of(ev)
             if step >= 0:
                 user, ts = ev["user_id"], ev["ts"]
-                state = progress.get(user)
-                open_entry = (state is not None and state[2] < LAST_STEP
+                state: list[Any] = progress.get(user) or []
+                open_entry = (bool(state) and state[2] < LAST_STEP
                               and ts - state[0] <= WINDOW_MS)
                 if open_entry:
                     if step == state[2] + 1 and ts >= state[3]:
@@ -86,9 +92,7 @@ def run_worker(broker: str, topic: str, app_id: str, partitions: int, expect: in
                 elapsed = time.perf_counter() - seen["t0"]
                 rows = sorted([k.rsplit("|", 1)[0], int(k.rsplit("|", 1)[1]), int(v)]
                               for k, v in counts.items())
-                Path(out + ".tmp").write_bytes(orjson.dumps(
-                    {"events": expect, "seconds": elapsed, "counts": rows}))
-                os.replace(out + ".tmp", out)
+                _write_result(out, {"events": expect, "seconds": elapsed, "counts": rows})
 
     sys.argv = [sys.argv[0], "worker", "-l", "warn"]
     app.main()
