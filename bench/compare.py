@@ -1,0 +1,130 @@
+"""Baselines in the same run: shopstream, a naive Faust agent and Quix Streams compute the
+default purchase funnel on the same Kafka records; all are checked against the plain
+reference and timed, and the ratios are reported.
+
+    python bench/compare.py [--events 50000]      (bench/setup_quix.sh first for Quix)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import redis
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from agents.funnel_query import read_buckets  # noqa: E402
+from agents.funnel_rules import parse_funnels  # noqa: E402
+from bench import baseline_faust  # noqa: E402
+from bench.funnel_reference import as_rows, reference_funnel  # noqa: E402
+from bench.workload import create_topic, generate, measure_quix, produce_per_event  # noqa: E402
+from shopstream.infra import embedded, free_port  # noqa: E402
+from shopstream.settings import Settings, load_settings  # noqa: E402
+from sinks import keys  # noqa: E402
+from sinks.redis_state import make_redis  # noqa: E402
+
+PARTITIONS = 4
+
+
+def shopstream_funnel(s: Settings) -> list[list[Any]]:
+    """The purchase funnel's all-time cohort counts per channel, as reference rows."""
+    fd = next(f for f in parse_funnels({})[0] if f.name == "purchase")
+
+    async def read() -> dict[int, dict[str, list[int]]]:
+        r = make_redis(s)
+        try:
+            return await read_buckets(r, s.app_id, s.partitions, fd, "cohort", "d", "channel",
+                                      0, 2**62)
+        finally:
+            await r.aclose()
+
+    per: dict[tuple[str, int], int] = {}
+    for by_value in asyncio.run(read()).values():
+        for channel, counts in by_value.items():
+            for step, n in enumerate(counts):
+                if n:
+                    per[(channel, step)] = per.get((channel, step), 0) + n
+    return as_rows(per)
+
+
+def run_shopstream(s: Settings, expect: int) -> float:
+    """One shopstream worker with all agents; events/s from first to last applied event."""
+    env = {**os.environ, "SHOPSTREAM_BROKER": str(s.broker),
+           "SHOPSTREAM_REDIS_URL": str(s.redis_url), "SHOPSTREAM_APP_ID": s.app_id,
+           "SHOPSTREAM_PARTITIONS": str(s.partitions), "SHOPSTREAM_EVENTS_TOPIC": s.events_topic,
+           "PYTHONPATH": str(ROOT), "SHOPSTREAM_LOG_LEVEL": "WARNING"}
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "shopstream", "worker", "--web-port", str(free_port())],
+        env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    r = redis.Redis.from_url(str(s.redis_url))
+    try:
+        first: tuple[float, int] | None = None
+        while True:
+            done = sum(int(r.hget(keys.counts(s.app_id, p), "in") or 0)
+                       for p in range(s.partitions))
+            now = time.perf_counter()
+            if done and first is None:
+                first = (now, done)
+            if done >= expect:
+                break
+            if worker.poll() is not None:
+                raise RuntimeError("shopstream worker died")
+            time.sleep(0.05)
+        assert first is not None
+        return (expect - first[1]) / max(now - first[0], 1e-9)
+    finally:
+        worker.terminate()
+        worker.wait(30)
+        r.close()
+
+
+def compare(events: int, users: int = 20_000, seed: int = 7) -> dict[str, Any]:
+    log = generate(events, users, 1.0, seed)
+    reference = as_rows(reference_funnel(log))
+    out: dict[str, Any] = {"events": len(log)}
+    with embedded() as infra:
+        s = load_settings(env={}, broker=infra.broker, redis_url=infra.redis_url,
+                          partitions=PARTITIONS, app_id="cmp", events_topic="cmp-events")
+        create_topic(s, s.events_topic, PARTITIONS)
+        produce_per_event(s, s.events_topic, log)
+        print("compare: shopstream ...", file=sys.stderr, flush=True)
+        out["shopstream_events_per_s"] = round(run_shopstream(s, len(log)))
+        out["shopstream_equal_to_reference"] = shopstream_funnel(s) == reference
+        print("compare: naive Faust ...", file=sys.stderr, flush=True)
+        faust = baseline_faust.measure(infra.broker, s.events_topic, PARTITIONS, len(log))
+        out["faust_events_per_s"] = round(faust["events_per_s"])
+        out["faust_equal_to_reference"] = faust["counts"] == reference
+        if (ROOT / ".venv-quix" / "bin" / "python").exists():
+            print("compare: Quix Streams ...", file=sys.stderr, flush=True)
+            quix = measure_quix(infra.broker, s.events_topic, len(log))
+            out["quix_events_per_s"] = round(quix["events_per_s"])
+            out["quix_equal_to_reference"] = quix["counts"] == reference
+        else:
+            out["quix"] = "not set up: run bench/setup_quix.sh"
+    out["ratio_vs_faust"] = round(out["shopstream_events_per_s"] / out["faust_events_per_s"], 1)
+    if "quix_events_per_s" in out:
+        out["ratio_vs_quix"] = round(out["shopstream_events_per_s"] / out["quix_events_per_s"], 2)
+    out["machine"] = f"{os.cpu_count()} cores"
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--events", type=int, default=50_000)
+    args = ap.parse_args()
+    print(json.dumps(compare(args.events), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
