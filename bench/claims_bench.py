@@ -1,9 +1,11 @@
-"""Flash-sale claim throughput and latency: the Lua path alone, and through the HTTP API.
+"""Flash-sale claim throughput and latency: the Lua path alone (one call per claim, and
+grouped per sale as the API does), and through the HTTP API.
 
 Starts its own redis-server and Tansu broker (embedded infra) unless SHOPSTREAM_REDIS_URL /
 SHOPSTREAM_BROKER are set, and an API subprocess for the HTTP part. Usage:
 
     python bench/claims_bench.py [--claims 20000] [--concurrency 64] [--stock 1000]
+                                 [--http-rate 5000]
 
 Each claim is timed from send to answer; claims/s is claims over wall time of the run.
 """
@@ -28,8 +30,12 @@ import redis.asyncio as aioredis
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.run import quantile, scrape_histogram  # noqa: E402
 from shopstream.infra import free_port, start_broker, start_redis, stop  # noqa: E402
-from sinks.flash_sale import FlashSales, SaleSpec  # noqa: E402
+from sinks.claim_batcher import ClaimBatcher  # noqa: E402
+from sinks.flash_sale import ClaimResult, FlashSales, SaleSpec  # noqa: E402
+
+CLAIM_METRIC = "shopstream_flash_sale_claim_seconds"
 
 
 def summary(name: str, latencies: list[float], wall: float, results: dict[str, int]) -> str:
@@ -50,19 +56,28 @@ def spec(sale_id: str, stock: int) -> SaleSpec:
     return SaleSpec(sale_id, f"sku-{sale_id}", stock, 2, now - 1000, now + 3_600_000, 900, (10,))
 
 
-async def bench_lua(redis_url: str, claims: int, concurrency: int, stock: int) -> str:
+async def bench_lua(redis_url: str, claims: int, concurrency: int, stock: int,
+                    grouped: bool = False) -> str:
+    """Concurrent clients on one sale: one script call per claim, or ``grouped`` per sale as
+    the API does (group commit, sinks/claim_batcher.py)."""
     r = aioredis.Redis.from_url(redis_url, max_connections=concurrency)
     sales = FlashSales(r, f"bench{os.getpid()}")
-    sale = f"lua{concurrency}"
+    sale = f"{'group' if grouped else 'lua'}{concurrency}"
     await sales.create(spec(sale, stock))
-    jobs = plan(claims, claims // 10, 1)
+    batcher = ClaimBatcher(sales, lambda: int(time.time() * 1000))
+    jobs = plan(claims, claims // 10, 4 if grouped else 1)
     lat: list[float] = []
     results: dict[str, int] = {}
+
+    async def claim(user: str, qty: int) -> ClaimResult:
+        if grouped:
+            return (await batcher.claim(sale, user, qty))[0]
+        return await sales.claim(sale, user, qty, int(time.time() * 1000))
 
     async def worker(part: list[tuple[str, int]]) -> None:
         for user, qty in part:
             t = time.perf_counter()
-            res = await sales.claim(sale, user, qty, int(time.time() * 1000))
+            res = await claim(user, qty)
             lat.append(time.perf_counter() - t)
             results[res.result] = results.get(res.result, 0) + 1
 
@@ -70,6 +85,8 @@ async def bench_lua(redis_url: str, claims: int, concurrency: int, stock: int) -
     await asyncio.gather(*(worker(jobs[i::concurrency]) for i in range(concurrency)))
     wall = time.perf_counter() - started
     await r.aclose()
+    if grouped:
+        return summary("group", lat, wall, results) + f" ({claims / batcher.calls:.1f} claims/call)"
     return summary("lua", lat, wall, results)
 
 
@@ -79,6 +96,7 @@ async def bench_lua_pipelined(redis_url: str, claims: int, stock: int, depth: in
     r = aioredis.Redis.from_url(redis_url)
     sales = FlashSales(r, f"benchp{os.getpid()}")
     await sales.create(spec("pipe", stock))
+    await r.config_resetstat()  # commandstats below count this run only
     keys = list(sales.keys("pipe"))
     jobs = plan(claims, claims // 10, 3)
     lat: list[float] = []
@@ -106,33 +124,62 @@ async def bench_lua_pipelined(redis_url: str, claims: int, stock: int, depth: in
     return summary("pipe", lat, wall, results) + f" (latency = pipeline time / {depth})" + server
 
 
-async def bench_http(port: int, token: str, claims: int, concurrency: int, stock: int) -> str:
+async def bench_http(port: int, token: str, claims: int, concurrency: int, stock: int,
+                     rate: float | None = None) -> str:
+    """Closed loop (``concurrency`` clients, each waits for its answer), or open loop when
+    ``rate`` is given: claims sent at that rate whatever the answers, so latency is that of
+    the offered load (a closed loop slows down with the server and hides queueing)."""
     base = f"http://127.0.0.1:{port}"
     lat: list[float] = []
     results: dict[str, int] = {}
-    jobs = plan(claims, claims // 10, 2)
+    jobs = plan(claims, claims // 10, 2 if rate is None else 5)
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as s:
-        sale = f"http{concurrency}"
+        sale = f"http{concurrency}" if rate is None else f"paced{int(rate)}"
         body: dict[str, Any] = dataclasses.asdict(spec(sale, stock))
         body.pop("low_stock_pct")
         async with s.post(f"{base}/v1/flash-sales", json=body,
                           headers={"Authorization": f"Bearer {token}"}) as resp:
             assert resp.status == 201, await resp.text()
 
+        async def one(user: str, qty: int) -> None:
+            t = time.perf_counter()
+            async with s.post(f"{base}/v1/flash-sales/{sale}/claims",
+                              json={"user_id": user, "qty": qty}) as resp:
+                doc = await resp.json()
+            lat.append(time.perf_counter() - t)
+            key = "ok" if resp.status == 200 else doc.get("reason", str(resp.status))
+            results[key] = results.get(key, 0) + 1
+
         async def worker(part: list[tuple[str, int]]) -> None:
             for user, qty in part:
-                t = time.perf_counter()
-                async with s.post(f"{base}/v1/flash-sales/{sale}/claims",
-                                  json={"user_id": user, "qty": qty}) as resp:
-                    doc = await resp.json()
-                lat.append(time.perf_counter() - t)
-                key = "ok" if resp.status == 200 else doc.get("reason", str(resp.status))
-                results[key] = results.get(key, 0) + 1
+                await one(user, qty)
 
+        async def paced(rate: float) -> None:
+            tasks = []
+            for i, (user, qty) in enumerate(jobs):
+                delay = started + i / rate - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                tasks.append(asyncio.create_task(one(user, qty)))
+            await asyncio.gather(*tasks)
+
+        # open the connections up front
+        await asyncio.gather(*(worker(jobs[:1]) for _ in range(concurrency)))
+        lat.clear()
+        results.clear()
+        before = scrape_histogram(port, CLAIM_METRIC)
         started = time.perf_counter()
-        await asyncio.gather(*(worker(jobs[i::concurrency]) for i in range(concurrency)))
+        if rate is None:
+            await asyncio.gather(*(worker(jobs[i::concurrency]) for i in range(concurrency)))
+        else:
+            await paced(rate)
         wall = time.perf_counter() - started
-    return summary("http", lat, wall, results)
+    after = scrape_histogram(port, CLAIM_METRIC)
+    inside = [(le, n - n0) for (le, n), (_, n0) in zip(after, before, strict=True)]
+    return summary("http" if rate is None else "paced", lat, wall, results) + (
+        "" if rate is None else f" (offered {rate:,.0f}/s)") + (
+        f" inside the API: p50={quantile(inside, 0.5) * 1000:.2f}ms"
+        f" p99={quantile(inside, 0.99) * 1000:.2f}ms")
 
 
 def wait_up(port: int, timeout_s: float = 30.0) -> None:
@@ -151,6 +198,7 @@ def main() -> None:
     ap.add_argument("--claims", type=int, default=20_000)
     ap.add_argument("--concurrency", type=int, default=64)
     ap.add_argument("--stock", type=int, default=1_000)
+    ap.add_argument("--http-rate", type=float, default=5_000, help="offered claims/s, open loop")
     args = ap.parse_args()
     procs = []
     redis_url = os.environ.get("SHOPSTREAM_REDIS_URL")
@@ -166,6 +214,8 @@ def main() -> None:
     try:
         print(asyncio.run(bench_lua(redis_url, 2_000, 1, args.stock)), "(1 client)")
         print(asyncio.run(bench_lua(redis_url, args.claims, args.concurrency, args.stock)))
+        print(asyncio.run(bench_lua(redis_url, args.claims, args.concurrency, args.stock,
+                                    grouped=True)))
         print(asyncio.run(bench_lua_pipelined(redis_url, args.claims * 5, args.stock)))
         port = free_port()
         env = {**os.environ, "SHOPSTREAM_REDIS_URL": redis_url, "SHOPSTREAM_BROKER": broker,
@@ -176,6 +226,8 @@ def main() -> None:
         wait_up(port)
         print(asyncio.run(bench_http(port, token, 2_000, 1, args.stock)), "(1 client)")
         print(asyncio.run(bench_http(port, token, args.claims, args.concurrency, args.stock)))
+        print(asyncio.run(bench_http(port, token, args.claims, args.concurrency, args.stock,
+                                     rate=args.http_rate)))
     finally:
         if api is not None:
             stop(api)  # type: ignore[arg-type]

@@ -63,15 +63,19 @@ def quantile(buckets: list[tuple[float, float]], q: float) -> float:
     return prev_le
 
 
-def scrape_lag(port: int) -> list[tuple[float, float]]:
+def scrape_histogram(port: int, metric: str) -> list[tuple[float, float]]:
+    """Cumulative (upper bound, count) pairs of a histogram on a /metrics page."""
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
         text = resp.read().decode()
     out = []
     for line in text.splitlines():
-        if line.startswith("shopstream_event_to_state_seconds_bucket"):
+        if line.startswith(f"{metric}_bucket"):
             le = line.split('le="')[1].split('"')[0]
             out.append((float(le), float(line.rsplit(" ", 1)[1])))
     return out
+
+
+LAG_METRIC = "shopstream_event_to_state_seconds"
 
 
 def slope_mb_per_min(samples: list[tuple[float, float]]) -> float:
@@ -130,7 +134,7 @@ def live_phase(s: Settings, r: redis.Redis, worker: subprocess.Popen[bytes],
     """Paced live traffic; latency from the worker's histogram (minus what phase 1 left)."""
     envelopes = live_envelopes(s, int(rate * seconds))
     expected = sum(n for _, _, n in envelopes)
-    before = scrape_lag(web_port)
+    before = scrape_histogram(web_port, LAG_METRIC)
     start_in = applied(r, "bench", s.partitions)
     sender = threading.Thread(target=send_paced, args=(s, envelopes, rate))
     started = time.perf_counter()
@@ -143,7 +147,7 @@ def live_phase(s: Settings, r: redis.Redis, worker: subprocess.Popen[bytes],
     deadline = time.perf_counter() + 60
     while applied(r, "bench", partitions) - start_in < expected and time.perf_counter() < deadline:
         time.sleep(0.1)
-    after = scrape_lag(web_port)
+    after = scrape_histogram(web_port, LAG_METRIC)
     delta = [(le, n - b) for (le, n), (_, b) in zip(after, before, strict=True)]
     return {
         "live_rate_events_per_s": rate,

@@ -107,7 +107,7 @@ async def post_events(request: web.Request) -> web.Response:
         accepted += 1
         results.append({"index": index, "status": "accepted", "event_id": item["event_id"]})
     try:
-        ctx.producer.flush(10.0)
+        await ctx.producer.flush_async(10.0)
     except ProduceError as exc:
         return error(503, f"broker unavailable: {exc}")
     rejected = len(results) - accepted

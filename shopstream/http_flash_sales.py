@@ -1,6 +1,7 @@
 """Flash-sale routes: create/restock/end (admin), read, and the synchronous claim path.
 
-A claim is one Lua call on the sale's keys; the answer does not wait for Kafka. The
+A claim is decided by the sale's Lua script; concurrent claims on a sale share one call
+(``sinks/claim_batcher.py``). The answer does not wait for Kafka. The
 ``flash_sale_claim`` event is queued on the API's envelope producer and flushed by a
 background task every ``FLUSH_EVERY_S`` (the reservation in Redis is the source of truth,
 the event informs the stream side and downstream consumers).
@@ -21,6 +22,7 @@ from aiohttp import web
 from agents.inventory import parse_config, read_unreserved
 from schemas.validate import MAX_TS, MIN_TS, FieldError
 from shopstream.api import CTX, ApiContext, error, json_response
+from sinks.claim_batcher import ClaimBatcher
 from sinks.flash_sale import FlashSales, SaleSpec, now_ms, publish_alerts, text
 from streams import codec
 from streams.producer import ProduceError, make_producer
@@ -28,6 +30,7 @@ from streams.producer import ProduceError, make_producer
 #: Clock of the claim path (epoch ms); tests replace it before the app starts.
 CLOCK: web.AppKey[Callable[[], int]] = web.AppKey("flash_clock")
 SALES: web.AppKey[FlashSales] = web.AppKey("flash_sales", FlashSales)
+CLAIMS: web.AppKey[ClaimBatcher] = web.AppKey("flash_claims", ClaimBatcher)
 #: sale id -> SKU (never changes once created).
 SKUS: web.AppKey[dict[str, str]] = web.AppKey("flash_skus")
 #: Background alert publications, awaited at shutdown.
@@ -200,8 +203,7 @@ async def claim(request: web.Request) -> web.Response:
     if isinstance(parsed, list):
         return _invalid(parsed)
     user_id, qty = parsed
-    now = request.app[CLOCK]()
-    res = await request.app[SALES].claim(sale_id, user_id, qty, now)
+    res, now = await request.app[CLAIMS].claim(sale_id, user_id, qty)
     if res.result == "unknown":
         return error(404, f"unknown sale {sale_id!r}", reason="unknown_sale")
     m = ctx.metrics
@@ -263,13 +265,14 @@ async def _flusher(app: web.Application) -> AsyncIterator[None]:
         while True:
             await asyncio.sleep(FLUSH_EVERY_S)
             with contextlib.suppress(ProduceError):
-                producer.flush(5.0)
+                await producer.flush_async(5.0)
 
     task = asyncio.get_running_loop().create_task(loop())
     yield
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+    await app[CLAIMS].close()
     await asyncio.gather(*app[TASKS])
 
 
@@ -277,6 +280,7 @@ def setup(app: web.Application, ctx: ApiContext) -> None:
     parse_config(ctx.settings.sections)  # fail at start on a bad [flash_sales] section
     app[CLOCK] = now_ms
     app[SALES] = FlashSales(ctx.redis, ctx.settings.app_id)
+    app[CLAIMS] = ClaimBatcher(app[SALES], lambda: app[CLOCK]())
     app[SKUS] = {}
     tasks: set[asyncio.Task[None]] = set()
     app[TASKS] = tasks

@@ -166,9 +166,20 @@ class FlashSales:
         return True
 
     async def claim(self, sale_id: str, user_id: str, qty: int, now: int) -> ClaimResult:
-        k = self.keys(sale_id)
-        row = await self._claim(keys=list(k), args=[now, user_id, qty])
-        return ClaimResult(text(row[0]), text(row[1]), *(int(x) for x in row[2:]))
+        return (await self.claim_many(sale_id, [(user_id, qty)], now))[0]
+
+    async def claim_many(self, sale_id: str, claims: list[tuple[str, int]],
+                         now: int) -> list[ClaimResult]:
+        """Decide ``(user_id, qty)`` claims in order, in one atomic call; one result each."""
+        args: list[Any] = [now]
+        for user_id, qty in claims:
+            args += (user_id, qty)
+        flat = await self._claim(keys=list(self.keys(sale_id)), args=args)
+        return [
+            ClaimResult(text(flat[i]), text(flat[i + 1]), int(flat[i + 2]), int(flat[i + 3]),
+                        int(flat[i + 4]), int(flat[i + 5]), int(flat[i + 6]))
+            for i in range(0, len(flat), 7)
+        ]
 
     async def confirm(self, reservation_id: str, order_id: str) -> str:
         k = self.keys(sale_of(reservation_id))

@@ -7,6 +7,7 @@ one partition, the same one a keyed single-event record would reach.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -126,7 +127,14 @@ class EnvelopeProducer:
     def flush(self, timeout_s: float = 30.0) -> None:
         """Send every buffer and wait until the broker has acknowledged all of them."""
         self.send_all()
-        left = self._producer.flush(timeout_s)
+        self._check(self._producer.flush(timeout_s), timeout_s)
+
+    async def flush_async(self, timeout_s: float = 30.0) -> None:
+        """``flush`` for servers: the wait for acks runs in a thread, not on the event loop."""
+        self.send_all()
+        self._check(await asyncio.to_thread(self._producer.flush, timeout_s), timeout_s)
+
+    def _check(self, left: int, timeout_s: float) -> None:
         if left:
             raise ProduceError(f"{left} records to {self.topic} not delivered in {timeout_s}s")
         if self._errors:

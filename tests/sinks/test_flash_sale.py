@@ -87,13 +87,21 @@ async def test_random_operations_match_the_model(infra: Infra) -> None:
         now += rng.randint(0, 400)
         roll = rng.random()
         if roll < 0.6:
-            user, qty = rng.choice(users), rng.choice([1, 1, 1, 2, 4])
-            got = await sales.claim("s1", user, qty, now)
-            want = m.claim(user, qty, now, got.reservation_id or f"none{step}")
-            assert got.result == want, (step, user, qty)
-            outcomes.add(want)
-            if want == "ok":
-                assert got.expires_at == now + 120_000
+            # one claim alone, or a group decided in one call (the API's group commit)
+            group = [(rng.choice(users), rng.choice([1, 1, 1, 2, 4]))
+                     for _ in range(rng.choice([1, 1, 2, 7]))]
+            if len(group) == 1:
+                answers = [await sales.claim("s1", *group[0], now)]
+            else:
+                answers = await sales.claim_many("s1", group, now)
+            assert len(answers) == len(group)
+            for i, ((user, qty), got) in enumerate(zip(group, answers, strict=True)):
+                want = m.claim(user, qty, now, got.reservation_id or f"none{step}.{i}")
+                assert got.result == want, (step, i, user, qty)
+                outcomes.add(want)
+                if want == "ok":
+                    assert got.expires_at == now + 120_000
+                    assert (got.available, got.reserved) == (m.available, m.units("reserved"))
         elif roll < 0.7 and m.res:
             rid = rng.choice(list(m.res))
             released = await sales.release(rid, "cancel", now)
