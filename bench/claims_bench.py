@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import os
 import random
@@ -21,6 +22,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +32,7 @@ import redis.asyncio as aioredis
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.run import quantile, scrape_histogram  # noqa: E402
+from bench.measure import quantile, scrape_histogram  # noqa: E402
 from shopstream.infra import free_port, start_broker, start_redis, stop  # noqa: E402
 from sinks.claim_batcher import ClaimBatcher  # noqa: E402
 from sinks.flash_sale import ClaimResult, FlashSales, SaleSpec  # noqa: E402
@@ -38,12 +40,41 @@ from sinks.flash_sale import ClaimResult, FlashSales, SaleSpec  # noqa: E402
 CLAIM_METRIC = "shopstream_flash_sale_claim_seconds"
 
 
-def summary(name: str, latencies: list[float], wall: float, results: dict[str, int]) -> str:
-    lat = sorted(latencies)
-    p50 = lat[len(lat) // 2] * 1000
-    p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000
-    return (f"{name:<5} claims={len(lat):>6} claims/s={len(lat) / wall:>9,.0f} "
-            f"p50={p50:6.2f}ms p99={p99:6.2f}ms results={results}")
+@dataclasses.dataclass
+class Measured:
+    """One run: claims timed from send to answer, over the run's wall time."""
+
+    name: str
+    latencies: list[float]
+    wall_s: float
+    results: dict[str, int]
+    note: str = ""
+    #: p50/p99 (ms) inside the API process (its claim histogram), for HTTP runs.
+    inside_ms: tuple[float, float] | None = None
+
+    def quantile_ms(self, q: float) -> float:
+        lat = sorted(self.latencies)
+        return lat[min(len(lat) - 1, int(len(lat) * q))] * 1000
+
+    @property
+    def per_s(self) -> float:
+        return len(self.latencies) / self.wall_s
+
+    def as_dict(self, prefix: str) -> dict[str, float]:
+        out = {f"{prefix}_claims_per_s": round(self.per_s),
+               f"{prefix}_p50_ms": round(self.quantile_ms(0.5), 2),
+               f"{prefix}_p99_ms": round(self.quantile_ms(0.99), 2)}
+        if self.inside_ms:
+            out[f"{prefix}_inside_api_p50_ms"] = round(self.inside_ms[0], 2)
+            out[f"{prefix}_inside_api_p99_ms"] = round(self.inside_ms[1], 2)
+        return out
+
+    def __str__(self) -> Measured:
+        return (f"{self.name:<5} claims={len(self.latencies):>6} claims/s={self.per_s:>9,.0f} "
+                f"p50={self.quantile_ms(0.5):6.2f}ms p99={self.quantile_ms(0.99):6.2f}ms "
+                f"results={self.results}{self.note}" + (
+                    f" inside the API: p50={self.inside_ms[0]:.2f}ms p99={self.inside_ms[1]:.2f}ms"
+                    if self.inside_ms else ""))
 
 
 def plan(n: int, users: int, seed: int) -> list[tuple[str, int]]:
@@ -57,7 +88,7 @@ def spec(sale_id: str, stock: int) -> SaleSpec:
 
 
 async def bench_lua(redis_url: str, claims: int, concurrency: int, stock: int,
-                    grouped: bool = False) -> str:
+                    grouped: bool = False) -> Measured:
     """Concurrent clients on one sale: one script call per claim, or ``grouped`` per sale as
     the API does (group commit, sinks/claim_batcher.py)."""
     r = aioredis.Redis.from_url(redis_url, max_connections=concurrency)
@@ -86,11 +117,12 @@ async def bench_lua(redis_url: str, claims: int, concurrency: int, stock: int,
     wall = time.perf_counter() - started
     await r.aclose()
     if grouped:
-        return summary("group", lat, wall, results) + f" ({claims / batcher.calls:.1f} claims/call)"
-    return summary("lua", lat, wall, results)
+        return Measured("group", lat, wall, results, f" ({claims / batcher.calls:.1f} claims/call)")
+    return Measured("lua", lat, wall, results)
 
 
-async def bench_lua_pipelined(redis_url: str, claims: int, stock: int, depth: int = 200) -> str:
+async def bench_lua_pipelined(redis_url: str, claims: int, stock: int,
+                              depth: int = 200) -> Measured:
     """Claims sent as pipelines of ``depth`` script calls: what Redis itself sustains when the
     Python client's per-call cost is amortised (many API processes in front of one Redis)."""
     r = aioredis.Redis.from_url(redis_url)
@@ -121,11 +153,11 @@ async def bench_lua_pipelined(redis_url: str, claims: int, stock: int, depth: in
     usec = float(stats.get("usec_per_call", 0.0))
     server = f"\nredis  evalsha {usec:.1f} us/call inside redis-server -> ceiling " \
              f"~{1e6 / usec:,.0f} claims/s per Redis shard" if usec else ""
-    return summary("pipe", lat, wall, results) + f" (latency = pipeline time / {depth})" + server
+    return Measured("pipe", lat, wall, results, f" (latency = pipeline time / {depth}){server}")
 
 
 async def bench_http(port: int, token: str, claims: int, concurrency: int, stock: int,
-                     rate: float | None = None) -> str:
+                     rate: float | None = None) -> Measured:
     """Closed loop (``concurrency`` clients, each waits for its answer), or open loop when
     ``rate`` is given: claims sent at that rate whatever the answers, so latency is that of
     the offered load (a closed loop slows down with the server and hides queueing)."""
@@ -176,10 +208,9 @@ async def bench_http(port: int, token: str, claims: int, concurrency: int, stock
         wall = time.perf_counter() - started
     after = scrape_histogram(port, CLAIM_METRIC)
     inside = [(le, n - n0) for (le, n), (_, n0) in zip(after, before, strict=True)]
-    return summary("http" if rate is None else "paced", lat, wall, results) + (
-        "" if rate is None else f" (offered {rate:,.0f}/s)") + (
-        f" inside the API: p50={quantile(inside, 0.5) * 1000:.2f}ms"
-        f" p99={quantile(inside, 0.99) * 1000:.2f}ms")
+    return Measured("http" if rate is None else "paced", lat, wall, results,
+                    "" if rate is None else f" (offered {rate:,.0f}/s)",
+                    (quantile(inside, 0.5) * 1000, quantile(inside, 0.99) * 1000))
 
 
 def wait_up(port: int, timeout_s: float = 30.0) -> None:
@@ -191,6 +222,22 @@ def wait_up(port: int, timeout_s: float = 30.0) -> None:
         except OSError:
             time.sleep(0.2)
     raise RuntimeError("api did not come up")
+
+
+@contextlib.contextmanager
+def api_process(redis_url: str, broker: str, token: str) -> Iterator[int]:
+    """A ``shopstream api`` subprocess on a free port; yields the port."""
+    port = free_port()
+    env = {**os.environ, "SHOPSTREAM_REDIS_URL": redis_url, "SHOPSTREAM_BROKER": broker,
+           "SHOPSTREAM_ADMIN_TOKEN": token, "SHOPSTREAM_APP_ID": f"bench{os.getpid()}",
+           "SHOPSTREAM_LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT)}
+    api = subprocess.Popen([sys.executable, "-m", "shopstream", "api", "--port", str(port)],
+                           env=env, cwd=ROOT, stdout=subprocess.DEVNULL)
+    try:
+        wait_up(port)
+        yield port
+    finally:
+        stop(api)  # type: ignore[arg-type]
 
 
 def main() -> None:
@@ -210,27 +257,18 @@ def main() -> None:
         proc, broker = start_broker()
         procs.append(proc)
     token = "bench-token"
-    api = None
     try:
         print(asyncio.run(bench_lua(redis_url, 2_000, 1, args.stock)), "(1 client)")
         print(asyncio.run(bench_lua(redis_url, args.claims, args.concurrency, args.stock)))
         print(asyncio.run(bench_lua(redis_url, args.claims, args.concurrency, args.stock,
                                     grouped=True)))
         print(asyncio.run(bench_lua_pipelined(redis_url, args.claims * 5, args.stock)))
-        port = free_port()
-        env = {**os.environ, "SHOPSTREAM_REDIS_URL": redis_url, "SHOPSTREAM_BROKER": broker,
-               "SHOPSTREAM_ADMIN_TOKEN": token, "SHOPSTREAM_APP_ID": f"bench{os.getpid()}",
-               "SHOPSTREAM_LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT)}
-        api = subprocess.Popen([sys.executable, "-m", "shopstream", "api", "--port", str(port)],
-                               env=env, cwd=ROOT, stdout=subprocess.DEVNULL)
-        wait_up(port)
-        print(asyncio.run(bench_http(port, token, 2_000, 1, args.stock)), "(1 client)")
-        print(asyncio.run(bench_http(port, token, args.claims, args.concurrency, args.stock)))
-        print(asyncio.run(bench_http(port, token, args.claims, args.concurrency, args.stock,
-                                     rate=args.http_rate)))
+        with api_process(redis_url, broker, token) as port:
+            print(asyncio.run(bench_http(port, token, 2_000, 1, args.stock)), "(1 client)")
+            print(asyncio.run(bench_http(port, token, args.claims, args.concurrency, args.stock)))
+            print(asyncio.run(bench_http(port, token, args.claims, args.concurrency, args.stock,
+                                         rate=args.http_rate)))
     finally:
-        if api is not None:
-            stop(api)  # type: ignore[arg-type]
         for proc in procs:
             stop(proc)
 

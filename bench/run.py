@@ -4,6 +4,7 @@ Phase 1 (throughput): N simulated events are written to the events topic (in env
 one worker with all agents is started and timed from its first applied event to its last.
 Phase 2 (latency and memory): live traffic at a fraction of that peak for a while; the
 worker's sampled event-to-state histogram gives p50/p99, and its RSS is sampled for a trend.
+Phase 3: flash-sale claims through the Lua path alone and over HTTP (bench/claims_bench.py).
 Prints a table and writes JSON. No thresholds are asserted.
 
     python bench/run.py [--events 1000000] [--live-seconds 60] [--quick]
@@ -12,6 +13,7 @@ Prints a table and writes JSON. No thresholds are asserted.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import platform
@@ -20,7 +22,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import redis
@@ -28,6 +29,8 @@ import redis
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import claims_bench  # noqa: E402
+from bench.measure import quantile, scrape_histogram  # noqa: E402
 from shopstream.infra import embedded, free_port  # noqa: E402
 from shopstream.settings import Settings, load_settings  # noqa: E402
 from shopstream.simulate import Simulator  # noqa: E402
@@ -47,32 +50,6 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return 0.0
-
-
-def quantile(buckets: list[tuple[float, float]], q: float) -> float:
-    """Prometheus histogram_quantile over cumulative (upper bound, count) pairs."""
-    total = buckets[-1][1]
-    rank = q * total
-    prev_le, prev_n = 0.0, 0.0
-    for le, n in buckets:
-        if n >= rank:
-            if le == float("inf"):
-                return prev_le
-            return prev_le + (le - prev_le) * (rank - prev_n) / max(n - prev_n, 1e-9)
-        prev_le, prev_n = le, n
-    return prev_le
-
-
-def scrape_histogram(port: int, metric: str) -> list[tuple[float, float]]:
-    """Cumulative (upper bound, count) pairs of a histogram on a /metrics page."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
-        text = resp.read().decode()
-    out = []
-    for line in text.splitlines():
-        if line.startswith(f"{metric}_bucket"):
-            le = line.split('le="')[1].split('"')[0]
-            out.append((float(le), float(line.rsplit(" ", 1)[1])))
-    return out
 
 
 LAG_METRIC = "shopstream_event_to_state_seconds"
@@ -160,6 +137,18 @@ def live_phase(s: Settings, r: redis.Redis, worker: subprocess.Popen[bytes],
     }
 
 
+def claims_phase(redis_url: str, broker: str) -> dict[str, float]:
+    """Flash-sale claims on the same infra: the Lua path alone (grouped per sale, as the API
+    calls it) and over HTTP, closed loop with 64 clients and open loop at 5,000 claims/s."""
+    print("bench: flash-sale claims ...", file=sys.stderr, flush=True)
+    lua = asyncio.run(claims_bench.bench_lua(redis_url, 20_000, 64, 1_000, grouped=True))
+    with claims_bench.api_process(redis_url, broker, "bench-token") as port:
+        http = asyncio.run(claims_bench.bench_http(port, "bench-token", 20_000, 64, 1_000))
+        paced = asyncio.run(claims_bench.bench_http(port, "bench-token", 20_000, 64, 1_000,
+                                                    rate=5_000))
+    return {**lua.as_dict("lua"), **http.as_dict("http"), **paced.as_dict("http_at_5000")}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--events", type=int, default=1_000_000)
@@ -168,6 +157,7 @@ def main() -> int:
     ap.add_argument("--live-fraction", type=float, default=0.5, help="of the measured peak")
     ap.add_argument("--quick", action="store_true", help="50,000 events, 10 s live")
     ap.add_argument("--json", default=str(ROOT / "bench" / "result.json"))
+    ap.add_argument("--no-claims", action="store_true", help="skip the flash-sale claims phase")
     args = ap.parse_args()
     n = 50_000 if args.quick else args.events
     live_s = 10.0 if args.quick else args.live_seconds
@@ -222,6 +212,7 @@ def main() -> int:
             worker.terminate()
             worker.wait(30)
             r.close()
+        claims = {} if args.no_claims else claims_phase(infra.redis_url, infra.broker)
 
     result = {
         "events": total,
@@ -230,6 +221,7 @@ def main() -> int:
         "worker_rss_peak_mb": round(rss_peak, 1),
         "redis_used_memory_mb": round(redis_mem / 2**20, 1),
         **live,
+        **claims,
         "partitions": args.partitions,
         "machine": f"{platform.machine()} {os.cpu_count()} cores, "
                    f"Python {platform.python_version()}",
