@@ -22,6 +22,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import redis
@@ -137,6 +138,23 @@ def live_phase(s: Settings, r: redis.Redis, worker: subprocess.Popen[bytes],
     }
 
 
+def wait_assigned(worker: subprocess.Popen[bytes], web_port: int, timeout_s: float = 60) -> None:
+    """Until the worker's /healthz lists partitions it owns."""
+    deadline = time.perf_counter() + timeout_s
+    while time.perf_counter() < deadline:
+        if worker.poll() is not None:
+            raise SystemExit("worker died")
+        try:
+            url = f"http://127.0.0.1:{web_port}/healthz"
+            with urllib.request.urlopen(url, timeout=1) as resp:
+                if json.loads(resp.read()).get("partitions"):
+                    return
+        except OSError:
+            pass
+        time.sleep(0.02)
+    raise SystemExit("worker got no partitions")
+
+
 def claims_phase(redis_url: str, broker: str) -> dict[str, float]:
     """Flash-sale claims on the same infra: the Lua path alone (grouped per sale, as the API
     calls it) and over HTTP, closed loop with 64 clients and open loop at 5,000 claims/s."""
@@ -185,14 +203,16 @@ def main() -> int:
             env=env, cwd=ROOT)
         r = redis.Redis.from_url(infra.redis_url)
         try:
-            first_t = None
+            # The clock starts once the worker owns its partitions: timing from the first
+            # applied event would miss the events of the first batches.
+            wait_assigned(worker, web_port)
+            first_t = time.perf_counter()
+            first_n = applied(r, "bench", args.partitions)
             rss_peak = 0.0
-            last_report = time.perf_counter()
+            last_report = first_t
             while True:
                 done = applied(r, "bench", args.partitions)
                 now = time.perf_counter()
-                if done and first_t is None:
-                    first_t, first_n = now, done
                 rss_peak = max(rss_peak, rss_mb(worker.pid))
                 if done >= total:
                     break
@@ -202,7 +222,7 @@ def main() -> int:
                 if worker.poll() is not None:
                     raise SystemExit("worker died")
                 time.sleep(0.05)
-            elapsed = now - (first_t or now)
+            elapsed = now - first_t
             rate = (total - first_n) / elapsed if elapsed > 0 else float("nan")
             redis_mem = int(r.info("memory")["used_memory"])
             print(f"bench: live phase at {rate * args.live_fraction:,.0f} events/s "
