@@ -14,6 +14,7 @@ ENV_FIELDS: dict[str, str] = {
     "SHOPSTREAM_ALERTS_TOPIC": "alerts_topic",
     "SHOPSTREAM_PUSHES_TOPIC": "pushes_topic",
     "SHOPSTREAM_BATCH_MAX_RECORDS": "batch_max_records",
+    "SHOPSTREAM_BATCH_MAX_BYTES": "batch_max_bytes",
     "SHOPSTREAM_BATCH_WITHIN_S": "batch_within_s",
     "SHOPSTREAM_DEDUP_HORIZON_MS": "dedup_horizon_ms",
     "SHOPSTREAM_DEDUP_MAX_IDS": "dedup_max_ids",

@@ -43,6 +43,9 @@ class Settings:
     pushes_topic: str = "pushes"
     #: Kafka records per batch (each record may carry many events).
     batch_max_records: int = 500
+    #: Record bytes handed to the batch loop at once: bounds the events decoded together (and
+    #: so memory) when records are large envelopes; 2 MiB is ~7,000 typical events.
+    batch_max_bytes: int = 2_097_152
     #: Longest wait to fill a batch; bounds added latency at low traffic.
     batch_within_s: float = 0.05
     #: Event-time horizon within which a repeated event_id counts as a duplicate.
@@ -120,6 +123,8 @@ def _validate(s: Settings) -> None:
         raise ConfigError(f"partitions: expected >= 1, got {s.partitions}")
     if s.batch_max_records < 1:
         raise ConfigError(f"batch_max_records: expected >= 1, got {s.batch_max_records}")
+    if s.batch_max_bytes < 1:
+        raise ConfigError(f"batch_max_bytes: expected >= 1, got {s.batch_max_bytes}")
     if s.batch_within_s <= 0:
         raise ConfigError(f"batch_within_s: expected > 0, got {s.batch_within_s}")
     if s.dedup_horizon_ms < 0:

@@ -55,6 +55,11 @@ def budget_keys(app: str, rule: str) -> list[str]:
     return [f"{app}:{{budget:{rule}}}:used", f"{app}:{{budget:{rule}}}:claims"]
 
 
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("outbox relay stopped: %r; the next tick retries", task.exception())
+
+
 class OutboxRelay:
     def __init__(
         self, redis: Redis, settings: Settings, budgets: Mapping[str, int | None], metrics: Metrics,
@@ -73,9 +78,25 @@ class OutboxRelay:
         self._claim = redis.register_script(_CLAIM_LUA)
         self._release = redis.register_script(_RELEASE_LUA)
         self._errors: list[str] = []
+        self._pending: set[int] = set()
+        self._task: asyncio.Task[None] | None = None
 
-    async def relay_pending(self) -> None:
-        await self.relay(range(self.partitions))
+    def schedule(self, partitions: Iterable[int]) -> None:
+        """Relay these partitions soon, off the batch loop's path (one relay task at a time,
+        so the worker never contends with itself for a partition's lock)."""
+        self._pending.update(partitions)
+        if self._pending and (self._task is None or self._task.done()):
+            self._task = asyncio.create_task(self._drain())
+            self._task.add_done_callback(_log_failure)
+
+    def schedule_all(self) -> None:
+        self.schedule(range(self.partitions))
+
+    async def _drain(self) -> None:
+        while self._pending:
+            partitions = sorted(self._pending)
+            self._pending.clear()
+            await self.relay(partitions)
 
     async def relay(self, partitions: Iterable[int]) -> int:
         """Deliver every push now in these partitions' outboxes; returns pushes handled."""
@@ -101,16 +122,16 @@ class OutboxRelay:
         pushes = sorted((codec.loads(v) for v in raw.values()),
                         key=lambda x: (x["ts"], x["push_id"]))
         results: dict[str, str] = {}
-        granted = []
+        claims: dict[tuple[str, int], list[str]] = {}
         for push in pushes:
             budget = self.budgets.get(push["rule"])
             if push["coupon_fen"] > 0 and budget is not None:
-                ok = await self._claim(keys=budget_keys(self.app, push["rule"]),
-                                       args=[push["push_id"], budget])
-                if not int(ok):
-                    results[push["push_id"]] = "budget_exhausted"
-                    continue
-            granted.append(push)
+                claims.setdefault((push["rule"], budget), []).append(push["push_id"])
+        for (rule, budget), pids in claims.items():
+            answers = await self._claim(keys=budget_keys(self.app, rule), args=[budget, *pids])
+            results.update((pid, "budget_exhausted")
+                           for pid, ok in zip(pids, answers, strict=True) if not int(ok))
+        granted = [x for x in pushes if x["push_id"] not in results]
         await self._publish(granted)
         dead: dict[str, str] = {}
         if self.webhook is not None:
@@ -153,5 +174,8 @@ class OutboxRelay:
             raise ProduceError(f"pushes not delivered: {left} pending, errors {errors[:1]}")
 
     async def close(self) -> None:
+        """Finish the scheduled relays, then release the webhook session."""
+        if self._task is not None:
+            await self._task
         if self.webhook is not None:
             await self.webhook.close()

@@ -45,15 +45,20 @@ def make_redis(settings: Settings) -> Redis:
 
 async def mget_slots(redis: Redis, key_lists: list[list[str]]) -> list[list[bytes | None]]:
     """MGET each list of same-slot keys: one pipeline on Redis, concurrent calls on Cluster
-    (whose pipelines refuse multi-key commands)."""
+    (whose pipelines refuse multi-key commands). An empty list reads as an empty row."""
+    asked = [k for k in key_lists if k]
+    if not asked:
+        return [[] for _ in key_lists]
     if isinstance(redis, RedisCluster):
-        rows = await asyncio.gather(*(redis.mget(k) for k in key_lists))
-        # decode_responses=False: values are bytes, never str.
-        return [cast(list[bytes | None], row) for row in rows]
-    async with redis.pipeline(transaction=False) as pipe:
-        for keys_ in key_lists:
-            pipe.mget(keys_)
-        return list(await pipe.execute())
+        rows = await asyncio.gather(*(redis.mget(k) for k in asked))
+    else:
+        async with redis.pipeline(transaction=False) as pipe:
+            for keys_ in asked:
+                pipe.mget(keys_)
+            rows = await pipe.execute()
+    it = iter(rows)
+    # decode_responses=False: values are bytes, never str.
+    return [cast(list[bytes | None], next(it)) if k else [] for k in key_lists]
 
 
 @dataclass(slots=True)

@@ -44,6 +44,24 @@ class Record(NamedTuple):
     value: bytes | None
 
 
+def split_by_bytes(records: list[Record], max_bytes: int) -> list[list[Record]]:
+    """Consecutive runs of records of at most ``max_bytes`` of values (at least one record
+    each), so that a take of large envelopes is decoded and applied in bounded memory."""
+    runs: list[list[Record]] = []
+    run: list[Record] = []
+    size = 0
+    for rec in records:
+        n = len(rec.value or b"")
+        if run and size + n > max_bytes:
+            runs.append(run)
+            run, size = [], 0
+        run.append(rec)
+        size += n
+    if run:
+        runs.append(run)
+    return runs
+
+
 @dataclass(slots=True)
 class PartitionState:
     """What this worker remembers of a partition between batches."""

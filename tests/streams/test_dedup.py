@@ -1,7 +1,7 @@
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.dedup import Deduplicator
+from streams.dedup import GENERATIONS, Deduplicator
 
 
 def reference(events, horizon):
@@ -40,8 +40,24 @@ def test_memory_is_bounded_by_eviction_and_cap():
     for i in range(10_000):
         d.is_duplicate(f"e{i}", i * 10)
     d.evict()
-    assert len(d) <= 102
+    # ids within the horizon (101) plus at most one generation's worth beyond it
+    assert 101 <= len(d) <= 101 + 100 // GENERATIONS + 1
     capped = Deduplicator(10**9, 500)
     for i in range(5_000):
         capped.is_duplicate(f"e{i}", i)
     assert len(capped) == 500
+
+
+@settings(max_examples=200, deadline=None)
+@given(events_st, st.integers(1, 6))
+def test_cap_keeps_the_newest_sightings(events, cap):
+    """Over the cap, the oldest sightings go first: what is left is the newest ``cap`` ids."""
+    d = Deduplicator(10**9, cap)
+    last: dict[str, int] = {}
+    for i, (eid, ts) in enumerate(events):
+        d.is_duplicate(eid, ts)
+        last.pop(eid, None)
+        last[eid] = i
+    assert len(d) == min(cap, len(last))
+    newest = sorted(last, key=last.__getitem__)[-cap:]
+    assert all(d.is_duplicate(eid, 0) for eid in newest)
