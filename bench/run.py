@@ -46,6 +46,13 @@ def applied(r: redis.Redis, app_id: str, partitions: int) -> int:
     return sum(int(r.hget(keys.counts(app_id, p), "in") or 0) for p in range(partitions))
 
 
+def pushes_decided(r: redis.Redis, app_id: str, partitions: int) -> tuple[int, int]:
+    """(pushes relayed with a final result, pushes still waiting in outboxes)."""
+    done = sum(r.hlen(f"{app_id}:{keys.tag(p)}:push:results") for p in range(partitions))
+    waiting = sum(r.hlen(f"{app_id}:{keys.tag(p)}:outbox") for p in range(partitions))
+    return done, waiting
+
+
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -187,7 +194,11 @@ def main() -> int:
         print(f"bench: producing {n:,} events ...", file=sys.stderr, flush=True)
         t0 = time.perf_counter()
         prod = EnvelopeProducer(s, max_events=500)
-        for ev in Simulator(users=200_000, rate=5_000, seed=42).events(n):
+        # The log ends about now, so that the live phase continues it (a jump in event time
+        # would fire every timer at once) and pushes are decided in daytime, not quiet hours.
+        sim_rate = 5_000
+        start_ms = int(time.time() * 1000) - n * 1000 // sim_rate
+        for ev in Simulator(users=200_000, rate=sim_rate, seed=42, start_ms=start_ms).events(n):
             prod.add(ev)
         prod.flush()
         produce_s = time.perf_counter() - t0
@@ -225,6 +236,7 @@ def main() -> int:
             elapsed = now - first_t
             rate = (total - first_n) / elapsed if elapsed > 0 else float("nan")
             redis_mem = int(r.info("memory")["used_memory"])
+            relayed, waiting = pushes_decided(r, "bench", args.partitions)
             print(f"bench: live phase at {rate * args.live_fraction:,.0f} events/s "
                   f"for {live_s:.0f}s ...", file=sys.stderr, flush=True)
             live = live_phase(s, r, worker, web_port, round(rate * args.live_fraction), live_s)
@@ -240,6 +252,8 @@ def main() -> int:
         "worker_events_per_s": round(rate),
         "worker_rss_peak_mb": round(rss_peak, 1),
         "redis_used_memory_mb": round(redis_mem / 2**20, 1),
+        "pushes_relayed_at_phase1_end": relayed,
+        "pushes_in_outbox_at_phase1_end": waiting,
         **live,
         **claims,
         "partitions": args.partitions,

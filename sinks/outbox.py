@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -142,15 +143,15 @@ class OutboxRelay:
         for push in granted:
             results[push["push_id"]] = "failed" if push["push_id"] in dead else "sent"
         async with self.redis.pipeline(transaction=False) as pipe:
-            for pid, reason in dead.items():
-                pipe.hset(dead_key(self.app, p), pid, reason)
-            for pid, result in results.items():
-                pipe.hset(results_key(self.app, p), pid, result)
+            if dead:
+                pipe.hset(dead_key(self.app, p), items=[x for kv in dead.items() for x in kv])
+            pipe.hset(results_key(self.app, p), items=[x for kv in results.items() for x in kv])
             pipe.hdel(outbox_key(self.app, p), *results)
             await pipe.execute()
         by_rule = {x["push_id"]: x["rule"] for x in pushes}
-        for pid, result in results.items():
-            self.metrics.pushes.labels(by_rule[pid], result).inc()
+        counted = Counter((by_rule[pid], result) for pid, result in results.items())
+        for (rule, result), n in counted.items():
+            self.metrics.pushes.labels(rule, result).inc(n)
         return len(results)
 
     def _on_delivery(self, err: object, _msg: object) -> None:
