@@ -162,6 +162,11 @@ class CouponAgent(NoHooks):
         await self.relay.close()
 
 
+def _ts(ev: dict[str, Any]) -> int:
+    ts: int = ev["ts"]
+    return ts
+
+
 class _Timeline:
     """One partition's batch: events and due timers merged in event-time order."""
 
@@ -185,20 +190,19 @@ class _Timeline:
         self.outbox: list[dict[str, Any]] = []
         self.decisions: Counter[tuple[str, str]] = Counter()
         self.ended: dict[str, int] = {}
-        self.heap: list[tuple[int, int, tuple[int, ...], int, str, Any]] = []
+        #: Due timers; events are merged in by ``run`` (a heap entry per event cost more).
+        self.heap: list[tuple[int, tuple[int, ...], int, str, Any]] = []
         self.seq = 0
         for member, at in loaded["due"]:
-            self._push(at, 0, member[0], member[2:], self._tie(member))
+            self._push(at, member[0], member[2:], self._tie(member))
         for at, room, end in loaded["rooms"]:
-            self._push(at, 0, "l", (room, end))
-        for ev in batch.events:
-            self._push(ev["ts"], 1, "e", ev)
+            self._push(at, "l", (room, end))
 
-    def _push(self, at: int, prio: int, kind: str, payload: Any, tie: tuple[int, ...] = ()) -> None:
-        """Timers (prio 0) before events (prio 1) at the same ms; ``tie`` orders deferred
-        pushes released together by original trigger, rule and step, however they were loaded."""
+    def _push(self, at: int, kind: str, payload: Any, tie: tuple[int, ...] = ()) -> None:
+        """``tie`` orders deferred pushes released together by original trigger, rule and
+        step, however they were loaded."""
         self.seq += 1
-        heapq.heappush(self.heap, (at, prio, tie, self.seq, kind, payload))
+        heapq.heappush(self.heap, (at, tie, self.seq, kind, payload))
 
     def _tie(self, member: str) -> tuple[int, ...]:
         cand = self.deferred.get(member[2:]) if member.startswith("d|") else None
@@ -209,14 +213,21 @@ class _Timeline:
     def _set_timer(self, member: str, at: int | None) -> None:
         self.timers[member] = at
         if at is not None and at <= self.b.watermark:
-            self._push(at, 0, member[0], member[2:], self._tie(member))
+            self._push(at, member[0], member[2:], self._tie(member))
 
     def run(self) -> None:
-        while self.heap:
-            at, _, _, _, kind, payload = heapq.heappop(self.heap)
-            if kind == "e":
-                self._event(payload)
-            elif kind == "c":
+        """Events in time order (stable: partition order within a ms), each timer before the
+        events of its ms."""
+        events = sorted(self.b.events, key=_ts)
+        heap = self.heap
+        i, n = 0, len(events)
+        while i < n or heap:
+            if not heap or (i < n and events[i]["ts"] < heap[0][0]):
+                self._event(events[i])
+                i += 1
+                continue
+            at, _, _, kind, payload = heapq.heappop(heap)
+            if kind == "c":
                 self._cart_timer(payload, at)
             elif kind == "d":
                 self._release(payload, at)
