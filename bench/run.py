@@ -183,6 +183,8 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="50,000 events, 10 s live")
     ap.add_argument("--json", default=str(ROOT / "bench" / "result.json"))
     ap.add_argument("--no-claims", action="store_true", help="skip the flash-sale claims phase")
+    ap.add_argument("--dedup-horizon-ms", type=int, default=None,
+                    help="worker's dedup horizon (its memory grows for one horizon, then is flat)")
     args = ap.parse_args()
     n = 50_000 if args.quick else args.events
     live_s = 10.0 if args.quick else args.live_seconds
@@ -208,6 +210,8 @@ def main() -> int:
                "SHOPSTREAM_REDIS_URL": infra.redis_url, "SHOPSTREAM_APP_ID": "bench",
                "SHOPSTREAM_PARTITIONS": str(args.partitions), "PYTHONPATH": str(ROOT),
                "SHOPSTREAM_LOG_LEVEL": "WARNING"}
+        if args.dedup_horizon_ms is not None:
+            env["SHOPSTREAM_DEDUP_HORIZON_MS"] = str(args.dedup_horizon_ms)
         web_port = free_port()
         worker = subprocess.Popen(
             [sys.executable, "-m", "shopstream", "worker", "--web-port", str(web_port)],
