@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from agents.base import Agent
 from agents.coupon_rules import parse_config as parse_coupons
 from agents.coupons import CouponAgent
@@ -11,24 +13,40 @@ from agents.funnel_rules import parse_funnels
 from agents.inventory import Inventory
 from agents.inventory import parse_config as parse_flash_sales
 from monitoring.metrics import Metrics
+from shopstream.errors import ConfigError
 from shopstream.settings import Settings
 from sinks.redis_state import Redis
 from sinks.webhook import parse_webhook
 
+#: Every capability, in the order they see each batch.
+AGENT_NAMES = ("event_stats", "funnel", "inventory", "coupons")
+
+
+def selected(settings: Settings) -> list[str]:
+    """The names in ``settings.agents``, in batch order; ConfigError on unknown names."""
+    names = [n.strip() for n in settings.agents.split(",") if n.strip()]
+    unknown = sorted(set(names) - set(AGENT_NAMES))
+    if unknown or not names:
+        raise ConfigError(f"agents: expected names from {', '.join(AGENT_NAMES)}, "
+                          f"got {settings.agents!r}")
+    return [n for n in AGENT_NAMES if n in names]
+
 
 def build_agents(settings: Settings, redis: Redis, metrics: Metrics | None = None) -> list[Agent]:
-    """All agents, in the order they see each batch; raises ConfigError on bad sections."""
-    return [
-        EventStats(settings.app_id),
-        Funnels(settings.app_id, settings.partitions, settings.sections, settings.zone, metrics,
-                redis),
-        Inventory(settings, redis, metrics),
-        CouponAgent(settings, redis, metrics),
-    ]
+    """The selected agents, in batch order; raises ConfigError on bad sections."""
+    build: dict[str, Callable[[], Agent]] = {
+        "event_stats": lambda: EventStats(settings.app_id),
+        "funnel": lambda: Funnels(settings.app_id, settings.partitions, settings.sections,
+                                  settings.zone, metrics, redis),
+        "inventory": lambda: Inventory(settings, redis, metrics),
+        "coupons": lambda: CouponAgent(settings, redis, metrics),
+    }
+    return [build[name]() for name in selected(settings)]
 
 
 def check_config(settings: Settings) -> None:
     """Validate every capability section without I/O, so a bad file fails before connecting."""
+    selected(settings)
     parse_funnels(settings.sections)
     parse_flash_sales(settings.sections)
     parse_coupons(settings.sections, settings.zone)

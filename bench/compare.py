@@ -3,7 +3,7 @@ default purchase funnel on the same events, one per Kafka record; shopstream run
 time on the same events in envelopes (its intended ingestion). All are checked against the
 plain reference and timed, and the ratios are reported.
 
-    python bench/compare.py [--events 50000]      (bench/setup_quix.sh first for Quix)
+    python bench/compare.py [--events 200000]      (bench/setup_quix.sh first for Quix)
 """
 
 from __future__ import annotations
@@ -37,6 +37,16 @@ from sinks.redis_state import make_redis  # noqa: E402
 from streams.producer import EnvelopeProducer  # noqa: E402
 
 PARTITIONS = 4
+ALL_AGENTS = "event_stats,funnel,inventory,coupons"
+ENVELOPES_TOPIC = "cmp-envelopes"
+#: shopstream runs: (name, topic, agents). The peers compute one funnel; "funnel" runs only
+#: the funnel agent (its default funnels, the purchase funnel among them), like for like.
+MODES = [
+    ("shopstream", "cmp-events", ALL_AGENTS),
+    ("shopstream_envelopes", ENVELOPES_TOPIC, ALL_AGENTS),
+    ("shopstream_funnel", "cmp-events", "funnel"),
+    ("shopstream_envelopes_funnel", ENVELOPES_TOPIC, "funnel"),
+]
 
 
 def shopstream_funnel(s: Settings) -> list[list[Any]]:
@@ -61,8 +71,8 @@ def shopstream_funnel(s: Settings) -> list[list[Any]]:
 
 
 def run_shopstream(s: Settings, expect: int) -> float:
-    """One shopstream worker with all agents; events/s from first to last applied event."""
-    env = {**os.environ, "SHOPSTREAM_BROKER": str(s.broker),
+    """One shopstream worker running ``s.agents``; events/s from first to last applied event."""
+    env = {**os.environ, "SHOPSTREAM_AGENTS": s.agents, "SHOPSTREAM_BROKER": str(s.broker),
            "SHOPSTREAM_REDIS_URL": str(s.redis_url), "SHOPSTREAM_APP_ID": s.app_id,
            "SHOPSTREAM_PARTITIONS": str(s.partitions), "SHOPSTREAM_EVENTS_TOPIC": s.events_topic,
            "PYTHONPATH": str(ROOT), "SHOPSTREAM_LOG_LEVEL": "WARNING"}
@@ -100,18 +110,18 @@ def compare(events: int, users: int = 20_000, seed: int = 7) -> dict[str, Any]:
                           partitions=PARTITIONS, app_id="cmp", events_topic="cmp-events")
         create_topic(s, s.events_topic, PARTITIONS)
         produce_per_event(s, s.events_topic, log)
-        print("compare: shopstream ...", file=sys.stderr, flush=True)
-        out["shopstream_events_per_s"] = round(run_shopstream(s, len(log)))
-        out["shopstream_equal_to_reference"] = shopstream_funnel(s) == reference
-        env_s = dataclasses.replace(s, app_id="cmp-env", events_topic="cmp-envelopes")
-        create_topic(env_s, env_s.events_topic, PARTITIONS)
-        prod = EnvelopeProducer(env_s, max_events=500)
+        create_topic(s, ENVELOPES_TOPIC, PARTITIONS)
+        prod = EnvelopeProducer(dataclasses.replace(s, events_topic=ENVELOPES_TOPIC),
+                                max_events=500)
         for ev in log:
             prod.add(ev)
         prod.flush()
-        print("compare: shopstream, envelopes ...", file=sys.stderr, flush=True)
-        out["shopstream_envelopes_events_per_s"] = round(run_shopstream(env_s, len(log)))
-        out["shopstream_envelopes_equal_to_reference"] = shopstream_funnel(env_s) == reference
+        for mode, topic, agents in MODES:
+            run_s = dataclasses.replace(s, app_id=f"cmp-{mode}", agents=agents,
+                                        events_topic=topic)
+            print(f"compare: {mode} ...", file=sys.stderr, flush=True)
+            out[f"{mode}_events_per_s"] = round(run_shopstream(run_s, len(log)))
+            out[f"{mode}_equal_to_reference"] = shopstream_funnel(run_s) == reference
         print("compare: naive Faust ...", file=sys.stderr, flush=True)
         faust = baseline_faust.measure(infra.broker, s.events_topic, PARTITIONS, len(log))
         out["faust_events_per_s"] = round(faust["events_per_s"])
@@ -123,7 +133,7 @@ def compare(events: int, users: int = 20_000, seed: int = 7) -> dict[str, Any]:
             out["quix_equal_to_reference"] = quix["counts"] == reference
         else:
             out["quix"] = "not set up: run bench/setup_quix.sh"
-    for mode in ("shopstream", "shopstream_envelopes"):
+    for mode, *_ in MODES:
         rate = out[f"{mode}_events_per_s"]
         out[f"{mode}_vs_faust"] = round(rate / out["faust_events_per_s"], 2)
         if "quix_events_per_s" in out:
@@ -134,7 +144,7 @@ def compare(events: int, users: int = 20_000, seed: int = 7) -> dict[str, Any]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--events", type=int, default=50_000)
+    ap.add_argument("--events", type=int, default=200_000)
     args = ap.parse_args()
     print(json.dumps(compare(args.events), indent=2))
     return 0

@@ -1,13 +1,15 @@
 """Benchmark: one worker on the mixed promotion workload.
 
 Phase 1 (throughput): N simulated events are written to the events topic (in envelopes), then
-one worker with all agents is started and timed from its first applied event to its last.
+one worker with all agents is started and timed from owning its partitions to the last event.
 Phase 2 (latency and memory): live traffic at a fraction of that peak for a while; the
 worker's sampled event-to-state histogram gives p50/p99, and its RSS is sampled for a trend.
 Phase 3: flash-sale claims through the Lua path alone and over HTTP (bench/claims_bench.py).
+With ``--baselines N``: shopstream, a naive Faust agent and Quix Streams on the same N events
+(bench/compare.py), funnels checked against the reference, ratios reported.
 Prints a table and writes JSON. No thresholds are asserted.
 
-    python bench/run.py [--events 1000000] [--live-seconds 60] [--quick]
+    python bench/run.py [--events 1000000] [--live-seconds 60] [--baselines 200000] [--quick]
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from agents.funnel_keys import user_key as funnel_user_key  # noqa: E402
-from bench import claims_bench  # noqa: E402
+from bench import claims_bench, compare  # noqa: E402
 from bench.measure import quantile, scrape_histogram  # noqa: E402
 from shopstream.infra import embedded, free_port  # noqa: E402
 from shopstream.settings import Settings, load_settings  # noqa: E402
@@ -197,6 +199,8 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="50,000 events, 10 s live")
     ap.add_argument("--json", default=str(ROOT / "bench" / "result.json"))
     ap.add_argument("--no-claims", action="store_true", help="skip the flash-sale claims phase")
+    ap.add_argument("--baselines", type=int, default=0, metavar="EVENTS",
+                    help="also run bench/compare.py on this many events (naive Faust, Quix)")
     ap.add_argument("--dedup-horizon-ms", type=int, default=None,
                     help="worker's dedup horizon (its memory grows for one horizon, then is flat)")
     args = ap.parse_args()
@@ -266,6 +270,11 @@ def main() -> int:
             worker.wait(30)
             r.close()
         claims = {} if args.no_claims else claims_phase(infra.redis_url, infra.broker)
+    baselines = {}
+    if args.baselines:
+        print("bench: baselines ...", file=sys.stderr, flush=True)
+        baselines = {f"baseline_{k}": v for k, v in compare.compare(args.baselines).items()
+                     if k != "machine"}
 
     result = {
         "events": total,
@@ -280,6 +289,7 @@ def main() -> int:
         "pushes_in_outbox_at_phase1_end": waiting,
         **live,
         **claims,
+        **baselines,
         "partitions": args.partitions,
         "machine": f"{platform.machine()} {os.cpu_count()} cores, "
                    f"Python {platform.python_version()}",

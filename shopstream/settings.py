@@ -41,6 +41,10 @@ class Settings:
     dead_letter_topic: str = "shopstream-dead-letters"
     alerts_topic: str = "ops-alerts"
     pushes_topic: str = "pushes"
+    #: Capabilities this worker runs, comma-separated, from event_stats, funnel, inventory,
+    #: coupons (checked by agents/registry.py). A deployment may split them over consumer
+    #: groups (one app_id each) to scale them apart.
+    agents: str = "event_stats,funnel,inventory,coupons"
     #: Kafka records per batch (each record may carry many events).
     batch_max_records: int = 500
     #: Record bytes handed to the batch loop at once: bounds the events decoded together (and

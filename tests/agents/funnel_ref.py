@@ -1,4 +1,4 @@
-"""Plain-Python reference of the funnel semantics (README "Semantics", docs/funnels.md) and a traffic generator.
+"""Plain-Python reference of the funnel semantics (docs/funnels.md) and a traffic generator.
 
 Written from the definition, not from agents/funnel*: a unit enters at its first step-1 event;
 steps count in order by event time (equal times are in order), once per entry, while the

@@ -40,3 +40,17 @@ def test_bad_toml_is_reported_with_its_path(tmp_path):
     cfg.write_text("partitons = 3\n")
     with pytest.raises(ConfigError, match="unknown key 'partitons'"):
         load_settings(env={"SHOPSTREAM_STATE_DIR": str(tmp_path)}, config_path=str(cfg))
+
+
+def test_agents_select_capabilities_in_batch_order():
+    import redis.asyncio as aioredis
+
+    from agents.registry import build_agents, check_config
+
+    s = load_settings(env={"SHOPSTREAM_AGENTS": "coupons, funnel"})
+    client = aioredis.Redis()  # never connected: building agents does no I/O
+    assert [a.name for a in build_agents(s, client)] == ["funnel", "coupons"]
+    assert len(build_agents(load_settings(env={}), client)) == 4
+    for bad in ("funnel,carts", ", ,"):
+        with pytest.raises(ConfigError, match="agents: expected names from event_stats"):
+            check_config(load_settings(env={"SHOPSTREAM_AGENTS": bad}))
