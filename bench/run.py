@@ -91,18 +91,22 @@ def slope_mb_per_min(samples: list[tuple[float, float]]) -> float:
     return cov / var * 60 if var else 0.0
 
 
-#: Stands for the send time in pre-encoded live envelopes (13 digits, like epoch ms).
+#: Stand for the send time and the pass over the pool in pre-encoded live envelopes.
 TS_PLACEHOLDER = b"9999999999999"
+PASS_PLACEHOLDER = b"#pass#"
 #: Events per live envelope: small, so that pacing stays smooth at every rate.
 LIVE_ENVELOPE = 50
+#: Distinct pre-encoded live events; longer runs send the pool again with new event ids
+#: (encoding every event of a 10-minute run up front took more memory than the machine has).
+LIVE_POOL = 500_000
 
 
 def live_envelopes(s: Settings, count: int) -> list[tuple[int, bytes, int]]:
     """Pre-encoded (partition, envelope, events) so that the load generator costs ~nothing
     and the worker, not the generator, is what the latency measures."""
     by_part: dict[int, list[bytes]] = {}
-    for ev in Simulator(users=200_000, rate=5_000, seed=43).events(count):
-        ev["event_id"] = "L" + ev["event_id"]
+    for ev in Simulator(users=200_000, rate=5_000, seed=43).events(min(count, LIVE_POOL)):
+        ev["event_id"] = "L" + PASS_PLACEHOLDER.decode() + ev["event_id"]
         ev["ts"] = int(TS_PLACEHOLDER)
         by_part.setdefault(partition_for(ev["user_id"], s.partitions), []).append(codec.dumps(ev))
     out = []
@@ -114,30 +118,44 @@ def live_envelopes(s: Settings, count: int) -> list[tuple[int, bytes, int]]:
     return out
 
 
-def send_paced(s: Settings, envelopes: list[tuple[int, bytes, int]], rate: float) -> None:
-    """Send envelopes at ``rate`` events/s, each stamped with the wall clock as it leaves."""
+def send_paced(s: Settings, envelopes: list[tuple[int, bytes, int]], rate: float,
+               count: int) -> None:
+    """Send ``count`` events at ``rate`` events/s, each envelope stamped with the wall clock as
+    it leaves, passing over the pool as often as needed."""
     prod = make_producer(s, **{"linger.ms": 2})
     started = time.perf_counter()
     sent = 0
-    for part, body, n in envelopes:
-        due = started + sent / rate
-        while (now := time.perf_counter()) < due:
-            time.sleep(min(due - now, 0.002))
-        stamp = str(int(time.time() * 1000)).encode()
-        prod.produce(s.events_topic, body.replace(TS_PLACEHOLDER, stamp), partition=part)
-        prod.poll(0)
-        sent += n
+    rounds = 0
+    while sent < count:
+        tag = b"%06d" % rounds
+        for part, body, n in envelopes:
+            if sent >= count:
+                break
+            due = started + sent / rate
+            while (now := time.perf_counter()) < due:
+                time.sleep(min(due - now, 0.002))
+            stamp = str(int(time.time() * 1000)).encode()
+            body = body.replace(TS_PLACEHOLDER, stamp).replace(PASS_PLACEHOLDER, tag)
+            while True:
+                try:
+                    prod.produce(s.events_topic, body, partition=part)
+                    break
+                except BufferError:
+                    prod.poll(0.01)
+            prod.poll(0)
+            sent += n
+        rounds += 1
     prod.flush(30)
 
 
 def live_phase(s: Settings, r: redis.Redis, worker: subprocess.Popen[bytes],
                web_port: int, rate: float, seconds: float) -> dict[str, float]:
     """Paced live traffic; latency from the worker's histogram (minus what phase 1 left)."""
-    envelopes = live_envelopes(s, int(rate * seconds))
-    expected = sum(n for _, _, n in envelopes)
+    expected = int(rate * seconds)
+    envelopes = live_envelopes(s, expected)
     before = scrape_histogram(web_port, LAG_METRIC)
     start_in = applied(r, "bench", s.partitions)
-    sender = threading.Thread(target=send_paced, args=(s, envelopes, rate))
+    sender = threading.Thread(target=send_paced, args=(s, envelopes, rate, expected))
     started = time.perf_counter()
     sender.start()
     samples: list[tuple[float, float]] = []
