@@ -51,6 +51,10 @@ class Measured:
     note: str = ""
     #: p50/p99 (ms) inside the API process (its claim histogram), for HTTP runs.
     inside_ms: tuple[float, float] | None = None
+    #: Units the successful claims were granted, and the sale's stock: granted > stock would
+    #: be an oversell.
+    units: int = 0
+    stock: int = 0
 
     def quantile_ms(self, q: float) -> float:
         lat = sorted(self.latencies)
@@ -60,19 +64,20 @@ class Measured:
     def per_s(self) -> float:
         return len(self.latencies) / self.wall_s
 
-    def as_dict(self, prefix: str) -> dict[str, float]:
+    def as_dict(self, prefix: str) -> dict[str, float | str]:
         out = {f"{prefix}_claims_per_s": round(self.per_s),
                f"{prefix}_p50_ms": round(self.quantile_ms(0.5), 2),
                f"{prefix}_p99_ms": round(self.quantile_ms(0.99), 2)}
         if self.inside_ms:
             out[f"{prefix}_inside_api_p50_ms"] = round(self.inside_ms[0], 2)
             out[f"{prefix}_inside_api_p99_ms"] = round(self.inside_ms[1], 2)
+        out[f"{prefix}_units_granted_of_stock"] = f"{self.units}/{self.stock}"
         return out
 
     def __str__(self) -> Measured:
         return (f"{self.name:<5} claims={len(self.latencies):>6} claims/s={self.per_s:>9,.0f} "
                 f"p50={self.quantile_ms(0.5):6.2f}ms p99={self.quantile_ms(0.99):6.2f}ms "
-                f"results={self.results}{self.note}" + (
+                f"results={self.results} units={self.units}/{self.stock}{self.note}" + (
                     f" inside the API: p50={self.inside_ms[0]:.2f}ms p99={self.inside_ms[1]:.2f}ms"
                     if self.inside_ms else ""))
 
@@ -99,6 +104,7 @@ async def bench_lua(redis_url: str, claims: int, concurrency: int, stock: int,
     jobs = plan(claims, claims // 10, 4 if grouped else 1)
     lat: list[float] = []
     results: dict[str, int] = {}
+    units = 0
 
     async def claim(user: str, qty: int) -> ClaimResult:
         if grouped:
@@ -106,19 +112,22 @@ async def bench_lua(redis_url: str, claims: int, concurrency: int, stock: int,
         return await sales.claim(sale, user, qty, int(time.time() * 1000))
 
     async def worker(part: list[tuple[str, int]]) -> None:
+        nonlocal units
         for user, qty in part:
             t = time.perf_counter()
             res = await claim(user, qty)
             lat.append(time.perf_counter() - t)
             results[res.result] = results.get(res.result, 0) + 1
+            units += qty if res.result == "ok" else 0
 
     started = time.perf_counter()
     await asyncio.gather(*(worker(jobs[i::concurrency]) for i in range(concurrency)))
     wall = time.perf_counter() - started
     await r.aclose()
     if grouped:
-        return Measured("group", lat, wall, results, f" ({claims / batcher.calls:.1f} claims/call)")
-    return Measured("lua", lat, wall, results)
+        return Measured("group", lat, wall, results, f" ({claims / batcher.calls:.1f} claims/call)",
+                        units=units, stock=stock)
+    return Measured("lua", lat, wall, results, units=units, stock=stock)
 
 
 async def bench_lua_pipelined(redis_url: str, claims: int, stock: int,
@@ -164,6 +173,7 @@ async def bench_http(port: int, token: str, claims: int, concurrency: int, stock
     base = f"http://127.0.0.1:{port}"
     lat: list[float] = []
     results: dict[str, int] = {}
+    granted: list[int] = []
     jobs = plan(claims, claims // 10, 2 if rate is None else 5)
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as s:
         sale = f"http{concurrency}" if rate is None else f"paced{int(rate)}"
@@ -181,6 +191,8 @@ async def bench_http(port: int, token: str, claims: int, concurrency: int, stock
             lat.append(time.perf_counter() - t)
             key = "ok" if resp.status == 200 else doc.get("reason", str(resp.status))
             results[key] = results.get(key, 0) + 1
+            if key == "ok":
+                granted.append(qty)
 
         async def worker(part: list[tuple[str, int]]) -> None:
             for user, qty in part:
@@ -210,7 +222,8 @@ async def bench_http(port: int, token: str, claims: int, concurrency: int, stock
     inside = [(le, n - n0) for (le, n), (_, n0) in zip(after, before, strict=True)]
     return Measured("http" if rate is None else "paced", lat, wall, results,
                     "" if rate is None else f" (offered {rate:,.0f}/s)",
-                    (quantile(inside, 0.5) * 1000, quantile(inside, 0.99) * 1000))
+                    (quantile(inside, 0.5) * 1000, quantile(inside, 0.99) * 1000),
+                    units=sum(granted), stock=stock)
 
 
 def wait_up(port: int, timeout_s: float = 30.0) -> None:
