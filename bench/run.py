@@ -148,6 +148,10 @@ def send_paced(s: Settings, envelopes: list[tuple[int, bytes, int]], rate: float
     prod.flush(30)
 
 
+#: Seconds between the live phase's progress lines (latency of that window, RSS).
+LIVE_REPORT_S = 10
+
+
 def live_phase(s: Settings, r: redis.Redis, worker: subprocess.Popen[bytes],
                web_port: int, rate: float, seconds: float) -> dict[str, float]:
     """Paced live traffic; latency from the worker's histogram (minus what phase 1 left)."""
@@ -159,8 +163,19 @@ def live_phase(s: Settings, r: redis.Redis, worker: subprocess.Popen[bytes],
     started = time.perf_counter()
     sender.start()
     samples: list[tuple[float, float]] = []
+    worst_p99 = 0.0
+    last, last_t = before, started
     while sender.is_alive():
-        samples.append((time.perf_counter() - started, rss_mb(worker.pid)))
+        now = time.perf_counter()
+        samples.append((now - started, rss_mb(worker.pid)))
+        if now - last_t >= LIVE_REPORT_S:
+            hist = scrape_histogram(web_port, LAG_METRIC)
+            window = [(le, n - b) for (le, n), (_, b) in zip(hist, last, strict=True)]
+            p50, p99 = quantile(window, 0.50) * 1000, quantile(window, 0.99) * 1000
+            worst_p99 = max(worst_p99, p99)
+            print(f"bench: live {now - started:4.0f}s  p50 {p50:6.0f} ms  p99 {p99:6.0f} ms  "
+                  f"worker RSS {samples[-1][1]:.0f} MB", file=sys.stderr, flush=True)
+            last, last_t = hist, now
         sender.join(2.0)
     partitions = s.partitions
     deadline = time.perf_counter() + 60
@@ -173,6 +188,7 @@ def live_phase(s: Settings, r: redis.Redis, worker: subprocess.Popen[bytes],
         "live_seconds": seconds,
         "latency_p50_ms": round(quantile(delta, 0.50) * 1000, 1),
         "latency_p99_ms": round(quantile(delta, 0.99) * 1000, 1),
+        f"latency_worst_{LIVE_REPORT_S}s_p99_ms": round(worst_p99, 1),
         "worker_rss_start_mb": round(samples[0][1], 1) if samples else 0.0,
         "worker_rss_end_mb": round(samples[-1][1], 1) if samples else 0.0,
         "worker_rss_trend_mb_per_min": round(slope_mb_per_min(samples[len(samples) // 4:]), 2),
@@ -196,14 +212,15 @@ def wait_assigned(worker: subprocess.Popen[bytes], web_port: int, timeout_s: flo
     raise SystemExit("worker got no partitions")
 
 
-def claims_phase(redis_url: str, broker: str) -> dict[str, float]:
+def claims_phase(redis_url: str, broker: str, claims: int) -> dict[str, float | str]:
     """Flash-sale claims on the same infra: the Lua path alone (grouped per sale, as the API
     calls it) and over HTTP, closed loop with 64 clients and open loop at 5,000 claims/s."""
     print("bench: flash-sale claims ...", file=sys.stderr, flush=True)
-    lua = asyncio.run(claims_bench.bench_lua(redis_url, 20_000, 64, 1_000, grouped=True))
+    stock = max(1, claims // 20)
+    lua = asyncio.run(claims_bench.bench_lua(redis_url, claims, 64, stock, grouped=True))
     with claims_bench.api_process(redis_url, broker, "bench-token") as port:
-        http = asyncio.run(claims_bench.bench_http(port, "bench-token", 20_000, 64, 1_000))
-        paced = asyncio.run(claims_bench.bench_http(port, "bench-token", 20_000, 64, 1_000,
+        http = asyncio.run(claims_bench.bench_http(port, "bench-token", claims, 64, stock))
+        paced = asyncio.run(claims_bench.bench_http(port, "bench-token", claims, 64, stock,
                                                     rate=5_000))
     return {**lua.as_dict("lua"), **http.as_dict("http"), **paced.as_dict("http_at_5000")}
 
@@ -217,6 +234,8 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="50,000 events, 10 s live")
     ap.add_argument("--json", default=str(ROOT / "bench" / "result.json"))
     ap.add_argument("--no-claims", action="store_true", help="skip the flash-sale claims phase")
+    ap.add_argument("--claims", type=int, default=20_000,
+                    help="claims per claims run (stock: one unit per 20 claims)")
     ap.add_argument("--baselines", type=int, default=0, metavar="EVENTS",
                     help="also run bench/compare.py on this many events (naive Faust, Quix)")
     ap.add_argument("--dedup-horizon-ms", type=int, default=None,
@@ -287,7 +306,8 @@ def main() -> int:
             worker.terminate()
             worker.wait(30)
             r.close()
-        claims = {} if args.no_claims else claims_phase(infra.redis_url, infra.broker)
+        claims = {} if args.no_claims else claims_phase(infra.redis_url, infra.broker,
+                                                        args.claims)
     baselines = {}
     if args.baselines:
         print("bench: baselines ...", file=sys.stderr, flush=True)
