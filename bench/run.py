@@ -262,6 +262,7 @@ def main() -> int:
         prod.flush()
         produce_s = time.perf_counter() - t0
         total = prod.events_sent
+        del prod  # its client would keep reconnecting once the embedded broker is gone
 
         env = {**os.environ, "SHOPSTREAM_BROKER": infra.broker,
                "SHOPSTREAM_REDIS_URL": infra.redis_url, "SHOPSTREAM_APP_ID": "bench",
