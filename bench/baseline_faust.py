@@ -78,7 +78,7 @@ def run_worker(broker: str, topic: str, app_id: str, partitions: int, expect: in
                 user, ts = ev["user_id"], ev["ts"]
                 state: list[Any] = progress.get(user) or []
                 open_entry = (bool(state) and state[2] < LAST_STEP
-                              and ts - state[0] <= WINDOW_MS)
+                              and ts - state[0] < WINDOW_MS)
                 if open_entry:
                     if step == state[2] + 1 and ts >= state[3]:
                         progress[user] = [state[0], state[1], step, ts]

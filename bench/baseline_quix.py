@@ -64,7 +64,7 @@ def advance(ev: dict[str, Any], state: State) -> list[Any] | None:
         return None
     ts = ev["ts"]
     p = state.get("p")  # [entry_ts, channel, reached, last_ts]
-    if p is not None and p[2] < LAST_STEP and ts - p[0] <= WINDOW_MS:
+    if p is not None and p[2] < LAST_STEP and ts - p[0] < WINDOW_MS:
         if step == p[2] + 1 and ts >= p[3]:
             state.set("p", [p[0], p[1], step, ts])
             return [p[1], step]

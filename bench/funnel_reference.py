@@ -7,7 +7,7 @@ shopstream) can be checked against it:
 - counted by user; a user enters at a step-1 event; steps happen in order of event time
   (equal timestamps keep their log order; other events may come in between);
 - each step counts once per entry; the window (24 h) starts at the entry event and an event
-  counts only if ``ts - entry_ts <= window``;
+  counts only if ``ts - entry_ts < window`` (docs/funnels.md: before entry + window);
 - after the window closes, or after the last step, the next step-1 event starts a new entry;
 - the breakdown value (channel) is taken from the entry event (first touch).
 
@@ -57,7 +57,7 @@ def reference_funnel(
         reached = -1
         for ts, _, ev in timeline:
             open_entry = (
-                entry_ts is not None and reached < last and ts - entry_ts <= window_ms
+                entry_ts is not None and reached < last and ts - entry_ts < window_ms
             )
             if open_entry:
                 if matches(reached + 1, ev):
