@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
+from operator import itemgetter
 from typing import Any
 
 from agents import cart
@@ -162,11 +163,6 @@ class CouponAgent(NoHooks):
         await self.relay.close()
 
 
-def _ts(ev: dict[str, Any]) -> int:
-    ts: int = ev["ts"]
-    return ts
-
-
 class _Timeline:
     """One partition's batch: events and due timers merged in event-time order."""
 
@@ -218,7 +214,7 @@ class _Timeline:
     def run(self) -> None:
         """Events in time order (stable: partition order within a ms), each timer before the
         events of its ms."""
-        events = sorted(self.b.events, key=_ts)
+        events = sorted(self.b.events, key=itemgetter("ts"))
         heap = self.heap
         i, n = 0, len(events)
         while i < n or heap:

@@ -32,7 +32,7 @@ import redis.asyncio as aioredis
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.measure import quantile, scrape_histogram  # noqa: E402
+from bench.measure import quantile, scrape_histogram, since  # noqa: E402
 from shopstream.infra import free_port, start_broker, start_redis, stop  # noqa: E402
 from sinks.claim_batcher import ClaimBatcher  # noqa: E402
 from sinks.flash_sale import ClaimResult, FlashSales, SaleSpec  # noqa: E402
@@ -219,7 +219,7 @@ async def bench_http(port: int, token: str, claims: int, concurrency: int, stock
             await paced(rate)
         wall = time.perf_counter() - started
     after = scrape_histogram(port, CLAIM_METRIC)
-    inside = [(le, n - n0) for (le, n), (_, n0) in zip(after, before, strict=True)]
+    inside = since(after, before)
     return Measured("http" if rate is None else "paced", lat, wall, results,
                     "" if rate is None else f" (offered {rate:,.0f}/s)",
                     (quantile(inside, 0.5) * 1000, quantile(inside, 0.99) * 1000),

@@ -19,6 +19,12 @@ def quantile(buckets: list[tuple[float, float]], q: float) -> float:
     return prev_le
 
 
+def since(after: list[tuple[float, float]],
+          before: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The observations between two scrapes of one histogram, as cumulative pairs."""
+    return [(le, n - n0) for (le, n), (_, n0) in zip(after, before, strict=True)]
+
+
 def scrape_histogram(port: int, metric: str) -> list[tuple[float, float]]:
     """Cumulative (upper bound, count) pairs of a histogram on a /metrics page."""
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:

@@ -34,11 +34,12 @@ sys.path.insert(0, str(ROOT))
 
 from agents.funnel_keys import user_key as funnel_user_key  # noqa: E402
 from bench import claims_bench, compare  # noqa: E402
-from bench.measure import quantile, scrape_histogram  # noqa: E402
+from bench.measure import quantile, scrape_histogram, since  # noqa: E402
 from shopstream.infra import embedded, free_port  # noqa: E402
 from shopstream.settings import Settings, load_settings  # noqa: E402
 from shopstream.simulate import Simulator  # noqa: E402
 from sinks import keys  # noqa: E402
+from sinks.outbox import outbox_key, results_key  # noqa: E402
 from streams import codec  # noqa: E402
 from streams.partitioner import partition_for  # noqa: E402
 from streams.producer import EnvelopeProducer, make_producer  # noqa: E402
@@ -51,8 +52,8 @@ def applied(r: redis.Redis, app_id: str, partitions: int) -> int:
 
 def pushes_decided(r: redis.Redis, app_id: str, partitions: int) -> tuple[int, int]:
     """(pushes relayed with a final result, pushes still waiting in outboxes)."""
-    done = sum(r.hlen(f"{app_id}:{keys.tag(p)}:push:results") for p in range(partitions))
-    waiting = sum(r.hlen(f"{app_id}:{keys.tag(p)}:outbox") for p in range(partitions))
+    done = sum(r.hlen(results_key(app_id, p)) for p in range(partitions))
+    waiting = sum(r.hlen(outbox_key(app_id, p)) for p in range(partitions))
     return done, waiting
 
 
@@ -170,7 +171,7 @@ def live_phase(s: Settings, r: redis.Redis, worker: subprocess.Popen[bytes],
         samples.append((now - started, rss_mb(worker.pid)))
         if now - last_t >= LIVE_REPORT_S:
             hist = scrape_histogram(web_port, LAG_METRIC)
-            window = [(le, n - b) for (le, n), (_, b) in zip(hist, last, strict=True)]
+            window = since(hist, last)
             p50, p99 = quantile(window, 0.50) * 1000, quantile(window, 0.99) * 1000
             worst_p99 = max(worst_p99, p99)
             print(f"bench: live {now - started:4.0f}s  p50 {p50:6.0f} ms  p99 {p99:6.0f} ms  "
@@ -182,7 +183,7 @@ def live_phase(s: Settings, r: redis.Redis, worker: subprocess.Popen[bytes],
     while applied(r, "bench", partitions) - start_in < expected and time.perf_counter() < deadline:
         time.sleep(0.1)
     after = scrape_histogram(web_port, LAG_METRIC)
-    delta = [(le, n - b) for (le, n), (_, b) in zip(after, before, strict=True)]
+    delta = since(after, before)
     return {
         "live_rate_events_per_s": rate,
         "live_seconds": seconds,
