@@ -17,6 +17,7 @@ demo: $(BIN)/.installed
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 # promtool (Debian's prometheus) checks the alert rules; installed when running as root.
 tools:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sinks.redis_state import Ops
+from shopstream.sinks.redis_state import Ops
 
 
 @dataclass(slots=True)

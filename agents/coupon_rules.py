@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from shopstream.errors import ConfigError
+from shopstream.core.errors import ConfigError
 
 MINUTE_MS = 60_000
 DAY_MS = 86_400_000
@@ -131,7 +131,7 @@ def parse_config(sections: Mapping[str, Any], zone: ZoneInfo) -> CouponConfig:
     cart = _table(sections.get("cart"), "cart")
     raw_steps = cart.get("steps", [{"after_min": 60}, {"after_min": 1440, "coupon_fen": 1000},
                                    {"after_min": 4320}])
-    if not isinstance(raw_steps, list) or not raw_steps:
+    if not isinstance(raw_steps, list | tuple) or not raw_steps:
         raise ConfigError(f"cart.steps: expected a non-empty array of tables, got {raw_steps!r}")
     steps: list[Step] = []
     for i, raw in enumerate(raw_steps):

@@ -23,9 +23,9 @@ from collections import Counter
 from operator import itemgetter
 from typing import Any
 
-from agents import cart
-from agents.base import NoHooks, PartitionBatch
-from agents.coupon_rules import (
+from shopstream.agents import cart
+from shopstream.agents.base import NoHooks, PartitionBatch
+from shopstream.agents.coupon_rules import (
     CART_RECOVERY,
     LIVE_FOLLOWUP,
     NEW_USER,
@@ -38,39 +38,23 @@ from agents.coupon_rules import (
     parse_config,
     push_id,
 )
-from monitoring.metrics import Metrics
-from shopstream.settings import Settings
-from sinks import keys
-from sinks.outbox import OutboxRelay, outbox_key
-from sinks.redis_state import Redis, mget_slots
-from sinks.webhook import WebhookSender, parse_webhook
-from streams import codec
+from shopstream.core import codec
+from shopstream.core.settings import Settings
+from shopstream.monitoring.metrics import Metrics
+from shopstream.sinks.coupon_keys import (
+    deferred_key,
+    live_done_key,
+    live_ended_key,
+    outbox_key,
+    timers_key,
+    user_key,
+    viewers_key,
+)
+from shopstream.sinks.outbox import OutboxRelay
+from shopstream.sinks.redis_state import Redis, mget_slots
+from shopstream.sinks.webhook import WebhookSender, parse_webhook
 
 NAME = "coupons"
-
-
-def user_key(app: str, p: int, user: str) -> str:
-    return f"{app}:{keys.tag(p)}:cu:u:{user}"
-
-
-def timers_key(app: str, p: int) -> str:
-    return f"{app}:{keys.tag(p)}:cu:timers"
-
-
-def deferred_key(app: str, p: int) -> str:
-    return f"{app}:{keys.tag(p)}:cu:deferred"
-
-
-def viewers_key(app: str, p: int, room: str) -> str:
-    return f"{app}:{keys.tag(p)}:cu:viewers:{room}"
-
-
-def live_done_key(app: str, p: int) -> str:
-    return f"{app}:{keys.tag(p)}:cu:live_done"
-
-
-def live_ended_key(app: str) -> str:
-    return f"{app}:cu:live_ended"
 
 
 class CouponAgent(NoHooks):

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from agents.base import NoHooks, PartitionBatch
-from sinks import keys
-from sinks.redis_state import Redis
+from shopstream.agents.base import NoHooks, PartitionBatch
+from shopstream.sinks.keys import stats_index_key, stats_minute_key
+from shopstream.sinks.redis_state import Redis
 
 MINUTE_MS = 60_000
 #: Events without a channel are counted under this one.
@@ -21,14 +21,6 @@ NO_CHANNEL = "other"
 
 def minute_of(ts: int) -> int:
     return ts - ts % MINUTE_MS
-
-
-def minute_key(app_id: str, partition: int, minute: int) -> str:
-    return f"{app_id}:{keys.tag(partition)}:stats:m:{minute}"
-
-
-def index_key(app_id: str, partition: int) -> str:
-    return f"{app_id}:{keys.tag(partition)}:stats:minutes"
 
 
 class EventStats(NoHooks):
@@ -55,11 +47,12 @@ class EventStats(NoHooks):
         ops = batch.ops
         for (m, etype, channel), n in counts.items():
             minute = m * MINUTE_MS
-            ops.hincrby(minute_key(self.app_id, batch.partition, minute), f"{etype}|{channel}", n)
+            key = stats_minute_key(self.app_id, batch.partition, minute)
+            ops.hincrby(key, f"{etype}|{channel}", n)
             minutes.add(minute)
         for (minute, fld), n in money.items():
-            ops.hincrby(minute_key(self.app_id, batch.partition, minute), fld, n)
-        index = index_key(self.app_id, batch.partition)
+            ops.hincrby(stats_minute_key(self.app_id, batch.partition, minute), fld, n)
+        index = stats_index_key(self.app_id, batch.partition)
         for minute in minutes:
             ops.zadd(index, minute, str(minute))
 
@@ -70,14 +63,14 @@ async def read_stats(
     """Counts and GMV per minute in [from_ms, to_ms), summed over all partitions."""
     async with redis.pipeline(transaction=False) as pipe:
         for p in range(partitions):
-            pipe.zrangebyscore(index_key(app_id, p), from_ms, f"({to_ms}")
+            pipe.zrangebyscore(stats_index_key(app_id, p), from_ms, f"({to_ms}")
         minute_lists = await pipe.execute()
     wanted = [
         (p, int(m)) for p, mins in enumerate(minute_lists) for m in mins
     ]
     async with redis.pipeline(transaction=False) as pipe:
         for p, minute in wanted:
-            pipe.hgetall(minute_key(app_id, p, minute))
+            pipe.hgetall(stats_minute_key(app_id, p, minute))
         rows = await pipe.execute()
 
     per_minute: dict[int, dict[str, Any]] = {}

@@ -16,8 +16,19 @@ from zoneinfo import ZoneInfo
 
 from redis.exceptions import RedisError
 
-from agents.base import NoHooks, PartitionBatch
-from agents.funnel_keys import (
+from shopstream.agents.base import NoHooks, PartitionBatch
+from shopstream.agents.funnel_query import recent_conversion
+from shopstream.agents.funnel_rules import (
+    FunnelDef,
+    Progress,
+    advance,
+    decode_units,
+    encode_units,
+    entry_values,
+    parse_funnels,
+)
+from shopstream.monitoring.metrics import KNOWN_CHANNELS, Metrics, bounded
+from shopstream.sinks.funnel_keys import (
     HOUR_MS,
     MINUTE_MS,
     MINUTE_RETENTION_MS,
@@ -28,18 +39,7 @@ from agents.funnel_keys import (
     late_key,
     user_key,
 )
-from agents.funnel_query import recent_conversion
-from agents.funnel_rules import (
-    FunnelDef,
-    Progress,
-    advance,
-    decode_units,
-    encode_units,
-    entry_values,
-    parse_funnels,
-)
-from monitoring.metrics import KNOWN_CHANNELS, Metrics, bounded
-from sinks.redis_state import Redis, mget_slots
+from shopstream.sinks.redis_state import Redis, mget_slots
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +157,7 @@ class Funnels(NoHooks):
                 start = bucket_start(minute, res, self.zone)
                 key = bucket_keys.get((fi, view, res, start))
                 if key is None:
-                    key = bucket_key(self.app_id, p, fd, view, res, start)
+                    key = bucket_key(self.app_id, p, fd.key_id, view, res, start)
                     bucket_keys[(fi, view, res, start)] = key
                 for prop, value in zip(fd.breakdowns, values, strict=True):
                     fields[(key, f"{prop}|{value}|{step}")] += n
@@ -168,7 +168,8 @@ class Funnels(NoHooks):
         for (key, fld), n in fields.items():
             ops.hincrby(key, fld, n)
         for (fi, view, res, start), key in sorted(bucket_keys.items()):
-            ops.zadd(index_key(self.app_id, p, self.funnels[fi], view, res), start, str(start))
+            index = index_key(self.app_id, p, self.funnels[fi].key_id, view, res)
+            ops.zadd(index, start, str(start))
             if res == "m":
                 ops.pexpire(key, MINUTE_RETENTION_MS)
         if late:

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from agents.funnel_keys import bucket_key, index_key, late_key
-from agents.funnel_rules import FunnelDef
-from sinks.redis_state import Redis
+from shopstream.agents.funnel_rules import FunnelDef
+from shopstream.sinks.funnel_keys import bucket_key, index_key, late_key
+from shopstream.sinks.redis_state import Redis
 
 
 async def read_buckets(
@@ -19,12 +19,12 @@ async def read_buckets(
     """{bucket start: {breakdown value: [entries reaching step 1..n]}} for buckets in [from, to)."""
     async with redis.pipeline(transaction=False) as pipe:
         for p in range(partitions):
-            pipe.zrangebyscore(index_key(app_id, p, fd, view, res), from_ms, f"({to_ms}")
+            pipe.zrangebyscore(index_key(app_id, p, fd.key_id, view, res), from_ms, f"({to_ms}")
         starts = await pipe.execute()
     wanted = [(p, int(s)) for p, rows in enumerate(starts) for s in rows]
     async with redis.pipeline(transaction=False) as pipe:
         for p, start in wanted:
-            pipe.hgetall(bucket_key(app_id, p, fd, view, res, start))
+            pipe.hgetall(bucket_key(app_id, p, fd.key_id, view, res, start))
         rows = await pipe.execute()
     n = len(fd.steps)
     prefix = by + "|"

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from schemas.events import COMMON_OPTIONAL, COMMON_REQUIRED, EVENT_TYPES
-from shopstream.errors import ConfigError
+from shopstream.core.errors import ConfigError
+from shopstream.schemas.events import COMMON_OPTIONAL, COMMON_REQUIRED, EVENT_TYPES
 
 DEFAULT_WINDOW_MS: Final = 24 * 3_600_000
 DEFAULT_LATENESS_MS: Final = 5 * 60_000
@@ -179,7 +180,7 @@ def _duration(where: str, raw: Any) -> int:
 def _step(where: str, raw: Any) -> Step:
     if isinstance(raw, str):
         raw = {"type": raw}
-    if not isinstance(raw, dict):
+    if not isinstance(raw, Mapping):
         raise ConfigError(f"{where}: expected an event type or {{type, where}}, got {raw!r}")
     extra = set(raw) - {"type", "where"}
     if extra:
@@ -190,7 +191,7 @@ def _step(where: str, raw: Any) -> Step:
             f"{where}.type: expected one of {', '.join(sorted(EVENT_TYPES))}, got {etype!r}"
         )
     filters = raw.get("where", {})
-    if not isinstance(filters, dict):
+    if not isinstance(filters, Mapping):
         raise ConfigError(f"{where}.where: expected a table of field = value, got {filters!r}")
     required, optional = EVENT_TYPES[etype]
     known = {*COMMON_REQUIRED, *COMMON_OPTIONAL, *required, *optional}
@@ -207,7 +208,7 @@ def _step(where: str, raw: Any) -> Step:
 
 def parse_funnel(where: str, raw: Any) -> FunnelDef:
     """One ``[[funnels]]`` table as a FunnelDef, or ConfigError naming the key."""
-    if not isinstance(raw, dict):
+    if not isinstance(raw, Mapping):
         raise ConfigError(f"{where}: expected a table, got {raw!r}")
     known = {"name", "steps", "window", "window_ms", "count_by", "breakdowns"}
     extra = set(raw) - known
@@ -218,14 +219,14 @@ def parse_funnel(where: str, raw: Any) -> FunnelDef:
         raise ConfigError(f"{where}.name: expected [a-z0-9_-], 1-64 chars, got {name!r}")
     where = f"funnels.{name}"
     steps = raw.get("steps")
-    if not isinstance(steps, list) or not steps:
+    if not isinstance(steps, list | tuple) or not steps:
         raise ConfigError(f"{where}.steps: expected a non-empty list of steps, got {steps!r}")
     window = raw.get("window_ms", raw.get("window", DEFAULT_WINDOW_MS))
     count_by = raw.get("count_by", "user")
     if count_by not in COUNT_BY:
         raise ConfigError(f"{where}.count_by: expected one of {COUNT_BY}, got {count_by!r}")
     breakdowns = raw.get("breakdowns", ["channel"])
-    if (not isinstance(breakdowns, list) or not breakdowns
+    if (not isinstance(breakdowns, list | tuple) or not breakdowns
             or any(b not in BREAKDOWNS for b in breakdowns)
             or len(set(breakdowns)) != len(breakdowns)):
         raise ConfigError(
@@ -243,7 +244,7 @@ def parse_funnel(where: str, raw: Any) -> FunnelDef:
 def parse_funnels(sections: Any) -> tuple[list[FunnelDef], int]:
     """Funnels and allowed lateness (ms) from settings sections; the default funnel if none."""
     raw = sections.get("funnels", DEFAULT_FUNNELS)
-    if not isinstance(raw, list) or not raw:
+    if not isinstance(raw, list | tuple) or not raw:
         raise ConfigError(f"funnels: expected a non-empty array of tables, got {raw!r}")
     funnels = [parse_funnel(f"funnels[{i}]", r) for i, r in enumerate(raw)]
     names = [f.name for f in funnels]
@@ -251,7 +252,7 @@ def parse_funnels(sections: Any) -> tuple[list[FunnelDef], int]:
     if dup:
         raise ConfigError(f"funnels.name: expected unique names, got repeated {dup}")
     options = sections.get("funnel_options", {})
-    if not isinstance(options, dict) or set(options) - {"allowed_lateness_ms"}:
+    if not isinstance(options, Mapping) or set(options) - {"allowed_lateness_ms"}:
         raise ConfigError(f"funnel_options: expected keys ['allowed_lateness_ms'], got {options!r}")
     lateness = options.get("allowed_lateness_ms", DEFAULT_LATENESS_MS)
     if not isinstance(lateness, int) or isinstance(lateness, bool) or lateness < 0:

@@ -17,15 +17,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from agents.base import PartitionBatch
-from monitoring.metrics import Metrics
-from shopstream.errors import ConfigError
-from shopstream.settings import Settings
-from sinks import keys
-from sinks.flash_sale import FlashSales, publish_alerts, sale_of, sku_index, text
-from sinks.redis_state import Redis
-from streams import codec
-from streams.producer import make_producer
+from shopstream.agents.base import PartitionBatch
+from shopstream.core import codec
+from shopstream.core.errors import ConfigError
+from shopstream.core.settings import Settings
+from shopstream.kafka_io.producer import RecordProducer
+from shopstream.monitoring.metrics import Metrics
+from shopstream.sinks.flash_sale import FlashSales, publish_alerts, sale_of, text
+from shopstream.sinks.flash_sale_keys import (
+    counts_key,
+    flagged_key,
+    links_key,
+    pending_key,
+    sku_index,
+)
+from shopstream.sinks.redis_state import Redis
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +58,7 @@ class FlashSaleConfig:
 def parse_config(sections: Mapping[str, Any]) -> FlashSaleConfig:
     """Validate ``[flash_sales]``; raises ConfigError naming the key."""
     raw = sections.get("flash_sales", {})
-    if not isinstance(raw, dict):
+    if not isinstance(raw, Mapping):
         raise ConfigError(f"flash_sales: expected a table, got {raw!r}")
     unknown = set(raw) - {"reservation_ttl_s", "low_stock_pct"}
     if unknown:
@@ -61,30 +67,10 @@ def parse_config(sections: Mapping[str, Any]) -> FlashSaleConfig:
     if type(ttl) is not int or ttl < 1:
         raise ConfigError(f"flash_sales.reservation_ttl_s: expected an integer >= 1, got {ttl!r}")
     pct = raw.get("low_stock_pct", [10])
-    if not isinstance(pct, list) or not all(type(p) is int and 0 < p < 100 for p in pct):
+    if not isinstance(pct, list | tuple) or not all(type(p) is int and 0 < p < 100 for p in pct):
         raise ConfigError(
             f"flash_sales.low_stock_pct: expected a list of integers 1..99, got {pct!r}")
     return FlashSaleConfig(ttl, tuple(sorted(set(pct), reverse=True)))
-
-
-def links_key(app_id: str, partition: int) -> str:
-    """Hash order_id -> reservation_id of orders that carried a valid reservation."""
-    return f"{app_id}:{keys.tag(partition)}:flash:links"
-
-
-def pending_key(app_id: str, partition: int) -> str:
-    """List of pending transitions (JSON), written in the fenced batch, drained after it."""
-    return f"{app_id}:{keys.tag(partition)}:flash:pending"
-
-
-def counts_key(app_id: str, partition: int) -> str:
-    """Hash ``<counter>|<sale_id>`` -> n: unreserved orders and claim events seen."""
-    return f"{app_id}:{keys.tag(partition)}:flash:counts"
-
-
-def flagged_key(app_id: str, partition: int) -> str:
-    """Capped stream of orders flagged as unreserved."""
-    return f"{app_id}:{keys.tag(partition)}:flash:flagged"
 
 
 def plan(batch: PartitionBatch, skus: Mapping[str, str], valid: Mapping[str, str],
@@ -233,10 +219,10 @@ class Inventory:
                 self.metrics.set_sale_units(sale_id, int(meta["available"]),
                                             int(meta["reserved"]), int(meta["sold"]))
 
-    def producer(self) -> Any:
+    def producer(self) -> RecordProducer:
         """Kafka producer for alerts, created on first use (tests without alerts need none)."""
         if self._producer is None:
-            self._producer = make_producer(self.settings)
+            self._producer = RecordProducer(self.settings)
         return self._producer
 
 

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from agents.base import Agent
-from agents.coupon_rules import parse_config as parse_coupons
-from agents.coupons import CouponAgent
-from agents.event_stats import EventStats
-from agents.funnel import Funnels
-from agents.funnel_rules import parse_funnels
-from agents.inventory import Inventory
-from agents.inventory import parse_config as parse_flash_sales
-from monitoring.metrics import Metrics
-from shopstream.errors import ConfigError
-from shopstream.settings import Settings
-from sinks.redis_state import Redis
-from sinks.webhook import parse_webhook
+from shopstream.agents.base import Agent
+from shopstream.agents.coupon_rules import parse_config as parse_coupons
+from shopstream.agents.coupons import CouponAgent
+from shopstream.agents.event_stats import EventStats
+from shopstream.agents.funnel import Funnels
+from shopstream.agents.funnel_rules import parse_funnels
+from shopstream.agents.inventory import Inventory
+from shopstream.agents.inventory import parse_config as parse_flash_sales
+from shopstream.core.errors import ConfigError
+from shopstream.core.settings import Settings
+from shopstream.monitoring.metrics import Metrics
+from shopstream.sinks.redis_state import Redis
+from shopstream.sinks.webhook import parse_webhook
 
 #: Every capability, in the order they see each batch.
 AGENT_NAMES = ("event_stats", "funnel", "inventory", "coupons")

@@ -130,8 +130,8 @@ def measure(broker: str, topic: str, partitions: int, expect: int,
 def main() -> int:
     """Embedded broker, generated workload, one Faust worker, check against the reference."""
     from bench.workload import create_topic, generate, produce_per_event
+    from shopstream.core.settings import Settings
     from shopstream.infra import start_broker, stop
-    from shopstream.settings import Settings
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--events", type=int, default=100_000)

@@ -25,16 +25,16 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from agents.funnel_query import read_buckets  # noqa: E402
-from agents.funnel_rules import parse_funnels  # noqa: E402
 from bench import baseline_faust  # noqa: E402
 from bench.funnel_reference import as_rows, reference_funnel  # noqa: E402
 from bench.workload import create_topic, generate, measure_quix, produce_per_event  # noqa: E402
+from shopstream.agents.funnel_query import read_buckets  # noqa: E402
+from shopstream.agents.funnel_rules import parse_funnels  # noqa: E402
+from shopstream.core.settings import Settings, load_settings  # noqa: E402
 from shopstream.infra import embedded, free_port  # noqa: E402
-from shopstream.settings import Settings, load_settings  # noqa: E402
-from sinks import keys  # noqa: E402
-from sinks.redis_state import make_redis  # noqa: E402
-from streams.producer import EnvelopeProducer  # noqa: E402
+from shopstream.kafka_io.envelope_producer import EnvelopeProducer  # noqa: E402
+from shopstream.sinks import keys  # noqa: E402
+from shopstream.sinks.redis_state import make_redis  # noqa: E402
 
 PARTITIONS = 4
 ALL_AGENTS = "event_stats,funnel,inventory,coupons"

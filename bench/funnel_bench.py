@@ -24,16 +24,17 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from agents.event_stats import EventStats  # noqa: E402
-from agents.funnel_keys import user_key  # noqa: E402
-from agents.registry import build_agents  # noqa: E402
-from monitoring.metrics import Metrics  # noqa: E402
+from shopstream.agents.event_stats import EventStats  # noqa: E402
+from shopstream.agents.registry import build_agents  # noqa: E402
 from shopstream.infra import start_broker, start_redis, stop  # noqa: E402
-from sinks.dead_letters import DeadLetterSink  # noqa: E402
-from sinks.redis_state import RedisState, make_redis  # noqa: E402
-from streams.batch import BatchProcessor, Record  # noqa: E402
-from streams.partitioner import partition_for  # noqa: E402
-from streams.producer import EnvelopeProducer, make_producer  # noqa: E402
+from shopstream.kafka_io.envelope_producer import EnvelopeProducer  # noqa: E402
+from shopstream.kafka_io.partitioner import partition_for  # noqa: E402
+from shopstream.kafka_io.producer import RecordProducer  # noqa: E402
+from shopstream.monitoring.metrics import Metrics  # noqa: E402
+from shopstream.sinks.dead_letters import DeadLetterSink  # noqa: E402
+from shopstream.sinks.funnel_keys import user_key  # noqa: E402
+from shopstream.sinks.redis_state import RedisState, make_redis  # noqa: E402
+from shopstream.streams.batch import BatchProcessor, Record  # noqa: E402
 from tests.agents.funnel_ref import FUNNELS_TOML, T0, generate  # noqa: E402
 from tests.support import Infra, read_records  # noqa: E402
 
@@ -43,7 +44,7 @@ async def run(settings, recs, with_funnels: bool, records_per_batch: int) -> flo
     state = RedisState(r, settings.app_id, settings.events_topic)
     agents = build_agents(settings, r, Metrics()) if with_funnels else [EventStats(settings.app_id)]
     proc = BatchProcessor(settings, state, agents,
-                          DeadLetterSink(make_producer(settings), settings.dead_letter_topic),
+                          DeadLetterSink(RecordProducer(settings), settings.dead_letter_topic),
                           Metrics())
     t = time.perf_counter()
     for i in range(0, len(recs), records_per_batch):

@@ -32,18 +32,19 @@ import redis
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from agents.funnel_keys import user_key as funnel_user_key  # noqa: E402
 from bench import claims_bench, compare  # noqa: E402
 from bench.measure import quantile, scrape_histogram, since  # noqa: E402
+from shopstream.core import codec  # noqa: E402
+from shopstream.core.settings import Settings, load_settings  # noqa: E402
 from shopstream.infra import embedded, free_port  # noqa: E402
-from shopstream.settings import Settings, load_settings  # noqa: E402
+from shopstream.kafka_io.envelope_producer import EnvelopeProducer  # noqa: E402
+from shopstream.kafka_io.partitioner import partition_for  # noqa: E402
+from shopstream.kafka_io.producer import make_producer  # noqa: E402
+from shopstream.kafka_io.topics import ensure_topics  # noqa: E402
 from shopstream.simulate import Simulator  # noqa: E402
-from sinks import keys  # noqa: E402
-from sinks.outbox import outbox_key, results_key  # noqa: E402
-from streams import codec  # noqa: E402
-from streams.partitioner import partition_for  # noqa: E402
-from streams.producer import EnvelopeProducer, make_producer  # noqa: E402
-from streams.topics import ensure_topics  # noqa: E402
+from shopstream.sinks import keys  # noqa: E402
+from shopstream.sinks.coupon_keys import outbox_key, results_key  # noqa: E402
+from shopstream.sinks.funnel_keys import user_key as funnel_user_key  # noqa: E402
 
 
 def applied(r: redis.Redis, app_id: str, partitions: int) -> int:

@@ -19,9 +19,9 @@ if str(ROOT) not in sys.path:
 
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 
-from shopstream.settings import Settings  # noqa: E402
+from shopstream.core.settings import Settings  # noqa: E402
+from shopstream.kafka_io.producer import make_producer  # noqa: E402
 from shopstream.simulate import Simulator  # noqa: E402
-from streams.producer import make_producer  # noqa: E402
 
 
 def generate(events: int, users: int, rate: float, seed: int) -> list[dict[str, Any]]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from schemas.events import CHANNELS, EVENT_TYPES
+from shopstream.schemas.events import CHANNELS, EVENT_TYPES
 
 PREFIX = "shopstream"
 

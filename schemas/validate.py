@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
-from schemas.events import CHANNELS, COMMON_OPTIONAL, COMMON_REQUIRED, EVENT_TYPES, Kind
+from shopstream.schemas.events import CHANNELS, COMMON_OPTIONAL, COMMON_REQUIRED, EVENT_TYPES, Kind
 
 #: Largest timestamp accepted: year 2100, to catch seconds-vs-ms and garbage.
 MAX_TS: Final = 4_102_444_800_000

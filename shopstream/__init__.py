@@ -1,7 +1,8 @@
-"""shopstream: live e-commerce promotion metrics and actions on Kafka and Redis."""
+"""shopstream: live e-commerce promotion metrics and actions on Kafka and Redis.
 
-from shopstream.errors import ConfigError, ShopstreamError
-from shopstream.settings import Settings, load_settings
+This package is the application (CLI, HTTP API, demo, embedded infra, simulator, replay);
+the layers below it are its subpackages ``streams``, ``agents``, ``sinks``, ``kafka_io``,
+``monitoring``, ``schemas`` and ``core`` (see the README's Layout section).
+"""
 
-__all__ = ["ConfigError", "Settings", "ShopstreamError", "load_settings"]
-__version__ = "0.1.0"
+__version__ = "0.2.0"

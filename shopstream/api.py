@@ -1,57 +1,38 @@
 """HTTP API (aiohttp): ingest events, query state, health and metrics.
 
-Capability modules add their routes through ``ROUTE_MODULES``: each has
-``setup(app: web.Application, ctx: ApiContext) -> None``.
+Each capability's routes live in a module of their own (``http_funnels``, ``http_flash_sales``)
+with ``setup(app, ctx)``; all of them share only ``http_common``.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
 from aiohttp import web
 from prometheus_client import generate_latest
 
-from agents.event_stats import read_stats
-from monitoring.metrics import Metrics
-from schemas.validate import validate_event
-from shopstream.settings import Settings
-from sinks.redis_state import Redis, make_redis
-from streams import codec
-from streams.envelope import classify
-from streams.producer import EnvelopeProducer, ProduceError
+from shopstream import http_flash_sales, http_funnels
+from shopstream.agents.event_stats import read_stats
+from shopstream.core import codec
+from shopstream.core.settings import Settings
+from shopstream.http_common import CTX, ApiContext, error, int_param, json_response
+from shopstream.kafka_io.envelope import classify
+from shopstream.kafka_io.envelope_producer import EnvelopeProducer
+from shopstream.kafka_io.errors import ProduceError
+from shopstream.monitoring.metrics import Metrics
+from shopstream.schemas.validate import validate_event
+from shopstream.sinks.redis_state import make_redis
 
 log = logging.getLogger(__name__)
 
+#: Modules that add routes, each with ``setup(app, ctx)``.
+ROUTE_MODULES: tuple[ModuleType, ...] = (http_funnels, http_flash_sales)
+
 #: Largest request body accepted by POST /v1/events.
 MAX_BODY_BYTES = 8 * 1024 * 1024
-
-#: Modules that add routes (filled as capabilities land).
-ROUTE_MODULES: list[str] = ["shopstream.http_funnels", "shopstream.http_flash_sales"]
-
-
-@dataclass
-class ApiContext:
-    """What route handlers share."""
-
-    settings: Settings
-    redis: Redis
-    producer: EnvelopeProducer
-    metrics: Metrics
-
-
-CTX: web.AppKey[ApiContext] = web.AppKey("ctx", ApiContext)
-
-
-def json_response(body: Any, status: int = 200) -> web.Response:
-    return web.Response(body=codec.dumps(body), status=status, content_type="application/json")
-
-
-def error(status: int, message: str, **extra: Any) -> web.Response:
-    return json_response({"error": message, **extra}, status)
-
 
 def _parse_body(body: bytes, content_type: str) -> list[Any] | web.Response:
     """One event, an array of events, or NDJSON; each item is validated separately later."""
@@ -107,7 +88,7 @@ async def post_events(request: web.Request) -> web.Response:
         accepted += 1
         results.append({"index": index, "status": "accepted", "event_id": item["event_id"]})
     try:
-        await ctx.producer.flush_async(10.0)
+        await ctx.producer.flush_async(ctx.settings.api_produce_timeout_s)
     except ProduceError as exc:
         return error(503, f"broker unavailable: {exc}")
     rejected = len(results) - accepted
@@ -115,23 +96,6 @@ async def post_events(request: web.Request) -> web.Response:
     ctx.metrics.api_events.labels("rejected").inc(rejected)
     status = 200 if rejected == 0 else (400 if accepted == 0 else 207)
     return json_response({"accepted": accepted, "rejected": rejected, "results": results}, status)
-
-
-def int_param(request: web.Request, name: str, default: int | None = None) -> int:
-    """Query parameter as an integer; raises HTTPBadRequest naming it."""
-    raw = request.query.get(name)
-    if raw is None:
-        if default is None:
-            raise web.HTTPBadRequest(body=codec.dumps({"error": f"{name}: required"}),
-                                     content_type="application/json")
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise web.HTTPBadRequest(
-            body=codec.dumps({"error": f"{name}: expected epoch milliseconds, got {raw!r}"}),
-            content_type="application/json",
-        ) from None
 
 
 async def get_stats(request: web.Request) -> web.Response:
@@ -163,11 +127,11 @@ def create_api(settings: Settings, metrics: Metrics | None = None) -> web.Applic
     app.router.add_get("/v1/stats", get_stats)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_page)
-    for name in ROUTE_MODULES:
-        importlib.import_module(name).setup(app, ctx)
+    for routes in ROUTE_MODULES:
+        routes.setup(app, ctx)
 
     async def close(_: web.Application) -> None:
-        ctx.producer.flush(5.0)
+        ctx.producer.flush()
         await ctx.redis.aclose()
 
     app.on_cleanup.append(close)

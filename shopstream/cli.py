@@ -12,9 +12,9 @@ from typing import Any
 
 import orjson
 
-from shopstream import logs
-from shopstream.errors import ShopstreamError
-from shopstream.settings import Settings, load_settings
+from shopstream.core import logs
+from shopstream.core.errors import ShopstreamError
+from shopstream.core.settings import Settings, load_settings
 
 log = logging.getLogger("shopstream")
 
@@ -29,7 +29,7 @@ def _wait_for_stop() -> None:
 
 def cmd_infra(settings: Settings, args: argparse.Namespace) -> int:
     from shopstream.infra import embedded
-    from streams.topics import ensure_topics
+    from shopstream.kafka_io.topics import ensure_topics
 
     with embedded(settings.state_dir) as infra:
         ensure_topics(load_settings(broker=infra.broker, redis_url=infra.redis_url))
@@ -50,9 +50,9 @@ def cmd_config(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     from faust.worker import Worker
 
-    from agents.registry import check_config
-    from streams.app import create_app
-    from streams.topics import ensure_topics
+    from shopstream.agents.registry import check_config
+    from shopstream.kafka_io.topics import ensure_topics
+    from shopstream.streams.app import create_app
 
     check_config(settings)
     ensure_topics(settings)
@@ -67,7 +67,7 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
     from shopstream.api import run_api
-    from streams.topics import ensure_topics
+    from shopstream.kafka_io.topics import ensure_topics
 
     ensure_topics(settings)
     run_api(settings)

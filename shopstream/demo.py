@@ -12,11 +12,11 @@ from dataclasses import replace
 
 import redis
 
+from shopstream.core.settings import Settings
 from shopstream.infra import embedded, free_port
-from shopstream.settings import Settings
+from shopstream.kafka_io.topics import ensure_topics
 from shopstream.simulate import run_simulation
-from sinks import keys
-from streams.topics import ensure_topics
+from shopstream.sinks import keys
 
 
 def _processed(settings: Settings) -> int:

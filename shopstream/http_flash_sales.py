@@ -19,13 +19,14 @@ from typing import Any
 
 from aiohttp import web
 
-from agents.inventory import parse_config, read_unreserved
-from schemas.validate import MAX_TS, MIN_TS, FieldError
-from shopstream.api import CTX, ApiContext, error, json_response
-from sinks.claim_batcher import ClaimBatcher
-from sinks.flash_sale import FlashSales, SaleSpec, now_ms, publish_alerts, text
-from streams import codec
-from streams.producer import ProduceError, make_producer
+from shopstream.agents.inventory import parse_config, read_unreserved
+from shopstream.core import codec
+from shopstream.http_common import CTX, ApiContext, error, json_response
+from shopstream.kafka_io.errors import ProduceError
+from shopstream.kafka_io.producer import RecordProducer
+from shopstream.schemas.validate import MAX_TS, MIN_TS, FieldError
+from shopstream.sinks.claim_batcher import ClaimBatcher
+from shopstream.sinks.flash_sale import FlashSales, SaleSpec, now_ms, publish_alerts, text
 
 #: Clock of the claim path (epoch ms); tests replace it before the app starts.
 CLOCK: web.AppKey[Callable[[], int]] = web.AppKey("flash_clock")
@@ -250,10 +251,10 @@ async def _publish(app: web.Application, sale_id: str) -> None:
 
 
 
-def _alert_producer(app: web.Application) -> Any:
+def _alert_producer(app: web.Application) -> RecordProducer:
     holder = app[ALERT_PRODUCER]
     if not holder:
-        holder.append(make_producer(app[CTX].settings))
+        holder.append(RecordProducer(app[CTX].settings))
     return holder[0]
 
 
@@ -265,7 +266,7 @@ async def _flusher(app: web.Application) -> AsyncIterator[None]:
         while True:
             await asyncio.sleep(FLUSH_EVERY_S)
             with contextlib.suppress(ProduceError):
-                await producer.flush_async(5.0)
+                await producer.flush_async()
 
     task = asyncio.get_running_loop().create_task(loop())
     yield

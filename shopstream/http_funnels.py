@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from agents.funnel_query import read_funnel
-from agents.funnel_rules import parse_funnels
-from shopstream.api import CTX, ApiContext, error, int_param, json_response
+from shopstream.agents.funnel_query import read_funnel
+from shopstream.agents.funnel_rules import parse_funnels
+from shopstream.http_common import CTX, ApiContext, error, int_param, json_response
 
 _RES = {"minute": "m", "hour": "h", "day": "d"}
 _VIEWS = ("cohort", "flow")

@@ -21,10 +21,15 @@ from pathlib import Path
 
 import orjson
 
-from shopstream.errors import InfraError
-from shopstream.settings import infra_state_path
+from shopstream.core.errors import ShopstreamError
+from shopstream.core.settings import infra_state_path
 
 log = logging.getLogger(__name__)
+
+
+class InfraError(ShopstreamError):
+    """The embedded broker or redis-server could not be started (a binary missing, a port
+    that never opened). Not retriable as is: the message says what to fix."""
 
 
 def free_port() -> int:

@@ -6,9 +6,9 @@ import sys
 import time
 from collections.abc import Iterable
 
-from shopstream.settings import Settings
-from streams import codec
-from streams.producer import EnvelopeProducer
+from shopstream.core import codec
+from shopstream.core.settings import Settings
+from shopstream.kafka_io.envelope_producer import EnvelopeProducer
 
 #: Progress line every this many events.
 PROGRESS_EVERY = 50_000

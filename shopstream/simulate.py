@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from shopstream.settings import Settings
+from shopstream.core.settings import Settings
 
 #: Live mode hands partly filled envelopes to Kafka at least this often (bounds latency).
 FLUSH_EVERY_S = 0.02
@@ -173,8 +173,8 @@ def run_simulation(
     out: str | None = None, start_ms: int | None = None,
 ) -> int:
     """Write a JSONL log (``out``) or produce paced live traffic to Kafka; returns events."""
-    from streams import codec
-    from streams.producer import EnvelopeProducer
+    from shopstream.core import codec
+    from shopstream.kafka_io.envelope_producer import EnvelopeProducer
 
     count = int(rate * duration_s)
     if out:

@@ -1,5 +1,1 @@
-"""Where state and side effects go: Redis state, dead letters, outbox relay, webhooks."""
-
-from sinks.redis_state import Fence, Ops, RedisState, make_redis
-
-__all__ = ["Fence", "Ops", "RedisState", "make_redis"]
+"""Where state and side effects go: Redis state and keys (Lua), outbox, webhooks, dead letters."""

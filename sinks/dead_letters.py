@@ -6,32 +6,18 @@ Published and flushed before the batch's fence moves, so a crash can repeat a de
 
 from __future__ import annotations
 
-import asyncio
-
-from confluent_kafka import Producer
-
-from streams.envelope import DeadLetter
-from streams.producer import ProduceError
+from shopstream.kafka_io.envelope import DeadLetter
+from shopstream.kafka_io.producer import RecordProducer
 
 
 class DeadLetterSink:
-    def __init__(self, producer: Producer, topic: str) -> None:
+    def __init__(self, producer: RecordProducer, topic: str) -> None:
         self._producer = producer
         self.topic = topic
-        self._errors: list[str] = []
-
-    def _on_delivery(self, err: object, _msg: object) -> None:
-        if err is not None:
-            self._errors.append(str(err))
 
     async def publish(self, dead: list[DeadLetter]) -> None:
         if not dead:
             return
         for d in dead:
-            self._producer.produce(
-                self.topic, value=d.original, headers=d.headers(), on_delivery=self._on_delivery
-            )
-        left = await asyncio.to_thread(self._producer.flush, 30.0)
-        if left or self._errors:
-            errors, self._errors = self._errors, []
-            raise ProduceError(f"dead letters not delivered: {left} pending, errors {errors[:1]}")
+            self._producer.produce(self.topic, d.original, headers=d.headers())
+        await self._producer.flush_async()

@@ -15,9 +15,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from confluent_kafka import Producer
-
-from sinks.redis_state import Redis
+from shopstream.kafka_io.producer import RecordProducer
+from shopstream.sinks.flash_sale_keys import (
+    SaleKeys,
+    alert_lease_key,
+    sale_keys,
+    sales_index,
+    sku_index,
+)
+from shopstream.sinks.locks import lease
+from shopstream.sinks.redis_state import Redis
 
 _HERE = Path(__file__).parent
 #: Claim outcomes, as returned by the claim script and used as metric labels.
@@ -26,6 +33,8 @@ CLAIM_RESULTS = ("ok", "sold_out", "limit_exceeded", "not_started", "ended")
 RELEASE_REASONS = ("cancel", "payment_failed", "expired")
 #: Window over which the claim rate for the sell-out estimate is measured.
 RATE_WINDOW_S = 60
+#: One publisher of a sale's alerts holds its lease at most this long (acks take milliseconds).
+ALERT_LEASE_MS = 10_000
 
 
 def now_ms() -> int:
@@ -39,33 +48,6 @@ def text(value: bytes | str) -> str:
 
 def _script(name: str) -> str:
     return (_HERE / name).read_text()
-
-
-class SaleKeys(NamedTuple):
-    """Redis keys of one sale; all share the hash tag ``{sale:<id>}``."""
-
-    meta: str
-    users: str
-    reservations: str
-    expiry: str
-    outbox: str
-    rate: str
-    guards: str
-
-
-def sale_keys(app_id: str, sale_id: str) -> SaleKeys:
-    base = f"{app_id}:flash:{{sale:{sale_id}}}"
-    return SaleKeys(*(f"{base}:{part}" for part in SaleKeys._fields))
-
-
-def sales_index(app_id: str) -> str:
-    """Set of sale ids (read by the worker's expiry timer)."""
-    return f"{app_id}:flash:sales"
-
-
-def sku_index(app_id: str) -> str:
-    """Hash sku -> sale id of the latest sale of that SKU."""
-    return f"{app_id}:flash:skus"
 
 
 def sale_of(reservation_id: str) -> str:
@@ -241,22 +223,24 @@ class FlashSales:
             await pipe.execute()
 
 
-async def publish_alerts(sales: FlashSales, producer: Callable[[], Producer], topic: str,
+async def publish_alerts(sales: FlashSales, producer: Callable[[], RecordProducer], topic: str,
                          sale_id: str) -> int:
     """Send the sale's queued alerts to ``topic``; returns how many were acknowledged.
 
-    ``producer`` is called only when there is something to send (created lazily).
-    Removed from the outbox only once the broker acknowledged them, so a crash repeats an
-    alert (same ``alert_id``) rather than losing it.
+    ``producer`` is called only when there is something to send (created lazily). One
+    publisher per sale at a time (a lease), so an API and a worker never both send the same
+    queued alerts; they leave the outbox only once the broker acknowledged them, so a crash
+    repeats an alert (same ``alert_id``) rather than losing it.
     """
-    alerts = await sales.pending_alerts(sale_id)
-    if not alerts:
-        return 0
-    kafka = producer()
-    for a in alerts:
-        kafka.produce(topic, value=a, key=sale_id.encode())
-    # Local broker acks take a few ms; alerts are rare (a few per sale).
-    if kafka.flush(5.0):
-        return 0
-    await sales.ack_alerts(sale_id, alerts)
-    return len(alerts)
+    async with lease(sales.redis, alert_lease_key(sales.app_id, sale_id), ALERT_LEASE_MS) as held:
+        if not held:
+            return 0
+        alerts = await sales.pending_alerts(sale_id)
+        if not alerts:
+            return 0
+        kafka = producer()
+        for a in alerts:
+            kafka.produce(topic, a, key=sale_id.encode())
+        await kafka.flush_async()
+        await sales.ack_alerts(sale_id, alerts)
+        return len(alerts)

@@ -20,13 +20,20 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from monitoring.metrics import Metrics
-from shopstream.settings import Settings
-from sinks import keys
-from sinks.redis_state import Redis
-from sinks.webhook import WebhookSender
-from streams import codec
-from streams.producer import ProduceError, make_producer
+from shopstream.core import codec
+from shopstream.core.settings import Settings
+from shopstream.kafka_io.errors import ProduceError
+from shopstream.kafka_io.producer import RecordProducer
+from shopstream.monitoring.metrics import Metrics
+from shopstream.sinks.coupon_keys import (
+    budget_keys,
+    dead_key,
+    outbox_key,
+    outbox_lock_key,
+    results_key,
+)
+from shopstream.sinks.redis_state import Redis
+from shopstream.sinks.webhook import WebhookSender
 
 log = logging.getLogger(__name__)
 
@@ -35,25 +42,6 @@ _RELEASE_LUA = (Path(__file__).parent / "release_lock.lua").read_text()
 #: A relay holding a lock longer than this is presumed dead; the default webhook retries
 #: (5 attempts of 2 s, 3 s of backoff) fit inside.
 LOCK_MS = 20_000
-
-
-def outbox_key(app: str, p: int) -> str:
-    return f"{app}:{keys.tag(p)}:outbox"
-
-
-def results_key(app: str, p: int) -> str:
-    """Hash push_id -> final result (sent|budget_exhausted|failed), for audits and tests."""
-    return f"{app}:{keys.tag(p)}:push:results"
-
-
-def dead_key(app: str, p: int) -> str:
-    """Hash push_id -> reason, pushes the webhook never accepted."""
-    return f"{app}:{keys.tag(p)}:push:dead"
-
-
-def budget_keys(app: str, rule: str) -> list[str]:
-    """Counter and claims of a campaign; one hash tag so the claim script is single-slot."""
-    return [f"{app}:{{budget:{rule}}}:used", f"{app}:{{budget:{rule}}}:claims"]
 
 
 def _log_failure(task: asyncio.Task[None]) -> None:
@@ -75,10 +63,9 @@ class OutboxRelay:
         self.metrics = metrics
         self.webhook = webhook
         self._settings = settings
-        self._producer: Any = None
+        self._producer: RecordProducer | None = None
         self._claim = redis.register_script(_CLAIM_LUA)
         self._release = redis.register_script(_RELEASE_LUA)
-        self._errors: list[str] = []
         self._pending: set[int] = set()
         self._task: asyncio.Task[None] | None = None
 
@@ -103,7 +90,7 @@ class OutboxRelay:
         """Deliver every push now in these partitions' outboxes; returns pushes handled."""
         done = 0
         for p in partitions:
-            lock = f"{self.app}:{keys.tag(p)}:outbox:lock"
+            lock = outbox_lock_key(self.app, p)
             token = secrets.token_hex(8)
             if not await self.redis.set(lock, token, nx=True, px=LOCK_MS):
                 continue
@@ -154,25 +141,18 @@ class OutboxRelay:
             self.metrics.pushes.labels(rule, result).inc(n)
         return len(results)
 
-    def _on_delivery(self, err: object, _msg: object) -> None:
-        if err is not None:
-            self._errors.append(str(err))
-
     async def _publish(self, pushes: list[dict[str, Any]]) -> None:
         """To the pushes topic, keyed by user; flushed before the outbox entries are removed."""
         if not pushes:
             return
         if self._producer is None:
-            self._producer = make_producer(self._settings)
+            self._producer = RecordProducer(self._settings)
         for push in pushes:
             self._producer.produce(
-                self.topic, key=push["user_id"].encode(), value=codec.dumps(push),
-                headers=[("push_id", push["push_id"].encode())], on_delivery=self._on_delivery,
+                self.topic, codec.dumps(push), key=push["user_id"].encode(),
+                headers=[("push_id", push["push_id"].encode())],
             )
-        left = await asyncio.to_thread(self._producer.flush, 30.0)
-        if left or self._errors:
-            errors, self._errors = self._errors, []
-            raise ProduceError(f"pushes not delivered: {left} pending, errors {errors[:1]}")
+        await self._producer.flush_async()
 
     async def close(self) -> None:
         """Finish the scheduled relays, then release the webhook session."""

@@ -17,9 +17,10 @@ import orjson
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 
-from shopstream.errors import ShopstreamError
-from shopstream.settings import Settings
-from sinks import keys
+from shopstream.core.errors import ConfigError
+from shopstream.core.settings import Settings
+from shopstream.sinks import keys
+from shopstream.sinks.errors import StaleFenceError
 
 log = logging.getLogger(__name__)
 
@@ -28,16 +29,10 @@ Redis = aioredis.Redis | RedisCluster
 _APPLY_LUA = (Path(__file__).parent / "apply_batch.lua").read_text()
 
 
-class StaleFenceError(ShopstreamError):
-    """Another writer moved a partition's fence: this worker's view of it is outdated."""
-
-    retriable = True
-
-
 def make_redis(settings: Settings) -> Redis:
     """Async client for the configured Redis or Redis Cluster."""
     if not settings.redis_url:
-        raise ShopstreamError("redis_url: expected a redis:// URL, got nothing")
+        raise ConfigError("redis_url: expected a redis:// URL, got nothing")
     if settings.redis_cluster:
         return RedisCluster.from_url(settings.redis_url, decode_responses=False)
     return aioredis.Redis.from_url(settings.redis_url, decode_responses=False)

@@ -17,7 +17,7 @@ from typing import Any
 
 import aiohttp
 
-from shopstream.errors import ConfigError
+from shopstream.core.errors import ConfigError
 
 SIGNATURE_HEADER = "X-Shopstream-Signature"
 PUSH_ID_HEADER = "X-Shopstream-Push-Id"

@@ -1,6 +1,1 @@
-"""Kafka in and out: envelopes, producers, the batch loop and the Faust worker."""
-
-from streams.envelope import DeadLetter, Reason, decode_record
-from streams.producer import EnvelopeProducer
-
-__all__ = ["DeadLetter", "EnvelopeProducer", "Reason", "decode_record"]
+"""The worker: the Faust app, the batch loop, deduplication and its rebuild."""

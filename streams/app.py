@@ -15,13 +15,13 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 from prometheus_client import generate_latest
 
-from agents.registry import build_agents
-from monitoring.metrics import Metrics
-from shopstream.settings import Settings
-from sinks.dead_letters import DeadLetterSink
-from sinks.redis_state import RedisState, make_redis
-from streams.batch import BatchProcessor, Record, split_by_bytes
-from streams.producer import make_producer
+from shopstream.agents.registry import build_agents
+from shopstream.core.settings import Settings
+from shopstream.kafka_io.producer import RecordProducer
+from shopstream.monitoring.metrics import Metrics
+from shopstream.sinks.dead_letters import DeadLetterSink
+from shopstream.sinks.redis_state import RedisState, make_redis
+from shopstream.streams.batch import BatchProcessor, Record, split_by_bytes
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
     redis = make_redis(settings)
     state = RedisState(redis, settings.app_id, settings.events_topic)
     agents = build_agents(settings, redis, metrics)
-    dlq = DeadLetterSink(make_producer(settings), settings.dead_letter_topic)
+    dlq = DeadLetterSink(RecordProducer(settings), settings.dead_letter_topic)
     processor = BatchProcessor(settings, state, agents, dlq, metrics)
     app.shopstream_processor = processor  # type: ignore[attr-defined]
 

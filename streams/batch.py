@@ -15,16 +15,17 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from agents.base import Agent, PartitionBatch
-from monitoring.metrics import KNOWN_CHANNELS, KNOWN_TYPES, Metrics, bounded
-from shopstream.settings import Settings
-from sinks import keys
-from sinks.dead_letters import DeadLetterSink
-from sinks.redis_state import Fence, RedisState, StaleFenceError
-from streams import codec
-from streams.dedup import Deduplicator
-from streams.envelope import DeadLetter, decode_record
-from streams.rebuild import replay_dedup, start_checkpoint
+from shopstream.agents.base import Agent, PartitionBatch
+from shopstream.core import codec
+from shopstream.core.settings import Settings
+from shopstream.kafka_io.envelope import DeadLetter, decode_record
+from shopstream.monitoring.metrics import KNOWN_CHANNELS, KNOWN_TYPES, Metrics, bounded
+from shopstream.sinks import keys
+from shopstream.sinks.dead_letters import DeadLetterSink
+from shopstream.sinks.errors import StaleFenceError
+from shopstream.sinks.redis_state import Fence, RedisState
+from shopstream.streams.dedup import Deduplicator
+from shopstream.streams.rebuild import replay_dedup, start_checkpoint
 
 log = logging.getLogger(__name__)
 

@@ -14,9 +14,10 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
-from shopstream.settings import Settings
-from streams.dedup import Deduplicator
-from streams.envelope import DeadLetter, decode_record
+from shopstream.core.settings import Settings
+from shopstream.kafka_io.envelope import DeadLetter, decode_record
+from shopstream.streams.dedup import Deduplicator
+from shopstream.streams.errors import RebuildError
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ def replay_dedup(
                     if err.code() == KafkaError._PARTITION_EOF:
                         done = True
                         break
-                    raise RuntimeError(f"rebuild read {topic}[{partition}] failed: {err}")
+                    raise RebuildError(f"rebuild read {topic}[{partition}] failed: {err}")
                 offset = msg.offset()
                 if offset is None:
                     continue

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from shopstream.core.settings import Settings
 from shopstream.infra import start_broker, start_redis, stop
-from shopstream.settings import Settings
 from tests.support import Infra, Proc, new_port, settings_env
 
 

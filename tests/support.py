@@ -16,10 +16,10 @@ from typing import Any
 
 import redis
 
+from shopstream.core.settings import Settings, load_settings
 from shopstream.infra import free_port
-from shopstream.settings import Settings, load_settings
-from sinks import keys
-from streams.topics import ensure_topics
+from shopstream.kafka_io.topics import ensure_topics
+from shopstream.sinks import keys
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -163,18 +163,18 @@ async def process_topic(settings: Settings, agents=None, batch_records: int = 20
 
     For agent tests: real Kafka, real Redis, no consumer group. Returns the processor.
     """
-    from agents.registry import build_agents
-    from monitoring.metrics import Metrics
-    from sinks.dead_letters import DeadLetterSink
-    from sinks.redis_state import RedisState, make_redis
-    from streams.batch import BatchProcessor, Record
-    from streams.producer import make_producer
+    from shopstream.agents.registry import build_agents
+    from shopstream.kafka_io.producer import RecordProducer
+    from shopstream.monitoring.metrics import Metrics
+    from shopstream.sinks.dead_letters import DeadLetterSink
+    from shopstream.sinks.redis_state import RedisState, make_redis
+    from shopstream.streams.batch import BatchProcessor, Record
 
     r = make_redis(settings)
     state = RedisState(r, settings.app_id, settings.events_topic)
     agents = agents if agents is not None else build_agents(settings, r)
     proc = BatchProcessor(settings, state, agents,
-                          DeadLetterSink(make_producer(settings), settings.dead_letter_topic),
+                          DeadLetterSink(RecordProducer(settings), settings.dead_letter_topic),
                           Metrics())
     recs = [Record(p, o, v) for p, o, v, _ in read_records(settings)]
     recs.sort(key=lambda r: (r.offset, r.partition))

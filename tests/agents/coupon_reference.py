@@ -13,7 +13,7 @@ from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
 
-from streams.partitioner import partition_for
+from shopstream.kafka_io.partitioner import partition_for
 from tests.agents.coupon_support import HOUR, MIN, SH, at
 
 DAY_START = at(11, 0)

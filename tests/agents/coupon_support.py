@@ -9,12 +9,12 @@ from zoneinfo import ZoneInfo
 
 import redis
 
-from agents.coupons import CouponAgent
-from monitoring.metrics import Metrics
-from shopstream.settings import Settings
-from sinks.redis_state import make_redis
-from streams import codec
-from streams.producer import EnvelopeProducer
+from shopstream.agents.coupons import CouponAgent
+from shopstream.core import codec
+from shopstream.core.settings import Settings
+from shopstream.kafka_io.envelope_producer import EnvelopeProducer
+from shopstream.monitoring.metrics import Metrics
+from shopstream.sinks.redis_state import make_redis
 from tests.support import process_topic, read_records
 
 SH = ZoneInfo("Asia/Shanghai")

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from streams.partitioner import partition_for
+from shopstream.kafka_io.partitioner import partition_for
 
 T0 = 1_795_000_020_000
 MIN = 60_000

@@ -6,13 +6,14 @@ import time
 
 import pytest
 
-from agents.coupons import CouponAgent
-from monitoring.metrics import Metrics
-from sinks.dead_letters import DeadLetterSink
-from sinks.redis_state import RedisState, make_redis
-from streams import codec
-from streams.batch import BatchProcessor, Record
-from streams.producer import EnvelopeProducer, make_producer
+from shopstream.agents.coupons import CouponAgent
+from shopstream.core import codec
+from shopstream.kafka_io.envelope_producer import EnvelopeProducer
+from shopstream.kafka_io.producer import RecordProducer
+from shopstream.monitoring.metrics import Metrics
+from shopstream.sinks.dead_letters import DeadLetterSink
+from shopstream.sinks.redis_state import RedisState, make_redis
+from shopstream.streams.batch import BatchProcessor, Record
 from tests.agents.coupon_reference import SECTIONS, generate_day, reference
 from tests.agents.coupon_support import metric, pushes, with_sections
 from tests.support import read_records
@@ -28,7 +29,7 @@ async def process_in_time_order(settings, agent, batch_records: int) -> None:
     """
     r = make_redis(settings)
     proc = BatchProcessor(settings, RedisState(r, settings.app_id, settings.events_topic),
-                          [agent], DeadLetterSink(make_producer(settings),
+                          [agent], DeadLetterSink(RecordProducer(settings),
                                                   settings.dead_letter_topic), Metrics())
     recs = [Record(p, o, v) for p, o, v, _ in read_records(settings)]
     recs.sort(key=lambda rec: (codec.loads(rec.value)[0]["ts"], rec.partition, rec.offset))

@@ -5,8 +5,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from agents.coupon_rules import parse_config, quiet_release
-from shopstream.errors import ConfigError
+from shopstream.agents.coupon_rules import parse_config, quiet_release
+from shopstream.core.errors import ConfigError
 
 SH = ZoneInfo("Asia/Shanghai")
 

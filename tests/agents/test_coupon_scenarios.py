@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from monitoring.metrics import Metrics
-from sinks.outbox import budget_keys
+from shopstream.monitoring.metrics import Metrics
+from shopstream.sinks.coupon_keys import budget_keys
 from tests.agents.coupon_support import (
     HOUR,
     MIN,

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from sinks.outbox import outbox_key
-from streams.producer import EnvelopeProducer
+from shopstream.kafka_io.envelope_producer import EnvelopeProducer
+from shopstream.sinks.coupon_keys import outbox_key
 from tests.agents.coupon_reference import STEP_COUPON, STEPS_MIN, generate_day, reference
 from tests.agents.coupon_support import pushes
 from tests.support import counts, wait_until

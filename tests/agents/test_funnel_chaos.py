@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from shopstream.settings import Settings
+from shopstream.core.settings import Settings
 from tests.agents.funnel_ref import FUNNELS_TOML, generate, reference
 from tests.agents.test_funnel_integration import check_api, produce
 from tests.support import Proc, counts, wait_until

@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from agents.registry import build_agents
-from monitoring.metrics import Metrics
+from shopstream.agents.registry import build_agents
 from shopstream.api import create_api
-from shopstream.settings import Settings
-from sinks.redis_state import make_redis
-from streams.producer import EnvelopeProducer
+from shopstream.core.settings import Settings
+from shopstream.kafka_io.envelope_producer import EnvelopeProducer
+from shopstream.monitoring.metrics import Metrics
+from shopstream.sinks.redis_state import make_redis
 from tests.agents.funnel_ref import FUNNELS_TOML, generate, reference
 from tests.support import counts, process_topic
 

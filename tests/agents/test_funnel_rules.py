@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agents.base import PartitionBatch
-from agents.funnel import Funnels
-from agents.funnel_rules import (
+from shopstream.agents.base import PartitionBatch
+from shopstream.agents.funnel import Funnels
+from shopstream.agents.funnel_rules import (
     Progress,
     advance,
     decode_units,
@@ -20,7 +20,7 @@ from agents.funnel_rules import (
     parse_funnel,
     parse_funnels,
 )
-from shopstream.errors import ConfigError
+from shopstream.core.errors import ConfigError
 from tests.agents.funnel_ref import reach_unit, reference
 
 ZONE = ZoneInfo("Asia/Shanghai")

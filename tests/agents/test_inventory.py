@@ -10,13 +10,13 @@ import time
 import pytest
 import redis.asyncio as aioredis
 
-from agents.base import PartitionBatch
-from agents.inventory import FlashSaleConfig, Inventory, parse_config, read_unreserved
-from agents.registry import build_agents
-from shopstream.errors import ConfigError
-from sinks.flash_sale import FlashSales, SaleSpec
-from sinks.redis_state import make_redis
-from streams.producer import EnvelopeProducer
+from shopstream.agents.base import PartitionBatch
+from shopstream.agents.inventory import FlashSaleConfig, Inventory, parse_config, read_unreserved
+from shopstream.agents.registry import build_agents
+from shopstream.core.errors import ConfigError
+from shopstream.kafka_io.envelope_producer import EnvelopeProducer
+from shopstream.sinks.flash_sale import FlashSales, SaleSpec
+from shopstream.sinks.redis_state import make_redis
 from tests.agents.flash_scenario import build, state_of
 from tests.support import process_topic, read_records
 

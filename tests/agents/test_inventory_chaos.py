@@ -9,8 +9,9 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
-from sinks.flash_sale import FlashSales, sale_keys
-from streams.producer import EnvelopeProducer
+from shopstream.kafka_io.envelope_producer import EnvelopeProducer
+from shopstream.sinks.flash_sale import FlashSales
+from shopstream.sinks.flash_sale_keys import sale_keys
 from tests.agents.flash_scenario import Scenario, build
 from tests.support import wait_until
 

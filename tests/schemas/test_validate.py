@@ -1,6 +1,7 @@
 import pytest
 
-from schemas import EVENT_TYPES, validate_event
+from shopstream.schemas.events import EVENT_TYPES
+from shopstream.schemas.validate import validate_event
 
 BASE = {"event_id": "e1", "ts": 1_794_326_400_000, "user_id": "u1", "channel": "search"}
 GOOD = {

@@ -1,7 +1,9 @@
+import dataclasses
+
 import pytest
 
-from shopstream.errors import ConfigError
-from shopstream.settings import load_settings
+from shopstream.core.errors import ConfigError
+from shopstream.core.settings import load_settings
 
 
 def test_env_overrides_toml_and_secrets_are_hidden(tmp_path):
@@ -12,7 +14,21 @@ def test_env_overrides_toml_and_secrets_are_hidden(tmp_path):
     assert s.partitions == 16
     assert s.admin_token == "s3cret"
     assert "s3cret" not in repr(s) and s.public_dict()["admin_token"] == "***"
-    assert s.sections["funnels"] == [{"name": "x"}]
+    assert s.public_dict()["sections"]["funnels"] == [{"name": "x"}]
+
+
+def test_settings_are_immutable_all_the_way_down_and_copies_are_validated(tmp_path):
+    s = dataclasses.replace(load_settings(env={"SHOPSTREAM_STATE_DIR": str(tmp_path)}),
+                            sections={"flash_sales": {"low_stock_pct": [10, 5]}})
+    with pytest.raises(TypeError):
+        s.sections["flash_sales"]["low_stock_pct"] = [1]  # type: ignore[index]
+    with pytest.raises(TypeError):
+        s.sections["flash_sales"]["low_stock_pct"][0] = 1  # type: ignore[index]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.partitions = 3  # type: ignore[misc]
+    assert dataclasses.replace(s, partitions=3).partitions == 3
+    with pytest.raises(ConfigError, match="partitions: expected >= 1, got 0"):
+        dataclasses.replace(s, partitions=0)
 
 
 @pytest.mark.parametrize(
@@ -45,7 +61,7 @@ def test_bad_toml_is_reported_with_its_path(tmp_path):
 def test_agents_select_capabilities_in_batch_order():
     import redis.asyncio as aioredis
 
-    from agents.registry import build_agents, check_config
+    from shopstream.agents.registry import build_agents, check_config
 
     s = load_settings(env={"SHOPSTREAM_AGENTS": "coupons, funnel"})
     client = aioredis.Redis()  # never connected: building agents does no I/O

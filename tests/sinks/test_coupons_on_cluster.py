@@ -6,10 +6,10 @@ import copy
 
 import pytest
 
-from agents.coupons import CouponAgent
-from monitoring.metrics import Metrics
-from sinks.redis_state import make_redis
-from streams.producer import EnvelopeProducer
+from shopstream.agents.coupons import CouponAgent
+from shopstream.kafka_io.envelope_producer import EnvelopeProducer
+from shopstream.monitoring.metrics import Metrics
+from shopstream.sinks.redis_state import make_redis
 from tests.agents.coupon_reference import SECTIONS, generate_day, reference
 from tests.agents.coupon_support import metric, pushes, with_sections
 from tests.agents.test_coupon_day_replay import process_in_time_order

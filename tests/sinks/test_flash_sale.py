@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 import pytest
 import redis.asyncio as aioredis
 
-from sinks.flash_sale import FlashSales, SaleSpec, sale_keys
+from shopstream.sinks.flash_sale import FlashSales, SaleSpec
+from shopstream.sinks.flash_sale_keys import sale_keys
 from tests.support import Infra
 
 pytestmark = pytest.mark.integration

@@ -3,10 +3,10 @@
 import pytest
 import redis
 
-from agents.event_stats import read_stats
+from shopstream.agents.event_stats import read_stats
 from shopstream.replay import replay_lines
-from sinks import keys
-from sinks.redis_state import make_redis
+from shopstream.sinks import keys
+from shopstream.sinks.redis_state import make_redis
 from tests.streams.logs import build_log, dedup_reference, stats_reference
 from tests.support import process_topic
 

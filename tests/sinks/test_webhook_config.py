@@ -1,7 +1,7 @@
 import pytest
 
-from shopstream.errors import ConfigError
-from sinks.webhook import parse_webhook, sign, verify
+from shopstream.core.errors import ConfigError
+from shopstream.sinks.webhook import parse_webhook, sign, verify
 
 
 def test_webhook_config_and_signature() -> None:

@@ -10,9 +10,9 @@ import pytest
 import redis
 from aiohttp import web
 
-from monitoring.metrics import Metrics
-from sinks.outbox import dead_key, outbox_key
-from sinks.webhook import PUSH_ID_HEADER, SIGNATURE_HEADER, verify
+from shopstream.monitoring.metrics import Metrics
+from shopstream.sinks.coupon_keys import dead_key, outbox_key
+from shopstream.sinks.webhook import PUSH_ID_HEADER, SIGNATURE_HEADER, verify
 from tests.agents.coupon_reference import SECTIONS, generate_day
 from tests.agents.coupon_support import metric, run, with_sections
 from tests.support import new_port

@@ -13,8 +13,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from shopstream.kafka_io.partitioner import partition_for
 from shopstream.simulate import Simulator
-from streams.partitioner import partition_for
 
 BAD_KINDS = (
     "malformed_json", "not_an_object", "unknown_type", "missing_field", "mistyped_field",

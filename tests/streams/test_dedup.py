@@ -1,7 +1,7 @@
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.dedup import GENERATIONS, Deduplicator
+from shopstream.streams.dedup import GENERATIONS, Deduplicator
 
 
 def reference(events, horizon):

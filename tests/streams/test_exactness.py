@@ -10,10 +10,10 @@ import urllib.request
 import pytest
 import redis
 
-from agents.event_stats import read_stats
+from shopstream.agents.event_stats import read_stats
+from shopstream.kafka_io.envelope_producer import EnvelopeProducer
 from shopstream.replay import replay_lines
-from sinks.redis_state import make_redis
-from streams.producer import EnvelopeProducer
+from shopstream.sinks.redis_state import make_redis
 from tests.streams.logs import build_log, dedup_reference, stats_reference
 from tests.support import counts, read_records, run_async, wait_until
 

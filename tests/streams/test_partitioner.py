@@ -1,8 +1,8 @@
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from streams.partitioner import murmur2, partition_for
-from streams.producer import make_producer
+from shopstream.kafka_io.partitioner import murmur2, partition_for
+from shopstream.kafka_io.producer import make_producer
 
 
 def test_murmur2_known_values():

@@ -1,6 +1,6 @@
 import pytest
 
-from streams.producer import EnvelopeProducer
+from shopstream.kafka_io.envelope_producer import EnvelopeProducer
 from tests.support import counts, process_topic
 
 pytestmark = pytest.mark.integration

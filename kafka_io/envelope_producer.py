@@ -7,39 +7,12 @@ one partition, the same one a keyed single-event record would reach.
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from typing import Any
 
-from confluent_kafka import KafkaException, Producer
-
-from shopstream.errors import ShopstreamError
-from shopstream.settings import Settings
-from streams import codec
-from streams.partitioner import partition_for
-
-log = logging.getLogger(__name__)
-
-
-class ProduceError(ShopstreamError):
-    """The broker did not accept a record."""
-
-    retriable = True
-
-
-def make_producer(settings: Settings, **extra: Any) -> Producer:
-    """A confluent-kafka producer that partitions keys like Java clients (murmur2)."""
-    conf: dict[str, Any] = {
-        "bootstrap.servers": settings.bootstrap_servers,
-        "partitioner": "murmur2_random",
-        "linger.ms": 10,
-        "compression.type": "none",
-        "message.max.bytes": max(settings.max_record_bytes * 2, 1_048_576),
-        "queue.buffering.max.kbytes": 1_048_576,
-        "enable.idempotence": False,
-    }
-    conf.update(extra)
-    return Producer(conf)
+from shopstream.core import codec
+from shopstream.core.settings import Settings
+from shopstream.kafka_io.partitioner import partition_for
+from shopstream.kafka_io.producer import RecordProducer
 
 
 class EnvelopeProducer:
@@ -51,16 +24,15 @@ class EnvelopeProducer:
         topic: str | None = None,
         max_events: int = 500,
         max_bytes: int = 256 * 1024,
-        producer: Producer | None = None,
+        producer: RecordProducer | None = None,
     ) -> None:
         self.topic = topic or settings.events_topic
         self.partitions = settings.partitions
         self.max_events = max_events
         self.max_bytes = max_bytes
-        self._producer = producer or make_producer(settings)
+        self._producer = producer or RecordProducer(settings)
         self._buffers: dict[int, list[bytes]] = {}
         self._sizes: dict[int, int] = {}
-        self._errors: list[str] = []
         #: Events handed to Kafka so far (envelope items plus raw records).
         self.events_sent = 0
         self.records_sent = 0
@@ -98,45 +70,21 @@ class EnvelopeProducer:
         self._produce(b"[" + b",".join(buf) + b"]", None, part)
         self.events_sent += len(buf)
 
-    def _on_delivery(self, err: Any, _msg: Any) -> None:
-        if err is not None:
-            self._errors.append(str(err))
-
     def _produce(self, value: bytes, key: bytes | None, partition: int | None) -> None:
-        kwargs: dict[str, Any] = {"value": value, "on_delivery": self._on_delivery}
-        if key is not None:
-            kwargs["key"] = key
-        if partition is not None:
-            kwargs["partition"] = partition
-        while True:
-            try:
-                self._producer.produce(self.topic, **kwargs)
-                break
-            except BufferError:
-                self._producer.poll(0.05)
-            except KafkaException as exc:
-                raise ProduceError(f"produce to {self.topic} failed: {exc}") from exc
+        self._producer.produce(self.topic, value, key=key, partition=partition)
         self.records_sent += 1
-        self._producer.poll(0)
 
     def send_all(self) -> None:
         """Hand every partly filled envelope to the client without waiting for acks."""
         for part in list(self._buffers):
             self._send(part)
 
-    def flush(self, timeout_s: float = 30.0) -> None:
+    def flush(self, timeout_s: float | None = None) -> None:
         """Send every buffer and wait until the broker has acknowledged all of them."""
         self.send_all()
-        self._check(self._producer.flush(timeout_s), timeout_s)
+        self._producer.flush(timeout_s)
 
-    async def flush_async(self, timeout_s: float = 30.0) -> None:
+    async def flush_async(self, timeout_s: float | None = None) -> None:
         """``flush`` for servers: the wait for acks runs in a thread, not on the event loop."""
         self.send_all()
-        self._check(await asyncio.to_thread(self._producer.flush, timeout_s), timeout_s)
-
-    def _check(self, left: int, timeout_s: float) -> None:
-        if left:
-            raise ProduceError(f"{left} records to {self.topic} not delivered in {timeout_s}s")
-        if self._errors:
-            errors, self._errors = self._errors, []
-            raise ProduceError(f"{len(errors)} records to {self.topic} failed: {errors[0]}")
+        await self._producer.flush_async(timeout_s)

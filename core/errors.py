@@ -11,10 +11,7 @@ class ShopstreamError(Exception):
 
 
 class ConfigError(ShopstreamError):
-    """Settings or configuration files are invalid; the message says which key and why."""
+    """Settings or configuration files are invalid; the message says which key and why.
 
-
-class InfraError(ShopstreamError):
-    """The embedded broker or redis-server could not be started or reached."""
-
-    retriable = True
+    Not retriable: the same settings fail the same way until someone edits them.
+    """

@@ -17,8 +17,7 @@ from datetime import datetime
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from agents.funnel_rules import FunnelDef
-from sinks import keys
+from shopstream.sinks import keys
 
 MINUTE_MS = 60_000
 HOUR_MS = 3_600_000
@@ -33,12 +32,12 @@ def user_key(app_id: str, partition: int, user_id: str) -> str:
     return f"{app_id}:{keys.tag(partition)}:funnel:u:{user_id}"
 
 
-def bucket_key(app_id: str, partition: int, fd: FunnelDef, view: str, res: str, start: int) -> str:
-    return f"{app_id}:{keys.tag(partition)}:funnel:{fd.key_id}:{view}:{res}:{start}"
+def bucket_key(app_id: str, partition: int, funnel: str, view: str, res: str, start: int) -> str:
+    return f"{app_id}:{keys.tag(partition)}:funnel:{funnel}:{view}:{res}:{start}"
 
 
-def index_key(app_id: str, partition: int, fd: FunnelDef, view: str, res: str) -> str:
-    return f"{app_id}:{keys.tag(partition)}:funnel:{fd.key_id}:{view}:{res}"
+def index_key(app_id: str, partition: int, funnel: str, view: str, res: str) -> str:
+    return f"{app_id}:{keys.tag(partition)}:funnel:{funnel}:{view}:{res}"
 
 
 def late_key(app_id: str, partition: int) -> str:

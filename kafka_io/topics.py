@@ -6,7 +6,8 @@ import logging
 
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from shopstream.settings import Settings
+from shopstream.core.settings import Settings
+from shopstream.kafka_io.errors import TopicError
 
 log = logging.getLogger(__name__)
 
@@ -37,5 +38,5 @@ def ensure_topics(settings: Settings, timeout_s: float = 15.0) -> None:
             fut.result()
         except Exception as exc:  # noqa: BLE001 - a race with another creator is fine
             if "TOPIC_ALREADY_EXISTS" not in str(exc):
-                raise
+                raise TopicError(f"creating topic {name} failed: {exc}") from exc
         log.debug("topic ready", extra={"topic": name})

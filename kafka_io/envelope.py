@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from schemas.validate import FieldError, validate_event
-from streams import codec
+from shopstream.core import codec
+from shopstream.schemas.validate import FieldError, validate_event
 
 
 class Reason(StrEnum):

@@ -27,6 +27,8 @@ ENV_FIELDS: dict[str, str] = {
     "SHOPSTREAM_ADMIN_TOKEN": "admin_token",
     "SHOPSTREAM_STATE_DIR": "state_dir",
     "SHOPSTREAM_LOG_LEVEL": "log_level",
+    "SHOPSTREAM_PRODUCE_TIMEOUT_S": "produce_timeout_s",
+    "SHOPSTREAM_API_PRODUCE_TIMEOUT_S": "api_produce_timeout_s",
 }
 
 #: Path of the optional TOML file.

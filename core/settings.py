@@ -1,23 +1,25 @@
 """One frozen settings object: defaults < embedded-infra state file < TOML file < env vars.
 
-Validated once at start; every error names the key, what was expected and what was found.
+Validated whenever one is made (``load_settings``, or a copy by ``dataclasses.replace``); every
+error names the key, what was expected and what was found. Immutable all the way down: the TOML
+tables in ``sections`` are read-only mappings and tuples.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
 
-from shopstream.env import CONFIG_FILE, ENV_FIELDS
-from shopstream.errors import ConfigError
+from shopstream.core.env import CONFIG_FILE, ENV_FIELDS
+from shopstream.core.errors import ConfigError
 
 #: File the embedded infra writes so that other commands on the same checkout find it.
 INFRA_STATE_FILE = "infra.json"
@@ -68,8 +70,16 @@ class Settings:
     #: Where the embedded infra keeps its runtime files.
     state_dir: str = ".shopstream"
     log_level: str = "INFO"
+    #: Longest wait for the broker to acknowledge produced records (workers, tools).
+    produce_timeout_s: float = 30.0
+    #: Same for ``POST /v1/events``: a client waits at most this long before a 503.
+    api_produce_timeout_s: float = 10.0
     #: Raw TOML tables for capability modules (funnels, flash sales, coupons), validated by them.
     sections: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sections", _freeze(dict(self.sections)))
+        _validate(self)
 
     @property
     def bootstrap_servers(self) -> str:
@@ -84,9 +94,28 @@ class Settings:
 
     def public_dict(self) -> dict[str, Any]:
         """Settings as printed by ``shopstream config``; secrets masked."""
-        out = dataclasses.asdict(self)
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
         out["admin_token"] = "***"  # noqa: S105 - the mask, not a secret
+        out["sections"] = _thaw(self.sections)
         return out
+
+
+def _freeze(value: Any) -> Any:
+    """Read-only copy of a TOML value: tables become mapping proxies, arrays tuples."""
+    if isinstance(value, Mapping):
+        return MappingProxyType({k: _freeze(v) for k, v in value.items()})
+    if isinstance(value, list | tuple):
+        return tuple(_freeze(v) for v in value)
+    return value
+
+
+def _thaw(value: Any) -> Any:
+    """Plain dicts and lists again, for printing."""
+    if isinstance(value, Mapping):
+        return {k: _thaw(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return [_thaw(v) for v in value]
+    return value
 
 
 def _coerce(name: str, raw: Any, target: Any) -> Any:
@@ -135,6 +164,9 @@ def _validate(s: Settings) -> None:
         raise ConfigError(f"dedup_horizon_ms: expected >= 0, got {s.dedup_horizon_ms}")
     if s.dedup_max_ids < 1:
         raise ConfigError(f"dedup_max_ids: expected >= 1, got {s.dedup_max_ids}")
+    for name in ("produce_timeout_s", "api_produce_timeout_s"):
+        if getattr(s, name) <= 0:
+            raise ConfigError(f"{name}: expected > 0, got {getattr(s, name)}")
     if s.max_record_bytes < 1024:
         raise ConfigError(f"max_record_bytes: expected >= 1024, got {s.max_record_bytes}")
     for port_name in ("api_port", "worker_web_port"):
@@ -214,6 +246,4 @@ def load_settings(
             if values[key] is None:
                 values[key] = url
 
-    settings = Settings(**values, sections=sections)
-    _validate(settings)
-    return settings
+    return Settings(**values, sections=sections)

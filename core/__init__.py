@@ -1,0 +1,1 @@
+"""The bottom layer: settings, errors, environment names, logging, the JSON codec."""

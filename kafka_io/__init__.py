@@ -1,0 +1,1 @@
+"""Kafka in and out: the producer wrapper, partitioner, envelopes, topic admin."""

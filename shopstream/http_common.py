@@ -1,0 +1,55 @@
+"""What the API's route modules share: the context they read, JSON answers, parameters.
+
+Route modules import this, never ``shopstream.api``, so the API can import them plainly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from shopstream.core import codec
+from shopstream.core.settings import Settings
+from shopstream.kafka_io.envelope_producer import EnvelopeProducer
+from shopstream.monitoring.metrics import Metrics
+from shopstream.sinks.redis_state import Redis
+
+
+@dataclass
+class ApiContext:
+    """What route handlers share."""
+
+    settings: Settings
+    redis: Redis
+    producer: EnvelopeProducer
+    metrics: Metrics
+
+
+CTX: web.AppKey[ApiContext] = web.AppKey("ctx", ApiContext)
+
+
+def json_response(body: Any, status: int = 200) -> web.Response:
+    return web.Response(body=codec.dumps(body), status=status, content_type="application/json")
+
+
+def error(status: int, message: str, **extra: Any) -> web.Response:
+    return json_response({"error": message, **extra}, status)
+
+
+def int_param(request: web.Request, name: str, default: int | None = None) -> int:
+    """Query parameter as an integer; raises HTTPBadRequest naming it."""
+    raw = request.query.get(name)
+    if raw is None:
+        if default is None:
+            raise web.HTTPBadRequest(body=codec.dumps({"error": f"{name}: required"}),
+                                     content_type="application/json")
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise web.HTTPBadRequest(
+            body=codec.dumps({"error": f"{name}: expected epoch milliseconds, got {raw!r}"}),
+            content_type="application/json",
+        ) from None
