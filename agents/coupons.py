@@ -1,15 +1,8 @@
 """Cart recovery and coupon pushes: one agent, driven by event time.
 
-State per partition ``{pN}`` (all written in the batch's fenced call):
-- ``{app}:{pN}:cu:u:<user>``  JSON: cart (agents/cart.py), last order, guard counters, live watch
-- ``{app}:{pN}:cu:timers``     sorted set of deadlines: ``c|<user>`` (cart step), ``d|<push_id>``
-  (push deferred by quiet hours); score = event time (ms) it is due
-- ``{app}:{pN}:cu:deferred``   hash push_id -> deferred candidate JSON
-- ``{app}:{pN}:cu:viewers:<room>`` set of this partition's viewers of a live room
-- ``{app}:{pN}:cu:live_done``  hash room -> 1 once its follow-up was evaluated here
-- ``{app}:{pN}:outbox``        hash push_id -> push JSON (relayed by sinks/outbox.py)
-Global, written after apply (idempotent): ``{app}:cu:live_ended`` hash room -> end ms, because a
-``live_end`` arrives on the host's partition but its viewers live on every partition.
+State per partition (keys and what each holds: sinks/coupon_keys.py) is written in the batch's
+fenced call; ``{app}:cu:live_ended`` is written after apply (idempotent), because a ``live_end``
+arrives on the host's partition but its viewers live on every partition.
 
 Clock: a batch fires every timer due at or before the partition watermark, interleaved with the
 batch's events in event-time order (a timer due at t fires before events at ts >= t). Replays
@@ -41,15 +34,7 @@ from shopstream.agents.coupon_rules import (
 from shopstream.core import codec
 from shopstream.core.settings import Settings
 from shopstream.monitoring.metrics import Metrics
-from shopstream.sinks.coupon_keys import (
-    deferred_key,
-    live_done_key,
-    live_ended_key,
-    outbox_key,
-    timers_key,
-    user_key,
-    viewers_key,
-)
+from shopstream.sinks.coupon_keys import coupon_keys, live_ended_key, user_key, viewers_key
 from shopstream.sinks.outbox import OutboxRelay
 from shopstream.sinks.redis_state import Redis, mget_slots
 from shopstream.sinks.webhook import WebhookSender, parse_webhook
@@ -79,8 +64,9 @@ class CouponAgent(NoHooks):
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.hgetall(live_ended_key(a))
             for b in batches:
-                pipe.zrangebyscore(timers_key(a, b.partition), "-inf", b.watermark, withscores=True)
-                pipe.hgetall(live_done_key(a, b.partition))
+                k = coupon_keys(a, b.partition)
+                pipe.zrangebyscore(k.timers, "-inf", b.watermark, withscores=True)
+                pipe.hgetall(k.live_done)
             rows = await pipe.execute()
         ended = {k.decode(): int(v) for k, v in rows[0].items()}
         plans = []
@@ -92,7 +78,7 @@ class CouponAgent(NoHooks):
                                if room not in done and end + self.cfg.within_ms <= b.watermark)
                 pids = [m[2:] for m, _ in due if m.startswith("d|")]
                 if pids:
-                    pipe.hmget(deferred_key(a, b.partition), pids)
+                    pipe.hmget(coupon_keys(a, b.partition).deferred, pids)
                 for _, room in rooms:
                     pipe.smembers(viewers_key(a, b.partition, room))
                 plans.append((due, rooms, pids))
@@ -308,26 +294,27 @@ class _Timeline:
                     and st.get("ordered", -1) < end):
                 self._consider(self._candidate(LIVE_FOLLOWUP, u, at, end, room=room), at)
         p = self.b.partition
-        self.b.ops.hset(live_done_key(self.app, p), room, 1)
+        self.b.ops.hset(coupon_keys(self.app, p).live_done, room, 1)
         self.b.ops.delete(viewers_key(self.app, p, room))
 
     def _write(self) -> None:
         ops, p, a = self.b.ops, self.b.partition, self.app
+        k = coupon_keys(a, p)
         for u, st in self.users.items():
             raw = codec.dumps(st)
             if raw != self.stored[u]:
                 ops.set(user_key(a, p, u), raw)
         for member, at in self.timers.items():
             if at is None:
-                ops.zrem(timers_key(a, p), member)
+                ops.zrem(k.timers, member)
             else:
-                ops.zadd(timers_key(a, p), at, member)
+                ops.zadd(k.timers, at, member)
         for pid, cand in self.deferred_changes.items():
             if cand is None:
-                ops.hdel(deferred_key(a, p), pid)
+                ops.hdel(k.deferred, pid)
             else:
-                ops.hset(deferred_key(a, p), pid, codec.dumps(cand))
+                ops.hset(k.deferred, pid, codec.dumps(cand))
         for push in self.outbox:
-            ops.hset(outbox_key(a, p), push["push_id"], codec.dumps(push))
+            ops.hset(k.outbox, push["push_id"], codec.dumps(push))
         self.b.loaded[NAME].update(
             decisions=self.decisions, ended=self.ended, pushed=bool(self.outbox))

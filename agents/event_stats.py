@@ -1,6 +1,6 @@
 """Per-minute counts by event type and channel, and GMV from successful payments.
 
-State per partition and minute: hash ``{app}:{pN}:stats:m:<minute_ms>`` with fields
+State per partition and minute (keys in sinks/keys.py): a hash with fields
 ``<type>|<channel>`` (count), ``gmv`` (fen) and ``paid`` (successful payments); a sorted set
 of minutes indexes them so a query reads only minutes that exist.
 """

@@ -43,7 +43,7 @@ from shopstream.kafka_io.producer import make_producer  # noqa: E402
 from shopstream.kafka_io.topics import ensure_topics  # noqa: E402
 from shopstream.simulate import Simulator  # noqa: E402
 from shopstream.sinks import keys  # noqa: E402
-from shopstream.sinks.coupon_keys import outbox_key, results_key  # noqa: E402
+from shopstream.sinks.coupon_keys import coupon_keys  # noqa: E402
 from shopstream.sinks.funnel_keys import user_key as funnel_user_key  # noqa: E402
 
 
@@ -53,8 +53,8 @@ def applied(r: redis.Redis, app_id: str, partitions: int) -> int:
 
 def pushes_decided(r: redis.Redis, app_id: str, partitions: int) -> tuple[int, int]:
     """(pushes relayed with a final result, pushes still waiting in outboxes)."""
-    done = sum(r.hlen(results_key(app_id, p)) for p in range(partitions))
-    waiting = sum(r.hlen(outbox_key(app_id, p)) for p in range(partitions))
+    done = sum(r.hlen(coupon_keys(app_id, p).push_results) for p in range(partitions))
+    waiting = sum(r.hlen(coupon_keys(app_id, p).outbox) for p in range(partitions))
     return done, waiting
 
 

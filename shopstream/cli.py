@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from shopstream import __version__
 from shopstream.core import logs
 from shopstream.core.errors import ShopstreamError
 from shopstream.core.settings import Settings, load_settings
@@ -99,6 +100,7 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="shopstream", description=__doc__)
     p.add_argument("--config", help="TOML settings file (or SHOPSTREAM_CONFIG)")
+    p.add_argument("--version", action="version", version=f"shopstream {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("infra", help="run the embedded broker and redis-server until Ctrl-C")
     sub.add_parser("config", help="print the effective settings")

@@ -15,7 +15,7 @@ import hmac
 import re
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -42,6 +42,10 @@ ALERT_PRODUCER: web.AppKey[list[Any]] = web.AppKey("flash_alert_producer")
 FLUSH_EVERY_S = 0.05
 SALE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 MAX_SKU_LEN = 128
+
+
+#: What a request parser returns when the body is valid.
+P = TypeVar("P")
 
 
 def _check(errors: list[FieldError], body: dict[str, Any], name: str, ok: Callable[[Any], bool],
@@ -127,6 +131,16 @@ async def _json_object(request: web.Request) -> dict[str, Any] | web.Response:
     return doc
 
 
+async def _parsed(request: web.Request,
+                  parse: Callable[[dict[str, Any]], P | list[FieldError]]) -> P | web.Response:
+    """The body parsed by ``parse``, or the 400 answer naming every bad field."""
+    body = await _json_object(request)
+    if isinstance(body, web.Response):
+        return body
+    parsed = parse(body)
+    return _invalid(parsed) if isinstance(parsed, list) else parsed
+
+
 def _authorized(request: web.Request, ctx: ApiContext) -> bool:
     given = request.headers.get("Authorization", "")
     expected = f"Bearer {ctx.settings.admin_token}"
@@ -168,12 +182,9 @@ async def patch_sale(request: web.Request) -> web.Response:
     if not _authorized(request, ctx):
         return _unauthorized()
     sale_id = request.match_info["sale_id"]
-    body = await _json_object(request)
-    if isinstance(body, web.Response):
-        return body
-    parsed = parse_patch(body)
-    if isinstance(parsed, list):
-        return _invalid(parsed)
+    parsed = await _parsed(request, parse_patch)
+    if isinstance(parsed, web.Response):
+        return parsed
     restock, end = parsed
     sales = request.app[SALES]
     if not await sales.meta(sale_id):
@@ -197,12 +208,9 @@ async def claim(request: web.Request) -> web.Response:
     started = time.perf_counter()
     ctx = request.app[CTX]
     sale_id = request.match_info["sale_id"]
-    body = await _json_object(request)
-    if isinstance(body, web.Response):
-        return body
-    parsed = parse_claim(body)
-    if isinstance(parsed, list):
-        return _invalid(parsed)
+    parsed = await _parsed(request, parse_claim)
+    if isinstance(parsed, web.Response):
+        return parsed
     user_id, qty = parsed
     res, now = await request.app[CLAIMS].claim(sale_id, user_id, qty)
     if res.result == "unknown":

@@ -16,51 +16,43 @@ Global: ``{app}:cu:live_ended`` hash room -> end ms (idempotent, written after a
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from shopstream.sinks.keys import tag
+
+
+class CouponKeys(NamedTuple):
+    """One partition's coupon and push keys; what each holds is listed above."""
+
+    timers: str
+    deferred: str
+    live_done: str
+    outbox: str
+    outbox_lock: str
+    push_results: str
+    push_dead: str
+
+
+_LAYOUT = CouponKeys("cu:timers", "cu:deferred", "cu:live_done", "outbox", "outbox:lock",
+                     "push:results", "push:dead")
+
+
+def coupon_keys(app: str, p: int) -> CouponKeys:
+    return CouponKeys(*(f"{app}:{tag(p)}:{part}" for part in _LAYOUT))
 
 
 def user_key(app: str, p: int, user: str) -> str:
     return f"{app}:{tag(p)}:cu:u:{user}"
 
 
-def timers_key(app: str, p: int) -> str:
-    return f"{app}:{tag(p)}:cu:timers"
-
-
-def deferred_key(app: str, p: int) -> str:
-    return f"{app}:{tag(p)}:cu:deferred"
-
-
 def viewers_key(app: str, p: int, room: str) -> str:
     return f"{app}:{tag(p)}:cu:viewers:{room}"
-
-
-def live_done_key(app: str, p: int) -> str:
-    return f"{app}:{tag(p)}:cu:live_done"
 
 
 def live_ended_key(app: str) -> str:
     return f"{app}:cu:live_ended"
 
 
-def outbox_key(app: str, p: int) -> str:
-    return f"{app}:{tag(p)}:outbox"
-
-
-def results_key(app: str, p: int) -> str:
-    """Hash push_id -> final result (sent|budget_exhausted|failed), for audits and tests."""
-    return f"{app}:{tag(p)}:push:results"
-
-
-def dead_key(app: str, p: int) -> str:
-    """Hash push_id -> reason, pushes the webhook never accepted."""
-    return f"{app}:{tag(p)}:push:dead"
-
-
 def budget_keys(app: str, rule: str) -> list[str]:
     """Counter and claims of a campaign; one hash tag so the claim script is single-slot."""
     return [f"{app}:{{budget:{rule}}}:used", f"{app}:{{budget:{rule}}}:claims"]
-
-
-def outbox_lock_key(app: str, p: int) -> str:
-    return f"{app}:{tag(p)}:outbox:lock"

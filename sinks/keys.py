@@ -34,8 +34,10 @@ def dead_letters(app_id: str, partition: int) -> str:
 
 
 def stats_minute_key(app_id: str, partition: int, minute: int) -> str:
+    """event_stats hash of one minute: ``<type>|<channel>`` -> count, ``gmv``, ``paid``."""
     return f"{app_id}:{tag(partition)}:stats:m:{minute}"
 
 
 def stats_index_key(app_id: str, partition: int) -> str:
+    """Sorted set of the minutes event_stats has rows for (score = member = minute ms)."""
     return f"{app_id}:{tag(partition)}:stats:minutes"

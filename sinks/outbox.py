@@ -25,13 +25,7 @@ from shopstream.core.settings import Settings
 from shopstream.kafka_io.errors import ProduceError
 from shopstream.kafka_io.producer import RecordProducer
 from shopstream.monitoring.metrics import Metrics
-from shopstream.sinks.coupon_keys import (
-    budget_keys,
-    dead_key,
-    outbox_key,
-    outbox_lock_key,
-    results_key,
-)
+from shopstream.sinks.coupon_keys import budget_keys, coupon_keys
 from shopstream.sinks.redis_state import Redis
 from shopstream.sinks.webhook import WebhookSender
 
@@ -90,7 +84,7 @@ class OutboxRelay:
         """Deliver every push now in these partitions' outboxes; returns pushes handled."""
         done = 0
         for p in partitions:
-            lock = outbox_lock_key(self.app, p)
+            lock = coupon_keys(self.app, p).outbox_lock
             token = secrets.token_hex(8)
             if not await self.redis.set(lock, token, nx=True, px=LOCK_MS):
                 continue
@@ -104,7 +98,7 @@ class OutboxRelay:
         return done
 
     async def _relay_partition(self, p: int) -> int:
-        raw = await self.redis.hgetall(outbox_key(self.app, p))
+        raw = await self.redis.hgetall(coupon_keys(self.app, p).outbox)
         if not raw:
             return 0
         pushes = sorted((codec.loads(v) for v in raw.values()),
@@ -129,11 +123,12 @@ class OutboxRelay:
             dead = {x["push_id"]: r for x, r in zip(granted, reasons, strict=True) if r is not None}
         for push in granted:
             results[push["push_id"]] = "failed" if push["push_id"] in dead else "sent"
+        k = coupon_keys(self.app, p)
         async with self.redis.pipeline(transaction=False) as pipe:
             if dead:
-                pipe.hset(dead_key(self.app, p), items=[x for kv in dead.items() for x in kv])
-            pipe.hset(results_key(self.app, p), items=[x for kv in results.items() for x in kv])
-            pipe.hdel(outbox_key(self.app, p), *results)
+                pipe.hset(k.push_dead, items=[x for kv in dead.items() for x in kv])
+            pipe.hset(k.push_results, items=[x for kv in results.items() for x in kv])
+            pipe.hdel(k.outbox, *results)
             await pipe.execute()
         by_rule = {x["push_id"]: x["rule"] for x in pushes}
         counted = Counter((by_rule[pid], result) for pid, result in results.items())

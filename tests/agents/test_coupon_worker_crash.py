@@ -8,7 +8,7 @@ import pytest
 import redis
 
 from shopstream.kafka_io.envelope_producer import EnvelopeProducer
-from shopstream.sinks.coupon_keys import outbox_key
+from shopstream.sinks.coupon_keys import coupon_keys
 from tests.agents.coupon_reference import STEP_COUPON, STEPS_MIN, generate_day, reference
 from tests.agents.coupon_support import pushes
 from tests.support import counts, wait_until
@@ -51,7 +51,7 @@ def test_sigkill_mid_run_keeps_pushes_exact(infra, start_worker, tmp_path: Path)
     wait_until(lambda: counts(settings).get("in", 0) >= len(events), 120, "all applied")
     r = redis.Redis.from_url(settings.redis_url or "")
     # A relay lock left by the killed worker expires; the next tick relays what it guarded.
-    wait_until(lambda: sum(r.hlen(outbox_key(settings.app_id, p))
+    wait_until(lambda: sum(r.hlen(coupon_keys(settings.app_id, p).outbox)
                            for p in range(settings.partitions)) == 0, 60, "outbox drained")
     got = pushes(settings)
     actual = {(p["push_id"], p["rule"], p["user_id"], p["ts"], p["step"]) for p in got}

@@ -11,7 +11,7 @@ import redis
 from aiohttp import web
 
 from shopstream.monitoring.metrics import Metrics
-from shopstream.sinks.coupon_keys import dead_key, outbox_key
+from shopstream.sinks.coupon_keys import coupon_keys
 from shopstream.sinks.webhook import PUSH_ID_HEADER, SIGNATURE_HEADER, verify
 from tests.agents.coupon_reference import SECTIONS, generate_day
 from tests.agents.coupon_support import metric, run, with_sections
@@ -59,8 +59,8 @@ async def test_flaky_receiver_gets_each_push_once_or_dead_letter(settings) -> No
 
     r = redis.Redis.from_url(s.redis_url or "")
     dead = {k.decode(): v.decode() for p in range(s.partitions)
-            for k, v in r.hgetall(dead_key(s.app_id, p)).items()}
-    left = sum(r.hlen(outbox_key(s.app_id, p)) for p in range(s.partitions))
+            for k, v in r.hgetall(coupon_keys(s.app_id, p).push_dead).items()}
+    left = sum(r.hlen(coupon_keys(s.app_id, p).outbox) for p in range(s.partitions))
     all_ids = {p["push_id"] for p in got}
     assert len(all_ids) > 300 and left == 0
     assert bad_signatures == 0
