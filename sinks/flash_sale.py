@@ -232,15 +232,20 @@ async def publish_alerts(sales: FlashSales, producer: Callable[[], RecordProduce
     queued alerts; they leave the outbox only once the broker acknowledged them, so a crash
     repeats an alert (same ``alert_id``) rather than losing it.
     """
-    async with lease(sales.redis, alert_lease_key(sales.app_id, sale_id), ALERT_LEASE_MS) as held:
-        if not held:
-            return 0
-        alerts = await sales.pending_alerts(sale_id)
-        if not alerts:
-            return 0
-        kafka = producer()
-        for a in alerts:
-            kafka.produce(topic, a, key=sale_id.encode())
-        await kafka.flush_async()
-        await sales.ack_alerts(sale_id, alerts)
-        return len(alerts)
+    sent = 0
+    # Whoever holds the lease looks again after releasing it, so alerts queued by a caller
+    # that found the lease taken are never left behind.
+    while await sales.pending_alerts(sale_id):
+        key = alert_lease_key(sales.app_id, sale_id)
+        async with lease(sales.redis, key, ALERT_LEASE_MS) as held:
+            if not held:
+                return sent
+            alerts = await sales.pending_alerts(sale_id)
+            if alerts:
+                kafka = producer()
+                for a in alerts:
+                    kafka.produce(topic, a, key=sale_id.encode())
+                await kafka.flush_async()
+                await sales.ack_alerts(sale_id, alerts)
+                sent += len(alerts)
+    return sent
