@@ -64,8 +64,9 @@ def parse_config(sections: Mapping[str, Any]) -> FlashSaleConfig:
     if unknown:
         raise ConfigError(f"flash_sales: unknown keys {sorted(unknown)}")
     ttl = raw.get("reservation_ttl_s", 900)
-    if type(ttl) is not int or ttl < 1:
-        raise ConfigError(f"flash_sales.reservation_ttl_s: expected an integer >= 1, got {ttl!r}")
+    if type(ttl) is not int or not 1 <= ttl <= 604_800:
+        raise ConfigError(
+            f"flash_sales.reservation_ttl_s: expected an integer 1..604800, got {ttl!r}")
     pct = raw.get("low_stock_pct", [10])
     if not isinstance(pct, list | tuple) or not all(type(p) is int and 0 < p < 100 for p in pct):
         raise ConfigError(

@@ -5,6 +5,8 @@ from typing import Any
 import orjson
 
 DecodeError = orjson.JSONDecodeError
+#: Raised by ``dumps`` for what JSON cannot hold (nesting deeper than 254 levels, say).
+EncodeError = orjson.JSONEncodeError
 
 
 def loads(data: bytes | str) -> Any:

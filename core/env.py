@@ -28,6 +28,8 @@ ENV_FIELDS: dict[str, str] = {
     "SHOPSTREAM_STATE_DIR": "state_dir",
     "SHOPSTREAM_LOG_LEVEL": "log_level",
     "SHOPSTREAM_PRODUCE_TIMEOUT_S": "produce_timeout_s",
+    "SHOPSTREAM_REDIS_TIMEOUT_S": "redis_timeout_s",
+    "SHOPSTREAM_REDIS_OUTAGE_GIVE_UP_S": "redis_outage_give_up_s",
     "SHOPSTREAM_API_PRODUCE_TIMEOUT_S": "api_produce_timeout_s",
 }
 

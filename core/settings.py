@@ -70,6 +70,10 @@ class Settings:
     #: Where the embedded infra keeps its runtime files.
     state_dir: str = ".shopstream"
     log_level: str = "INFO"
+    #: Socket and connect timeout of every Redis call: a hung Redis is an outage, not a hang.
+    redis_timeout_s: float = 5.0
+    #: A worker that cannot reach Redis for this long exits (non-zero) for its supervisor.
+    redis_outage_give_up_s: float = 120.0
     #: Longest wait for the broker to acknowledge produced records (workers, tools).
     produce_timeout_s: float = 30.0
     #: Same for ``POST /v1/events``: a client waits at most this long before a 503.
@@ -164,7 +168,8 @@ def _validate(s: Settings) -> None:
         raise ConfigError(f"dedup_horizon_ms: expected >= 0, got {s.dedup_horizon_ms}")
     if s.dedup_max_ids < 1:
         raise ConfigError(f"dedup_max_ids: expected >= 1, got {s.dedup_max_ids}")
-    for name in ("produce_timeout_s", "api_produce_timeout_s"):
+    for name in ("produce_timeout_s", "api_produce_timeout_s", "redis_timeout_s",
+                 "redis_outage_give_up_s"):
         if getattr(s, name) <= 0:
             raise ConfigError(f"{name}: expected > 0, got {getattr(s, name)}")
     if s.max_record_bytes < 1024:

@@ -11,7 +11,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
-from shopstream.schemas.events import CHANNELS, COMMON_OPTIONAL, COMMON_REQUIRED, EVENT_TYPES, Kind
+from shopstream.schemas.events import (
+    CHANNELS,
+    COMMON_OPTIONAL,
+    COMMON_REQUIRED,
+    EVENT_TYPES,
+    MAX_ID_BYTES,
+    MAX_ITEMS,
+    MAX_MONEY,
+    MAX_QTY,
+    MAX_TEXT_BYTES,
+    Kind,
+)
 
 #: Largest timestamp accepted: year 2100, to catch seconds-vs-ms and garbage.
 MAX_TS: Final = 4_102_444_800_000
@@ -47,30 +58,39 @@ def _show(value: Any) -> str:
 _MISSING: Final = object()
 
 
-def _is_int(v: Any) -> bool:
-    return type(v) is int
+def is_id(v: Any) -> bool:
+    """A non-empty string of at most MAX_ID_BYTES in UTF-8 (ASCII needs no encoding)."""
+    return (type(v) is str and v != "" and len(v) <= MAX_ID_BYTES
+            and (v.isascii() or len(v.encode("utf-8", "surrogatepass")) <= MAX_ID_BYTES))
+
+
+def _is_text(v: Any) -> bool:
+    return (type(v) is str and v != "" and len(v) <= MAX_TEXT_BYTES
+            and (v.isascii() or len(v.encode("utf-8", "surrogatepass")) <= MAX_TEXT_BYTES))
 
 
 def _is_items(v: Any) -> bool:
-    if type(v) is not list or not v:
+    if type(v) is not list or not v or len(v) > MAX_ITEMS:
         return False
     for item in v:
         if type(item) is not dict:
             return False
-        sku, qty, price = item.get("sku"), item.get("qty"), item.get("price")
-        if type(sku) is not str or not sku:
+        qty, price = item.get("qty"), item.get("price")
+        if not is_id(item.get("sku")):
             return False
-        if type(qty) is not int or qty < 1 or type(price) is not int or price < 0:
+        if type(qty) is not int or not 1 <= qty <= MAX_QTY:
+            return False
+        if type(price) is not int or not 0 <= price <= MAX_MONEY:
             return False
     return True
 
 
 _PREDICATES: Final[dict[Kind, Callable[[Any], bool]]] = {
-    Kind.STR: lambda v: type(v) is str and v != "",
+    Kind.STR: is_id,
+    Kind.TEXT: _is_text,
     Kind.TS: lambda v: type(v) is int and MIN_TS <= v <= MAX_TS,
-    Kind.MONEY: lambda v: type(v) is int and v >= 0,
-    Kind.QTY: lambda v: type(v) is int and v >= 1,
-    Kind.COUNT: lambda v: type(v) is int and v >= 0,
+    Kind.MONEY: lambda v: type(v) is int and 0 <= v <= MAX_MONEY,
+    Kind.QTY: lambda v: type(v) is int and 1 <= v <= MAX_QTY,
     Kind.CHANNEL: lambda v: v in _CHANNELS if type(v) is str else False,
     Kind.PAY_STATUS: lambda v: v == "success" or v == "failed",
     Kind.ITEMS: _is_items,
@@ -111,11 +131,12 @@ def _run(checks: tuple[Check, ...], event: dict[str, Any]) -> FieldError | None:
 
 #: Source of the fast predicate's test for each kind; ``{v}`` is the value.
 _EXPR: Final[dict[Kind, str]] = {
-    Kind.STR: '(type({v}) is str and {v} != "")',
+    Kind.STR: '(type({v}) is str and {v} != "" and len({v}) <= MAX_ID_BYTES'
+              ' and ({v}.isascii() or is_id({v})))',
+    Kind.TEXT: "_is_text({v})",
     Kind.TS: "(type({v}) is int and MIN_TS <= {v} <= MAX_TS)",
-    Kind.MONEY: "(type({v}) is int and {v} >= 0)",
-    Kind.QTY: "(type({v}) is int and {v} >= 1)",
-    Kind.COUNT: "(type({v}) is int and {v} >= 0)",
+    Kind.MONEY: "(type({v}) is int and 0 <= {v} <= MAX_MONEY)",
+    Kind.QTY: "(type({v}) is int and 1 <= {v} <= MAX_QTY)",
     Kind.CHANNEL: "(type({v}) is str and {v} in _CHANNELS)",
     Kind.PAY_STATUS: '({v} == "success" or {v} == "failed")',
     Kind.ITEMS: "_is_items({v})",
@@ -135,7 +156,9 @@ def _fast_predicate(checks: tuple[Check, ...]) -> Callable[[dict[str, Any]], boo
             terms.append(_EXPR[kind].format(v=var).replace(var, f"({var} := g({name!r}))", 1))
     src = "def fast(e):\n    g = e.get\n    return " + " and ".join(terms) + "\n"
     scope: dict[str, Any] = {"MIN_TS": MIN_TS, "MAX_TS": MAX_TS, "_CHANNELS": _CHANNELS,
-                             "_is_items": _is_items}
+                             "_is_items": _is_items, "is_id": is_id, "_is_text": _is_text,
+                             "MAX_ID_BYTES": MAX_ID_BYTES, "MAX_MONEY": MAX_MONEY,
+                             "MAX_QTY": MAX_QTY}
     exec(compile(src, "<schemas.validate>", "exec"), scope)  # noqa: S102 - source built above
     fast: Callable[[dict[str, Any]], bool] = scope["fast"]
     return fast

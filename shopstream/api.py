@@ -69,7 +69,7 @@ async def post_events(request: web.Request) -> web.Response:
         ctx.metrics.api_events.labels("rejected").inc()
         return parsed
     results: list[dict[str, Any]] = []
-    accepted = 0
+    valid: list[tuple[bytes, str]] = []
     for index, item in enumerate(parsed):
         if isinstance(item, _Malformed):
             results.append({"index": index, "status": "rejected", "reason": "malformed_json",
@@ -81,16 +81,29 @@ async def post_events(request: web.Request) -> web.Response:
                             "reason": classify(err).value, "error": err.as_dict(),
                             "detail": str(err)})
             continue
-        if len(codec.dumps(item)) > ctx.settings.max_record_bytes:
+        try:
+            data = codec.dumps(item)
+        except codec.EncodeError as exc:
+            results.append({"index": index, "status": "rejected", "reason": "malformed_json",
+                            "detail": f"cannot be stored as JSON: {exc}"})
+            continue
+        if len(data) > ctx.settings.max_record_bytes:
             results.append({"index": index, "status": "rejected", "reason": "oversized"})
             continue
-        ctx.producer.add(item)
-        accepted += 1
+        valid.append((data, item["user_id"]))
         results.append({"index": index, "status": "accepted", "event_id": item["event_id"]})
+    # Every item was judged before the first one is produced: no answer after partial queueing
+    # but the 503 below, which says what may have landed.
+    accepted = len(valid)
     try:
+        for data, user_id in valid:
+            ctx.producer.add_encoded(data, user_id)
         await ctx.producer.flush_async(ctx.settings.api_produce_timeout_s)
     except ProduceError as exc:
-        return error(503, f"broker unavailable: {exc}")
+        return error(503, f"broker unavailable: {exc}", reason="broker_unavailable",
+                     may_have_been_accepted=accepted,
+                     retry="safe: send the same events again; repeated event_ids are "
+                           "deduplicated")
     rejected = len(results) - accepted
     ctx.metrics.api_events.labels("accepted").inc(accepted)
     ctx.metrics.api_events.labels("rejected").inc(rejected)

@@ -24,9 +24,16 @@ from shopstream.core import codec
 from shopstream.http_common import CTX, ApiContext, error, json_response
 from shopstream.kafka_io.errors import ProduceError
 from shopstream.kafka_io.producer import RecordProducer
-from shopstream.schemas.validate import MAX_TS, MIN_TS, FieldError
+from shopstream.schemas.validate import MAX_TS, MIN_TS, FieldError, is_id
 from shopstream.sinks.claim_batcher import ClaimBatcher
-from shopstream.sinks.flash_sale import FlashSales, SaleSpec, now_ms, publish_alerts, text
+from shopstream.sinks.flash_sale import (
+    RESTOCK_REFUSED,
+    FlashSales,
+    SaleSpec,
+    now_ms,
+    publish_alerts,
+    text,
+)
 
 #: Clock of the claim path (epoch ms); tests replace it before the app starts.
 CLOCK: web.AppKey[Callable[[], int]] = web.AppKey("flash_clock")
@@ -40,8 +47,13 @@ TASKS: web.AppKey[set[asyncio.Task[None]]] = web.AppKey("flash_tasks")
 ALERT_PRODUCER: web.AppKey[list[Any]] = web.AppKey("flash_alert_producer")
 #: Claim events wait at most this long in the producer's buffers.
 FLUSH_EVERY_S = 0.05
-SALE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+SALE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 MAX_SKU_LEN = 128
+#: Bounds of a sale's numbers (docs/guarantees.md): stock and each restock, units one user
+#: may hold, how long a reservation lasts. Far below where Lua's doubles or Redis's int64 fail.
+MAX_STOCK = 10**9
+MAX_PER_USER = 10**6
+MAX_TTL_S = 7 * 86_400
 
 
 #: What a request parser returns when the body is valid.
@@ -58,8 +70,8 @@ def _check(errors: list[FieldError], body: dict[str, Any], name: str, ok: Callab
         errors.append(FieldError(name, expected, repr(body[name])[:80]))
 
 
-def _int_at_least(low: int) -> Callable[[Any], bool]:
-    return lambda v: type(v) is int and v >= low
+def _int_within(low: int, high: int) -> Callable[[Any], bool]:
+    return lambda v: type(v) is int and low <= v <= high
 
 
 def _is_ts(v: Any) -> bool:
@@ -70,15 +82,17 @@ def parse_sale(body: dict[str, Any], default_ttl_s: int,
                default_pct: tuple[int, ...]) -> SaleSpec | list[FieldError]:
     """A sale from a create request, or every field error found."""
     errors: list[FieldError] = []
-    _check(errors, body, "sale_id", lambda v: type(v) is str and bool(SALE_ID.match(v)),
+    _check(errors, body, "sale_id", lambda v: type(v) is str and bool(SALE_ID.fullmatch(v)),
            "1-64 characters of A-Z a-z 0-9 _ -")
     _check(errors, body, "sku", lambda v: type(v) is str and 0 < len(v) <= MAX_SKU_LEN,
            f"non-empty string of at most {MAX_SKU_LEN} characters")
-    _check(errors, body, "stock", _int_at_least(1), "integer >= 1")
-    _check(errors, body, "per_user_limit", _int_at_least(1), "integer >= 1")
+    _check(errors, body, "stock", _int_within(1, MAX_STOCK), "integer >= 1 and <= 10**9")
+    _check(errors, body, "per_user_limit", _int_within(1, MAX_PER_USER),
+           "integer >= 1 and <= 10**6")
     _check(errors, body, "starts_at", _is_ts, "epoch milliseconds (integer)")
     _check(errors, body, "ends_at", _is_ts, "epoch milliseconds (integer)")
-    _check(errors, body, "reservation_ttl_s", _int_at_least(1), "integer >= 1", required=False)
+    _check(errors, body, "reservation_ttl_s", _int_within(1, MAX_TTL_S),
+           "integer >= 1 and <= 604800 (a week)", required=False)
     _check(errors, body, "low_stock_pct",
            lambda v: type(v) is list and all(type(p) is int and 0 < p < 100 for p in v),
            "list of integers 1..99", required=False)
@@ -98,16 +112,16 @@ def parse_sale(body: dict[str, Any], default_ttl_s: int,
 
 def parse_claim(body: dict[str, Any]) -> tuple[str, int] | list[FieldError]:
     errors: list[FieldError] = []
-    _check(errors, body, "user_id", lambda v: type(v) is str and 0 < len(v) <= 128,
-           "non-empty string of at most 128 characters")
-    _check(errors, body, "qty", _int_at_least(1), "integer >= 1")
+    _check(errors, body, "user_id", is_id, "non-empty string of at most 128 bytes")
+    _check(errors, body, "qty", _int_within(1, MAX_PER_USER), "integer >= 1 and <= 10**6")
     return errors or (body["user_id"], body["qty"])
 
 
 def parse_patch(body: dict[str, Any]) -> tuple[int, bool] | list[FieldError]:
     """(units to restock, end now) from a PATCH request."""
     errors: list[FieldError] = []
-    _check(errors, body, "restock", _int_at_least(1), "integer >= 1", required=False)
+    _check(errors, body, "restock", _int_within(1, MAX_STOCK), "integer >= 1 and <= 10**9",
+           required=False)
     _check(errors, body, "end", lambda v: v is True, "true", required=False)
     errors += [FieldError(k, "no such field", repr(body[k])[:80])
                for k in body if k not in ("restock", "end")]
@@ -189,8 +203,9 @@ async def patch_sale(request: web.Request) -> web.Response:
     sales = request.app[SALES]
     if not await sales.meta(sale_id):
         return error(404, f"unknown sale {sale_id!r}", reason="unknown_sale")
-    if restock:
-        await sales.restock(sale_id, restock)
+    if restock and await sales.restock(sale_id, restock) == RESTOCK_REFUSED:
+        return error(409, "restock refused: stock plus restocks would exceed 10**12 units",
+                     reason="stock_limit")
     if end:
         await sales.end(sale_id, request.app[CLOCK]())
     return json_response(await _view(request, sale_id))

@@ -35,6 +35,10 @@ RELEASE_REASONS = ("cancel", "payment_failed", "expired")
 RATE_WINDOW_S = 60
 #: One publisher of a sale's alerts holds its lease at most this long (acks take milliseconds).
 ALERT_LEASE_MS = 10_000
+#: Most units a sale may ever hold (stock plus restocks); counters stay far from 2**53.
+MAX_TOTAL_UNITS = 10**12
+#: What the restock script answers when a restock would pass MAX_TOTAL_UNITS.
+RESTOCK_REFUSED = -2
 
 
 def now_ms() -> int:
@@ -186,8 +190,10 @@ class FlashSales:
                 return total
 
     async def restock(self, sale_id: str, units: int) -> int:
-        """Add units; returns available after, -1 for an unknown sale."""
-        return int(await self._restock(keys=[self.keys(sale_id).meta], args=[units]))
+        """Add units; returns available after, -1 for an unknown sale, RESTOCK_REFUSED when
+        the sale's units would pass MAX_TOTAL_UNITS (nothing written)."""
+        return int(await self._restock(keys=[self.keys(sale_id).meta],
+                                       args=[units, MAX_TOTAL_UNITS]))
 
     async def end(self, sale_id: str, now: int) -> None:
         """End the sale early: claims from ``now`` on answer ``ended``."""

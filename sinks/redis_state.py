@@ -33,9 +33,12 @@ def make_redis(settings: Settings) -> Redis:
     """Async client for the configured Redis or Redis Cluster."""
     if not settings.redis_url:
         raise ConfigError("redis_url: expected a redis:// URL, got nothing")
+    wait = settings.redis_timeout_s
     if settings.redis_cluster:
-        return RedisCluster.from_url(settings.redis_url, decode_responses=False)
-    return aioredis.Redis.from_url(settings.redis_url, decode_responses=False)
+        return RedisCluster.from_url(settings.redis_url, decode_responses=False,
+                                     socket_timeout=wait, socket_connect_timeout=wait)
+    return aioredis.Redis.from_url(settings.redis_url, decode_responses=False,
+                                   socket_timeout=wait, socket_connect_timeout=wait)
 
 
 async def mget_slots(redis: Redis, key_lists: list[list[str]]) -> list[list[bytes | None]]:
@@ -72,6 +75,15 @@ def _utf8(value: Any) -> str:
     raise TypeError(f"cannot send {type(value).__name__} to Redis")
 
 
+def _exact(n: int) -> int | str:
+    """Integers beyond 2**53 travel as decimal text: Lua's cjson would round them as doubles."""
+    return n if -_EXACT < n < _EXACT else str(n)
+
+
+#: Integers below this magnitude are exact in a double.
+_EXACT = 2**53
+
+
 class Ops:
     """State changes of one partition's batch, collected then flushed in one Lua call.
 
@@ -92,7 +104,7 @@ class Ops:
         return orjson.dumps(self.args, default=_utf8)
 
     def hincrby(self, key: str, field: str, amount: int) -> None:
-        self.args += ("HINCRBY", key, field, amount)
+        self.args += ("HINCRBY", key, field, _exact(amount))
 
     def hset(self, key: str, field: str, value: Any) -> None:
         self.args += ("HSET", key, field, value)
@@ -129,7 +141,7 @@ class Ops:
         self.args += ("SET", key, value)
 
     def incrby(self, key: str, amount: int) -> None:
-        self.args += ("INCRBY", key, amount)
+        self.args += ("INCRBY", key, _exact(amount))
 
     def sadd(self, key: str, member: str) -> None:
         self.args += ("SADD", key, member)

@@ -7,7 +7,9 @@ tables, which failed recovery on the embedded broker and replay changelogs slowl
 from __future__ import annotations
 
 import logging
+import os
 import time
+from functools import partial
 from typing import Any
 
 import faust
@@ -22,8 +24,13 @@ from shopstream.monitoring.metrics import Metrics
 from shopstream.sinks.dead_letters import DeadLetterSink
 from shopstream.sinks.redis_state import RedisState, make_redis
 from shopstream.streams.batch import BatchProcessor, Record, split_by_bytes
+from shopstream.streams.errors import RedisUnavailable
+from shopstream.streams.resilience import RedisHealth, guarded, until_applied
 
 log = logging.getLogger(__name__)
+
+#: Exit status of a worker that gave up waiting for Redis (its supervisor restarts it).
+EXIT_REDIS_UNAVAILABLE = 75
 
 
 #: Longest time the broker may hold a fetch with no new data. Faust hard-codes 1500 ms, which
@@ -86,6 +93,17 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
     dlq = DeadLetterSink(RecordProducer(settings), settings.dead_letter_topic)
     processor = BatchProcessor(settings, state, agents, dlq, metrics)
     app.shopstream_processor = processor  # type: ignore[attr-defined]
+    health = RedisHealth(metrics, settings.redis_outage_give_up_s)
+
+    async def seek(partition: int, offset: int) -> None:
+        await app.consumer.seek(TP(settings.events_topic, partition), offset)
+
+    def log_end(partition: int) -> int | None:
+        end = app.consumer.highwater(TP(settings.events_topic, partition))
+        return int(end) if end is not None and end >= 0 else None
+
+    processor.seek = seek
+    processor.log_end = log_end
 
     @app.agent(topic, concurrency=1)
     async def events(stream: Any) -> Any:
@@ -96,12 +114,16 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
                 Record(ev.message.partition, ev.message.offset, ev.message.value) for ev in batch
             ]
             for run in split_by_bytes(records, settings.batch_max_bytes):
-                await processor.process(run)
+                try:
+                    await until_applied(partial(processor.process, run), health, metrics)
+                except RedisUnavailable as exc:
+                    log.error("worker exiting: %s", exc)
+                    os._exit(EXIT_REDIS_UNAVAILABLE)
             yield len(records)
 
     @app.timer(1.0)
     async def tick() -> None:
-        await processor.tick(int(time.time() * 1000))
+        await guarded("tick", lambda: processor.tick(int(time.time() * 1000)), metrics)
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # faust's signal stubs
     async def on_revoked(app: faust.App, revoked: set[TP], **_: Any) -> None:

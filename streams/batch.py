@@ -12,6 +12,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -35,6 +36,9 @@ DEAD_LETTER_STREAM_LEN = 10_000
 LAG_SAMPLE_EVERY = 16
 #: A new replay checkpoint is recorded when the watermark moved this far since the last one.
 CHECKPOINT_EVERY_MS = 1_000
+#: A partition moved back to its fence is moved again if its records still do not follow
+#: the fence after this long (the first move may have raced records already buffered).
+REWIND_AGAIN_S = 5.0
 
 
 class Record(NamedTuple):
@@ -89,6 +93,17 @@ class BatchProcessor:
         self.metrics = metrics
         self.topic = state.topic
         self._parts: dict[int, PartitionState] = {}
+        #: Partition -> (offset asked for, when): consumers moved back to fence + 1.
+        self._rewinds: dict[int, tuple[int, float]] = {}
+        #: Partitions whose fence is beyond their log: refused until the state is reset.
+        self._refused: set[int] = set()
+        #: Moves a partition's consumer to an offset; set by the Faust app (None in tests
+        #: that feed records by hand: a gap is then only skipped and counted).
+        self.seek: Callable[[int, int], Awaitable[None]] | None = None
+        #: Next offset the broker will write in a partition, when known (the consumer's
+        #: high watermark); a fence at or beyond it means the log is not the one the state
+        #: was built from.
+        self.log_end: Callable[[int], int | None] = lambda _p: None
         self._processed = metrics.events.labels("processed")
         self._dead = metrics.events.labels("dead")
         self._dups = metrics.events.labels("duplicate")
@@ -141,6 +156,9 @@ class BatchProcessor:
         plans: dict[int, tuple[Fence, Fence, Counter[str], list[DeadLetter]]] = {}
         all_dead: list[DeadLetter] = []
         max_bytes = self.settings.max_record_bytes
+        for p, recs in list(by_part.items()):
+            if not await self._in_order(p, recs, fences[p]):
+                del by_part[p]
         for p, recs in by_part.items():
             fence = fences[p]
             part = self._parts[p]
@@ -207,6 +225,44 @@ class BatchProcessor:
         self.metrics.batches.inc()
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
         return applied
+
+    async def _in_order(self, p: int, recs: list[Record], fence: Fence) -> bool:
+        """True when this partition's records continue its fence; otherwise they are held
+        back: after a gap (Redis lost its newest writes: restored, failed over) the consumer
+        is moved back to fence + 1 so the lost records are applied again; a fence beyond
+        the log's end is refused loudly."""
+        if p in self._refused:
+            return False
+        if fence.offset < 0:
+            return True
+        first = next((r.offset for r in recs if r.offset > fence.offset), None)
+        if first is None:
+            end = self.log_end(p)
+            if end is not None and fence.offset >= end > recs[-1].offset:
+                self._refuse_fence_ahead(p, fence, end)
+                return False
+            return True
+        if first == fence.offset + 1:
+            self._rewinds.pop(p, None)
+            return True
+        asked = self._rewinds.get(p)
+        now = time.monotonic()
+        if self.seek is not None and (asked is None or now - asked[1] > REWIND_AGAIN_S):
+            log.warning("partition %d: records start at %d but state stops at %d; "
+                        "reading again from %d", p, first, fence.offset, fence.offset + 1)
+            self.metrics.partition_gaps.inc()
+            self._rewinds[p] = (fence.offset + 1, now)
+            self.forget([p])
+            await self.seek(p, fence.offset + 1)
+        return self.seek is None
+
+    def _refuse_fence_ahead(self, p: int, fence: Fence, end: int) -> None:
+        self._refused.add(p)
+        self.metrics.fence_ahead.labels(str(p)).set(1)
+        log.error("partition %d: state was applied up to offset %d but the log ends at %d "
+                  "(topic recreated, or the broker lost its data while Redis kept it); "
+                  "nothing is applied until `shopstream reset` clears this app's state",
+                  p, fence.offset, end)
 
     def _checkpoint(self, part: PartitionState, batch: PartitionBatch, first_offset: int) -> None:
         """Record where a replay may start, and drop checkpoints no replay will need."""
