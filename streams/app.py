@@ -95,14 +95,10 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
     app.shopstream_processor = processor  # type: ignore[attr-defined]
     health = RedisHealth(metrics, settings.redis_outage_give_up_s)
 
-    async def seek(partition: int, offset: int) -> None:
-        await app.consumer.seek(TP(settings.events_topic, partition), offset)
-
     def log_end(partition: int) -> int | None:
         end = app.consumer.highwater(TP(settings.events_topic, partition))
         return int(end) if end is not None and end >= 0 else None
 
-    processor.seek = seek
     processor.log_end = log_end
 
     @app.agent(topic, concurrency=1)

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -26,7 +26,7 @@ from shopstream.sinks.dead_letters import DeadLetterSink
 from shopstream.sinks.errors import StaleFenceError
 from shopstream.sinks.redis_state import Fence, RedisState
 from shopstream.streams.dedup import Deduplicator
-from shopstream.streams.rebuild import replay_dedup, start_checkpoint
+from shopstream.streams.rebuild import read_records, replay_dedup, start_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +36,8 @@ DEAD_LETTER_STREAM_LEN = 10_000
 LAG_SAMPLE_EVERY = 16
 #: A new replay checkpoint is recorded when the watermark moved this far since the last one.
 CHECKPOINT_EVERY_MS = 1_000
-#: A partition moved back to its fence is moved again if its records still do not follow
-#: the fence after this long (the first move may have raced records already buffered).
-REWIND_AGAIN_S = 5.0
+#: Records read again from Kafka and applied at once when catching up after a gap.
+CATCH_UP_RECORDS = 2_000
 
 
 class Record(NamedTuple):
@@ -93,13 +92,10 @@ class BatchProcessor:
         self.metrics = metrics
         self.topic = state.topic
         self._parts: dict[int, PartitionState] = {}
-        #: Partition -> (offset asked for, when): consumers moved back to fence + 1.
-        self._rewinds: dict[int, tuple[int, float]] = {}
         #: Partitions whose fence is beyond their log: refused until the state is reset.
         self._refused: set[int] = set()
-        #: Moves a partition's consumer to an offset; set by the Faust app (None in tests
-        #: that feed records by hand: a gap is then only skipped and counted).
-        self.seek: Callable[[int, int], Awaitable[None]] | None = None
+        #: True while records a gap left out are being applied (they follow the fence).
+        self._catching_up = False
         #: Next offset the broker will write in a partition, when known (the consumer's
         #: high watermark); a fence at or beyond it means the log is not the one the state
         #: was built from.
@@ -156,9 +152,14 @@ class BatchProcessor:
         plans: dict[int, tuple[Fence, Fence, Counter[str], list[DeadLetter]]] = {}
         all_dead: list[DeadLetter] = []
         max_bytes = self.settings.max_record_bytes
-        for p, recs in list(by_part.items()):
-            if not await self._in_order(p, recs, fences[p]):
-                del by_part[p]
+        gaps = {p: first for p, recs in by_part.items()
+                if (first := self._first_unapplied(p, recs, fences[p])) > fences[p].offset + 1}
+        if gaps and not self._catching_up:
+            for p, first in gaps.items():
+                await self._catch_up(p, fences[p], first)
+            fences = await self.state.read_fences(sorted(by_part))
+        for p in [p for p in by_part if p in self._refused]:
+            del by_part[p]
         for p, recs in by_part.items():
             fence = fences[p]
             part = self._parts[p]
@@ -226,35 +227,42 @@ class BatchProcessor:
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
         return applied
 
-    async def _in_order(self, p: int, recs: list[Record], fence: Fence) -> bool:
-        """True when this partition's records continue its fence; otherwise they are held
-        back: after a gap (Redis lost its newest writes: restored, failed over) the consumer
-        is moved back to fence + 1 so the lost records are applied again; a fence beyond
-        the log's end is refused loudly."""
-        if p in self._refused:
-            return False
-        if fence.offset < 0:
-            return True
-        first = next((r.offset for r in recs if r.offset > fence.offset), None)
-        if first is None:
+    def _first_unapplied(self, p: int, recs: list[Record], fence: Fence) -> int:
+        """Offset of the first record beyond the fence (or just past it when there is none);
+        notices a fence that lies beyond the partition's log."""
+        first = next((r.offset for r in recs if r.offset > fence.offset), fence.offset + 1)
+        if fence.offset >= 0 and p not in self._refused and first == fence.offset + 1:
             end = self.log_end(p)
             if end is not None and fence.offset >= end > recs[-1].offset:
                 self._refuse_fence_ahead(p, fence, end)
-                return False
-            return True
-        if first == fence.offset + 1:
-            self._rewinds.pop(p, None)
-            return True
-        asked = self._rewinds.get(p)
-        now = time.monotonic()
-        if self.seek is not None and (asked is None or now - asked[1] > REWIND_AGAIN_S):
-            log.warning("partition %d: records start at %d but state stops at %d; "
-                        "reading again from %d", p, first, fence.offset, fence.offset + 1)
-            self.metrics.partition_gaps.inc()
-            self._rewinds[p] = (fence.offset + 1, now)
-            self.forget([p])
-            await self.seek(p, fence.offset + 1)
-        return self.seek is None
+        return first if fence.offset >= 0 else fence.offset + 1
+
+    async def _catch_up(self, p: int, fence: Fence, first: int) -> None:
+        """Apply the records between the fence and ``first``, read again from Kafka.
+
+        Records arrive beyond fence + 1 when Redis lost its newest writes (restored from a
+        snapshot, failed over to a lagging replica) while Kafka's committed offsets did not:
+        the state is the truth, so the missing records are applied again, in order.
+        """
+        log.warning("partition %d: records start at %d but state stops at %d; reading %d..%d "
+                    "again", p, first, fence.offset, fence.offset + 1, first - 1)
+        self.metrics.partition_gaps.inc()
+        self._catching_up = True
+        try:
+            low = fence.offset + 1
+            while low < first:
+                high = min(first - 1, low + CATCH_UP_RECORDS - 1)
+                found = await asyncio.to_thread(
+                    read_records, self.settings, self.topic, p, low, high)
+                if not found or found[0][0] != low:
+                    log.error("partition %d: records from %d are no longer in the log "
+                              "(retention?); the state continues without them", p, low)
+                if not found:
+                    return
+                await self.process([Record(p, off, value) for off, value in found])
+                low = found[-1][0] + 1
+        finally:
+            self._catching_up = False
 
     def _refuse_fence_ahead(self, p: int, fence: Fence, end: int) -> None:
         self._refused.add(p)

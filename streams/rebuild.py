@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
@@ -33,17 +34,12 @@ def start_checkpoint(checkpoints: list[tuple[int, int]], watermark: int, horizon
     return start
 
 
-def replay_dedup(
-    settings: Settings,
-    topic: str,
-    partition: int,
-    first_offset: int,
-    last_offset: int,
-    dedup: Deduplicator,
-) -> int:
-    """Feed records [first_offset, last_offset] of a partition into ``dedup``; returns count."""
+def read_partition(
+    settings: Settings, topic: str, partition: int, first_offset: int, last_offset: int
+) -> Iterator[tuple[int, bytes | None]]:
+    """(offset, value) of the records [first_offset, last_offset] still in a partition."""
     if last_offset < first_offset:
-        return 0
+        return
     consumer = Consumer(
         {
             "bootstrap.servers": settings.bootstrap_servers,
@@ -53,40 +49,55 @@ def replay_dedup(
             "auto.offset.reset": "earliest",
         }
     )
-    started = time.monotonic()
-    seen = 0
-    events: list[dict[str, Any]] = []
-    dead: list[DeadLetter] = []
     try:
         start = first_offset if first_offset >= 0 else OFFSET_BEGINNING
         consumer.assign([TopicPartition(topic, partition, start)])
-        done = False
-        while not done:
+        while True:
             for msg in consumer.consume(10_000, timeout=0.1):
                 err = msg.error()
                 if err is not None:
                     if err.code() == KafkaError._PARTITION_EOF:
-                        done = True
-                        break
-                    raise RebuildError(f"rebuild read {topic}[{partition}] failed: {err}")
+                        return
+                    raise RebuildError(f"reading {topic}[{partition}] failed: {err}")
                 offset = msg.offset()
                 if offset is None:
                     continue
                 if offset > last_offset:
-                    done = True
-                    break
-                events.clear()
-                decode_record(msg.value(), topic, partition, offset,
-                              settings.max_record_bytes, events, dead)
-                dead.clear()
-                for ev in events:
-                    dedup.is_duplicate(ev["event_id"], ev["ts"])
-                seen += 1
+                    return
+                yield offset, msg.value()
                 if offset == last_offset:
-                    done = True
-                    break
+                    return
     finally:
         consumer.close()
+
+
+def read_records(
+    settings: Settings, topic: str, partition: int, first_offset: int, last_offset: int
+) -> list[tuple[int, bytes | None]]:
+    """``read_partition`` as a list, for callers that run it in a thread."""
+    return list(read_partition(settings, topic, partition, first_offset, last_offset))
+
+
+def replay_dedup(
+    settings: Settings,
+    topic: str,
+    partition: int,
+    first_offset: int,
+    last_offset: int,
+    dedup: Deduplicator,
+) -> int:
+    """Feed records [first_offset, last_offset] of a partition into ``dedup``; returns count."""
+    started = time.monotonic()
+    seen = 0
+    events: list[dict[str, Any]] = []
+    dead: list[DeadLetter] = []
+    for offset, value in read_partition(settings, topic, partition, first_offset, last_offset):
+        events.clear()
+        decode_record(value, topic, partition, offset, settings.max_record_bytes, events, dead)
+        dead.clear()
+        for ev in events:
+            dedup.is_duplicate(ev["event_id"], ev["ts"])
+        seen += 1
     dedup.evict()
     log.info(
         "rebuilt %s[%d] dedup from %d..%d: %d records, %d ids in %.2fs",
