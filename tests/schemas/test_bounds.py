@@ -1,0 +1,102 @@
+"""Every number and id that enters is bounded; decoding never fails other than by a dead letter.
+
+Property tests feed the decoder arbitrary bytes and events with numbers at the 2**53, 2**63
+and 2**64 edges: each record counts as many events as it yields valid events plus dead
+letters, and whatever passes is inside the documented ranges.
+"""
+
+from __future__ import annotations
+
+import json
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from shopstream.kafka_io.envelope import Reason, decode_record
+from shopstream.schemas.events import MAX_ID_BYTES, MAX_MONEY, MAX_QTY
+from shopstream.schemas.validate import validate_event
+
+BASE = {"event_id": "e1", "ts": 1_794_326_400_000, "user_id": "u1", "channel": "search"}
+EDGES = [0, 1, -1, MAX_MONEY, MAX_MONEY + 1, 2**31, 2**53 - 1, 2**53, 2**53 + 1, 2**62,
+         2**63 - 1, 2**63, 2**64 - 1, -(2**63), MAX_QTY, MAX_QTY + 1]
+
+
+def payment(amount: object) -> dict[str, object]:
+    return {**BASE, "type": "payment", "order_id": "o1", "amount": amount, "status": "success"}
+
+
+@pytest.mark.parametrize("amount", EDGES)
+def test_money_is_bounded(amount):
+    err = validate_event(payment(amount))
+    assert (err is None) == (0 <= amount <= MAX_MONEY)
+    if err is not None:
+        assert err.field == "amount" and "10**12" in err.expected
+
+
+@pytest.mark.parametrize("qty", EDGES)
+def test_quantities_and_order_lines_are_bounded(qty):
+    cart = {**BASE, "type": "cart_add", "sku": "s1", "qty": qty, "price": 100}
+    assert (validate_event(cart) is None) == (1 <= qty <= MAX_QTY)
+    order = {**BASE, "type": "order_submit", "order_id": "o1", "amount": 1,
+             "items": [{"sku": "s1", "qty": qty, "price": 1}]}
+    assert (validate_event(order) is None) == (1 <= qty <= MAX_QTY)
+    lines = {**order, "items": [{"sku": "s1", "qty": 1, "price": 1}] * 1001}
+    assert validate_event(lines).field == "items"
+
+
+@pytest.mark.parametrize(("user_id", "ok"), [
+    ("u" * MAX_ID_BYTES, True), ("u" * (MAX_ID_BYTES + 1), False),
+    ("中" * 42, True), ("中" * 43, False),  # 3 bytes each in UTF-8: 126 and 129 bytes
+])
+def test_ids_are_at_most_128_bytes(user_id, ok):
+    err = validate_event({**payment(100), "user_id": user_id})
+    assert (err is None) == ok
+    if not ok:
+        assert err.field == "user_id" and "128 bytes" in err.expected
+
+
+def _decode(raw: bytes):
+    events, dead = [], []
+    n = decode_record(raw, "t", 0, 7, 1_048_576, events, dead)
+    return n, events, dead
+
+
+def _check(raw: bytes) -> None:
+    n, events, dead = _decode(raw)
+    assert n == len(events) + len(dead)
+    assert all(isinstance(d.reason, Reason) for d in dead)
+    for ev in events:
+        assert validate_event(ev) is None
+        for key in ("amount", "price"):
+            if key in ev:
+                assert 0 <= ev[key] <= MAX_MONEY
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300))
+def test_arbitrary_bytes_decode_or_dead_letter(raw):
+    _check(raw)
+
+
+numbers = st.one_of(st.sampled_from(EDGES), st.integers(),
+                    st.floats(allow_nan=False, allow_infinity=False))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(numbers, numbers), min_size=1, max_size=20))
+def test_events_at_integer_edges_decode_or_dead_letter(pairs):
+    items = [{**payment(a), "event_id": f"e{i}", "extra": b} for i, (a, b) in enumerate(pairs)]
+    raw = json.dumps(items).encode()
+    _check(raw)
+    _, events, _ = _decode(raw)
+    assert len(events) == sum(1 for a, _ in pairs
+                              if type(a) is int and 0 <= a <= MAX_MONEY)
+
+
+def test_nesting_deeper_than_json_encoders_allow_is_still_decoded_and_counted():
+    raw = orjson.dumps({**payment(5), "extra": {"x": 1}})[:-1] + b',"deep":' + (
+        b'{"x":' * 300 + b"1" + b"}" * 300) + b"}"
+    n, events, dead = _decode(raw)
+    assert n == 1 and len(events) + len(dead) == 1
