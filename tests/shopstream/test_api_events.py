@@ -104,3 +104,43 @@ def test_metrics_reconcile_received_with_accepted_and_rejected(api):
              if ln.startswith("shopstream_api_events_total")}
     assert lines['shopstream_api_events_total{result="accepted"}'] == 1
     assert lines['shopstream_api_events_total{result="rejected"}'] == 1
+
+
+def test_an_item_nested_too_deep_is_rejected_before_anything_is_queued(api, settings):
+    deep = b'{"x":' * 300 + b"1" + b"}" * 300
+    good = json.dumps(with_(event_id="before")).encode()
+    nested = json.dumps(with_(event_id="nested"))[:-1].encode() + b', "deep": ' + deep + b"}"
+    status, body = post(api, b"[" + good + b"," + nested + b"]")
+    assert status == 207
+    assert body["results"][0]["status"] == "accepted"
+    assert body["results"][1]["status"] == "rejected"
+    assert body["results"][1]["reason"] == "malformed_json"
+
+
+def test_broker_down_answers_503_saying_what_may_have_landed(infra, spawn, tmp_path):
+    from shopstream.infra import start_broker, stop
+    from tests.support import Infra
+
+    broker_proc, broker = start_broker(log_path=tmp_path / "tansu.log")
+    try:
+        settings = Infra(broker, infra.redis_url).settings()
+        port = new_port()
+        spawn(settings, "api", "--port", str(port),
+              env={"SHOPSTREAM_API_PRODUCE_TIMEOUT_S": "1"})
+
+        def up():
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
+                    return True
+            except OSError:
+                return False
+
+        wait_until(up, 30, "api up")
+    finally:
+        stop(broker_proc)
+    status, body = post(port, json.dumps([with_(event_id="a"), with_(event_id="b"),
+                                          with_(event_id="c", amount=-1)]).encode())
+    assert status == 503
+    assert body["reason"] == "broker_unavailable"
+    assert body["may_have_been_accepted"] == 2
+    assert "deduplicated" in body["retry"]

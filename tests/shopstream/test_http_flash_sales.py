@@ -172,3 +172,29 @@ async def test_sale_lifecycle_view_and_alerts(client: Client, settings) -> None:
     assert sorted(e["reservation_id"] for e in events) == sorted([*rids, body["reservation_id"]])
     assert {e["type"] for e in events} == {"flash_sale_claim"}
     assert {e["sku"] for e in events} == {"phone-x"}
+
+
+async def test_numbers_near_int64_are_refused_before_anything_is_written(client: Client) -> None:
+    huge = {"stock": 2**63, "per_user_limit": 2**63, "reservation_ttl_s": 2**63}
+    st, body = await client.call("POST", "/v1/flash-sales", {**SALE, "sale_id": "big", **huge})
+    assert st == 400 and fields_of(body) == set(huge)
+    st, _ = await client.call("GET", "/v1/flash-sales/big")
+    assert st == 404
+    # sale ids are matched whole: a trailing newline is not part of a valid id
+    st, body = await client.call("POST", "/v1/flash-sales", {**SALE, "sale_id": "abc\n"})
+    assert st == 400 and fields_of(body) == {"sale_id"}
+    sale = {**SALE, "sale_id": "near", "stock": 10**9}
+    assert (await client.call("POST", "/v1/flash-sales", sale))[0] == 201
+    st, body = await client.call("PATCH", "/v1/flash-sales/near", {"restock": 2**63})
+    assert st == 400 and fields_of(body) == {"restock"}
+    for _ in range(1000):  # 10**9 + 999 restocks of 10**9 = 10**12: the next one is refused
+        st, body = await client.call("PATCH", "/v1/flash-sales/near", {"restock": 10**9})
+        if st != 200:
+            break
+    assert (st, body["reason"]) == (409, "stock_limit")
+    st, view = await client.call("GET", "/v1/flash-sales/near")
+    assert st == 200 and view["stock"] + view["restocked"] <= 10**12
+    assert view["available"] == view["stock"] + view["restocked"]
+    st, body = await client.call("POST", "/v1/flash-sales/near/claims",
+                                 {"user_id": "u1", "qty": 2**63}, token=None)
+    assert st == 400 and fields_of(body) == {"qty"}
