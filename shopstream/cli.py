@@ -17,6 +17,9 @@ from shopstream.core import logs
 from shopstream.core.errors import ShopstreamError
 from shopstream.core.settings import Settings, load_settings
 
+#: Exit status of a command that was asked for something it will not do as asked.
+EXIT_USAGE = 2
+
 log = logging.getLogger("shopstream")
 
 
@@ -91,6 +94,31 @@ def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reset(settings: Settings, args: argparse.Namespace) -> int:
+    import asyncio
+
+    from shopstream.sinks.redis_state import make_redis
+    from shopstream.sinks.reset import app_keys, delete_app_state
+
+    async def run() -> int:
+        redis = make_redis(settings)
+        try:
+            found = await app_keys(redis, settings.app_id)
+            what = ", ".join(f"{n} {kind}" for kind, n in sorted(found.items())) or "none"
+            print(f"app {settings.app_id!r} in {settings.redis_url}: {sum(found.values())} keys "
+                  f"({what}): fences, dedup checkpoints, counters, dead-letter streams and "
+                  "every capability's state. Kafka topics are not touched.")
+            if not args.yes:
+                print("nothing deleted: run again with --yes to delete them")
+                return EXIT_USAGE
+            print(f"deleted {await delete_app_state(redis, settings.app_id)} keys")
+            return 0
+        finally:
+            await redis.aclose()
+
+    return asyncio.run(run())
+
+
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     from shopstream.demo import run_demo
 
@@ -119,6 +147,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--duration", type=float, default=60.0, help="seconds of traffic")
     s.add_argument("--seed", type=int, default=1)
     s.add_argument("--out", help="write JSONL to this file instead of producing to Kafka")
+    z = sub.add_parser("reset", help="delete this app's state from Redis (after a refused fence)")
+    z.add_argument("--yes", action="store_true", help="really delete (else only list)")
     d = sub.add_parser("demo", help="infra + worker + api + simulator, URLs printed")
     d.add_argument("--duration", type=float, default=0.0, help="seconds, 0 = until Ctrl-C")
     d.add_argument("--rate", type=float, default=2_000.0)
@@ -127,12 +157,12 @@ def _parser() -> argparse.ArgumentParser:
 
 COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "infra": cmd_infra, "config": cmd_config, "worker": cmd_worker, "api": cmd_api,
-    "replay": cmd_replay, "simulate": cmd_simulate, "demo": cmd_demo,
+    "replay": cmd_replay, "simulate": cmd_simulate, "demo": cmd_demo, "reset": cmd_reset,
 }
 
 
 def _needs_servers(args: argparse.Namespace) -> bool:
-    if args.command in ("infra", "config", "demo"):
+    if args.command in ("infra", "config", "demo", "reset"):
         return False
     return not (args.command == "simulate" and args.out)
 
