@@ -65,21 +65,21 @@ class Settings:
     api_host: str = "127.0.0.1"
     api_port: int = 8080
     worker_web_port: int = 6066
-    #: Token for admin routes; hidden in repr.
-    admin_token: str = field(default="change-me", repr=False)  # noqa: S105 - local demo default
     #: Where the embedded infra keeps its runtime files.
     state_dir: str = ".shopstream"
     log_level: str = "INFO"
+    #: Token for admin routes; hidden in repr.
+    admin_token: str = field(default="change-me", repr=False)  # noqa: S105 - local demo default
     #: Socket and connect timeout of every Redis call: a hung Redis is an outage, not a hang.
     redis_timeout_s: float = 5.0
     #: A worker that cannot reach Redis for this long exits (non-zero) for its supervisor.
     redis_outage_give_up_s: float = 120.0
+    #: Raw TOML tables for capability modules (funnels, flash sales, coupons), validated by them.
+    sections: Mapping[str, Any] = field(default_factory=dict)
     #: Longest wait for the broker to acknowledge produced records (workers, tools).
     produce_timeout_s: float = 30.0
     #: Same for ``POST /v1/events``: a client waits at most this long before a 503.
     api_produce_timeout_s: float = 10.0
-    #: Raw TOML tables for capability modules (funnels, flash sales, coupons), validated by them.
-    sections: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sections", _freeze(dict(self.sections)))

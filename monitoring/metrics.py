@@ -111,31 +111,20 @@ class Metrics:
             "Step conversion (step over previous step) of entries reaching steps in the window",
             ["funnel", "step", "window"], registry=r,
         )
-        self.redis_up = Gauge(
-            f"{PREFIX}_redis_up", "1 while Redis answers the worker, 0 during an outage",
-            registry=r,
-        )
-        # reason from a closed list: streams/resilience.py RETRY_REASONS.
-        self.batch_retries = Counter(
-            f"{PREFIX}_batch_retries_total",
-            "Batches tried again instead of skipped, by reason", ["reason"], registry=r,
-        )
-        self.task_errors = Counter(
-            f"{PREFIX}_background_errors_total",
-            "Errors caught in timers and background tasks (retried on their next run), by task",
-            ["task"], registry=r,
-        )
-        # partition numbers are bounded by the topic's partition count.
-        self.fence_ahead = Gauge(
-            f"{PREFIX}_fence_ahead",
-            "1 when a partition's applied state is ahead of its log (refused until reset)",
-            ["partition"], registry=r,
-        )
-        self.partition_gaps = Counter(
-            f"{PREFIX}_partition_rewinds_total",
-            "Times a partition's consumer was moved back to its fence + 1 (state behind Kafka)",
-            registry=r,
-        )
+        # Riding out faults (streams/resilience.py; reasons from its RETRY_REASONS, tasks
+        # from a fixed set of timers, partitions bounded by the topic's partition count).
+        self.redis_up = Gauge(f"{PREFIX}_redis_up", "1 while Redis answers, 0 in an outage",
+                              registry=r)
+        self.batch_retries = Counter(f"{PREFIX}_batch_retries_total",
+                                     "Batches tried again, never skipped", ["reason"], registry=r)
+        self.task_errors = Counter(f"{PREFIX}_background_errors_total",
+                                   "Errors caught in timers (run again)", ["task"], registry=r)
+        self.fence_ahead = Gauge(f"{PREFIX}_fence_ahead",
+                                 "1: state ahead of the log, refused until `shopstream reset`",
+                                 ["partition"], registry=r)
+        self.partition_gaps = Counter(f"{PREFIX}_partition_catch_ups_total",
+                                      "Records re-read after Redis lost its newest writes",
+                                      registry=r)
         self.events_late = Counter(
             f"{PREFIX}_events_late_total",
             "Events ignored as later than the allowed lateness, by agent", ["agent"], registry=r,

@@ -10,6 +10,8 @@ Per partition ``{pN}`` (written in the batch's fenced call unless said otherwise
 - ``{app}:{pN}:outbox:lock``   string: the relay holding this partition's outbox
 - ``{app}:{pN}:push:results``  hash push_id -> sent|budget_exhausted|failed
 - ``{app}:{pN}:push:dead``     hash push_id -> reason the webhook never accepted it
+- ``{app}:{pN}:push:webhook``  hash push_id -> {push, attempts, first_ms, next_ms}: published to
+  Kafka, waiting for the webhook to accept it (retried until the horizon)
 Global: ``{app}:cu:live_ended`` hash room -> end ms (idempotent, written after apply);
 ``{app}:{budget:<rule>}:used|claims`` a campaign's budget (one slot per rule).
 """
@@ -31,10 +33,11 @@ class CouponKeys(NamedTuple):
     outbox_lock: str
     push_results: str
     push_dead: str
+    push_webhook: str
 
 
 _LAYOUT = CouponKeys("cu:timers", "cu:deferred", "cu:live_done", "outbox", "outbox:lock",
-                     "push:results", "push:dead")
+                     "push:results", "push:dead", "push:webhook")
 
 
 def coupon_keys(app: str, p: int) -> CouponKeys:

@@ -3,18 +3,21 @@
 The agent writes each push into ``{app}:{pN}:outbox`` (hash push_id -> JSON) in the same
 atomic call as the decision. This relay then, per push: claims a coupon from the campaign
 budget (idempotent by push_id, sinks/budget_claim.lua), publishes granted pushes to the
-pushes topic, posts them to the webhook if one is configured, and only then removes them
-from the outbox. A crash anywhere repeats a push (receivers dedupe by push_id) but never loses
-one. A per-partition lock keeps two workers from relaying the same outbox at once.
+pushes topic, and moves them from the outbox to the partition's webhook queue in one
+pipeline. The webhook queue is attempted when due, with backoff (and ``Retry-After``), until
+the receiver accepts a push or the retry horizon passes (then it is dead-lettered with the
+reason). A crash anywhere repeats a step (receivers dedupe by push_id, the Idempotency-Key)
+but never loses a push. A per-partition lease keeps two workers from relaying the same
+partition at once; partitions are relayed concurrently.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
+import time
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,16 +29,18 @@ from shopstream.kafka_io.errors import ProduceError
 from shopstream.kafka_io.producer import RecordProducer
 from shopstream.monitoring.metrics import Metrics
 from shopstream.sinks.coupon_keys import budget_keys, coupon_keys
+from shopstream.sinks.locks import lease
 from shopstream.sinks.redis_state import Redis
 from shopstream.sinks.webhook import WebhookSender
 
 log = logging.getLogger(__name__)
 
 _CLAIM_LUA = (Path(__file__).parent / "budget_claim.lua").read_text()
-_RELEASE_LUA = (Path(__file__).parent / "release_lock.lua").read_text()
-#: A relay holding a lock longer than this is presumed dead; the default webhook retries
-#: (5 attempts of 2 s, 3 s of backoff) fit inside.
+#: A relay holding a partition's lease longer than this is presumed dead (one pass makes
+#: one webhook attempt per due push, each bounded by the webhook timeout).
 LOCK_MS = 20_000
+#: At shutdown, webhook retries due within this many seconds are still made.
+CLOSE_WAIT_S = 5.0
 
 
 def _log_failure(task: asyncio.Task[None]) -> None:
@@ -59,7 +64,8 @@ class OutboxRelay:
         self._settings = settings
         self._producer: RecordProducer | None = None
         self._claim = redis.register_script(_CLAIM_LUA)
-        self._release = redis.register_script(_RELEASE_LUA)
+        #: Wall clock of retry schedules (epoch ms); tests move it to cross long outages.
+        self.clock_ms: Callable[[], int] = lambda: int(time.time() * 1000)
         self._pending: set[int] = set()
         self._task: asyncio.Task[None] | None = None
 
@@ -81,24 +87,26 @@ class OutboxRelay:
             await self.relay(partitions)
 
     async def relay(self, partitions: Iterable[int]) -> int:
-        """Deliver every push now in these partitions' outboxes; returns pushes handled."""
-        done = 0
-        for p in partitions:
-            lock = coupon_keys(self.app, p).outbox_lock
-            token = secrets.token_hex(8)
-            if not await self.redis.set(lock, token, nx=True, px=LOCK_MS):
-                continue
+        """Deliver what is due in these partitions' outboxes, partitions concurrently (a slow
+        partition delays no other); returns pushes finished."""
+        done = await asyncio.gather(*(self._relay_locked(p) for p in partitions))
+        return sum(done)
+
+    async def _relay_locked(self, p: int) -> int:
+        async with lease(self.redis, coupon_keys(self.app, p).outbox_lock, LOCK_MS) as held:
+            if not held:
+                return 0
             try:
-                done += await self._relay_partition(p)
+                return await self._relay_partition(p) + await self._deliver_due(p)
             except (ProduceError, RedisError) as exc:
-                # The pushes stay in the outbox; the next batch or tick tries again.
+                # Everything stays where it is; the next batch or tick tries again.
                 log.warning("outbox relay of partition %d failed: %s", p, exc)
-            finally:
-                await self._release(keys=[lock], args=[token])
-        return done
+                return 0
 
     async def _relay_partition(self, p: int) -> int:
-        raw = await self.redis.hgetall(coupon_keys(self.app, p).outbox)
+        """New pushes: budget claimed, published to Kafka, then handed to the webhook queue."""
+        k = coupon_keys(self.app, p)
+        raw = await self.redis.hgetall(k.outbox)
         if not raw:
             return 0
         pushes = sorted((codec.loads(v) for v in raw.values()),
@@ -115,26 +123,74 @@ class OutboxRelay:
                            for pid, ok in zip(pids, answers, strict=True) if not int(ok))
         granted = [x for x in pushes if x["push_id"] not in results]
         await self._publish(granted)
-        dead: dict[str, str] = {}
-        if self.webhook is not None:
-            hook = self.webhook
-            reasons = await asyncio.gather(
-                *(hook.deliver(x["push_id"], codec.dumps_sorted(x)) for x in granted))
-            dead = {x["push_id"]: r for x, r in zip(granted, reasons, strict=True) if r is not None}
-        for push in granted:
-            results[push["push_id"]] = "failed" if push["push_id"] in dead else "sent"
+        now = self.clock_ms()
+        queued = {x["push_id"]: codec.dumps({"push": x, "attempts": 0, "first_ms": now,
+                                             "next_ms": now}) for x in granted}
+        if self.webhook is None:
+            results.update((x["push_id"], "sent") for x in granted)
+            queued = {}
+        async with self.redis.pipeline(transaction=False) as pipe:
+            if results:
+                pipe.hset(k.push_results, items=[x for kv in results.items() for x in kv])
+            if queued:
+                pipe.hset(k.push_webhook, items=[x for kv in queued.items() for x in kv])
+            pipe.hdel(k.outbox, *(x["push_id"] for x in pushes))
+            await pipe.execute()
+        self._count(results, {x["push_id"]: x["rule"] for x in pushes})
+        return len(results)
+
+    async def _deliver_due(self, p: int) -> int:
+        """Webhook attempts for the pushes whose next attempt is due; returns those finished."""
+        if self.webhook is None:
+            return 0
+        hook, cfg = self.webhook, self.webhook.cfg
         k = coupon_keys(self.app, p)
+        now = self.clock_ms()
+        waiting = [codec.loads(v) for v in (await self.redis.hgetall(k.push_webhook)).values()]
+        due = [w for w in waiting if w["next_ms"] <= now]
+        if not due:
+            return 0
+        answers = await asyncio.gather(
+            *(hook.deliver(w["push"]["push_id"], codec.dumps_sorted(w["push"])) for w in due))
+        results: dict[str, str] = {}
+        dead: dict[str, str] = {}
+        again: dict[str, bytes] = {}
+        for w, answer in zip(due, answers, strict=True):
+            pid = w["push"]["push_id"]
+            attempts = w["attempts"] + 1
+            expired = (now - w["first_ms"] >= cfg.retry_horizon_s * 1000
+                       or (cfg.max_attempts is not None and attempts >= cfg.max_attempts))
+            if answer.outcome == "sent":
+                results[pid] = "sent"
+            elif answer.outcome == "failed" or expired:
+                results[pid] = "failed"
+                dead[pid] = f"{answer.reason} after {attempts} attempts"
+            else:
+                delay_ms = int(cfg.delay_s(attempts, answer.retry_after_s) * 1000)
+                again[pid] = codec.dumps({**w, "attempts": attempts, "next_ms": now + delay_ms})
         async with self.redis.pipeline(transaction=False) as pipe:
             if dead:
                 pipe.hset(k.push_dead, items=[x for kv in dead.items() for x in kv])
-            pipe.hset(k.push_results, items=[x for kv in results.items() for x in kv])
-            pipe.hdel(k.outbox, *results)
+            if results:
+                pipe.hset(k.push_results, items=[x for kv in results.items() for x in kv])
+                pipe.hdel(k.push_webhook, *results)
+            if again:
+                pipe.hset(k.push_webhook, items=[x for kv in again.items() for x in kv])
             await pipe.execute()
-        by_rule = {x["push_id"]: x["rule"] for x in pushes}
-        counted = Counter((by_rule[pid], result) for pid, result in results.items())
+        self._count(results, {w["push"]["push_id"]: w["push"]["rule"] for w in due})
+        return len(results)
+
+    def _count(self, results: Mapping[str, str], rules: Mapping[str, str]) -> None:
+        counted = Counter((rules[pid], result) for pid, result in results.items())
         for (rule, result), n in counted.items():
             self.metrics.pushes.labels(rule, result).inc(n)
-        return len(results)
+
+    async def waiting(self) -> tuple[int, int | None]:
+        """Pushes waiting for the webhook, and the soonest next attempt (epoch ms)."""
+        rows = [codec.loads(v) for p in range(self.partitions)
+                for v in (await self.redis.hgetall(coupon_keys(self.app, p).push_webhook))
+                .values()]
+        return len(rows), min((w["next_ms"] for w in rows), default=None)
 
     async def _publish(self, pushes: list[dict[str, Any]]) -> None:
         """To the pushes topic, keyed by user; flushed before the outbox entries are removed."""
@@ -150,8 +206,16 @@ class OutboxRelay:
         await self._producer.flush_async()
 
     async def close(self) -> None:
-        """Finish the scheduled relays, then release the webhook session."""
+        """Finish the scheduled relays and the webhook retries due within CLOSE_WAIT_S, then
+        release the webhook session; later retries are left to the next worker."""
         if self._task is not None:
             await self._task
+        deadline = self.clock_ms() + CLOSE_WAIT_S * 1000
+        while self.webhook is not None:
+            await self.relay(range(self.partitions))
+            left, soonest = await self.waiting()
+            if not left or soonest is None or soonest > deadline:
+                break
+            await asyncio.sleep(max(0.0, (soonest - self.clock_ms()) / 1000))
         if self.webhook is not None:
             await self.webhook.close()
