@@ -79,6 +79,9 @@ class EnvelopeProducer:
         for part in list(self._buffers):
             self._send(part)
 
+    def broker_reachable(self, timeout_s: float) -> bool:
+        return self._producer.broker_reachable(timeout_s)
+
     def flush(self, timeout_s: float | None = None) -> None:
         """Send every buffer and wait until the broker has acknowledged all of them."""
         self.send_all()

@@ -73,6 +73,14 @@ class RecordProducer:
                 raise ProduceError(topic, 1, str(exc)) from exc
         self._client.poll(0)
 
+    def broker_reachable(self, timeout_s: float) -> bool:
+        """Whether the brokers answer a metadata request within ``timeout_s`` (readiness)."""
+        try:
+            self._client.list_topics(timeout=timeout_s)
+        except KafkaException:
+            return False
+        return True
+
     def flush(self, timeout_s: float | None = None) -> None:
         """Wait for every queued record's delivery report (command-line tools)."""
         self._check(self._client.flush(self.timeout_s if timeout_s is None else timeout_s))

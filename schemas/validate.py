@@ -7,7 +7,7 @@ field, the expectation and what was found.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -114,19 +114,18 @@ _BY_TYPE: Final[dict[str, tuple[Check, ...]]] = {
 _TYPES_TEXT: Final = "one of " + "|".join(sorted(EVENT_TYPES))
 
 
-def _run(checks: tuple[Check, ...], event: dict[str, Any]) -> FieldError | None:
+def _problems(checks: tuple[Check, ...], event: dict[str, Any]) -> Iterator[FieldError]:
     for name, pred, kind in checks:
         if name[0] == "?":
             value = event.get(name[1:], _MISSING)
             if value is _MISSING or value is None:
                 continue
             if not pred(value):
-                return FieldError(name[1:], kind.value, _show(value))
+                yield FieldError(name[1:], kind.value, _show(value))
         else:
             value = event.get(name, _MISSING)
             if value is _MISSING or not pred(value):
-                return FieldError(name, kind.value, _show(value))
-    return None
+                yield FieldError(name, kind.value, _show(value))
 
 
 #: Source of the fast predicate's test for each kind; ``{v}`` is the value.
@@ -179,4 +178,13 @@ def validate_event(event: Any) -> FieldError | None:
         return FieldError("type", _TYPES_TEXT, _show(etype))
     if fast(event):
         return None
-    return _run(_COMMON, event) or _run(_BY_TYPE[etype], event)
+    return next(_problems(_COMMON + _BY_TYPE[etype], event), None)
+
+
+def field_errors(event: Any) -> list[FieldError]:
+    """Every problem of ``event``, in field order (empty when valid); the first is what
+    ``validate_event`` reports and dead letters carry."""
+    first = validate_event(event)
+    if first is None or first.field in ("", "type"):
+        return [] if first is None else [first]
+    return list(_problems(_COMMON + _BY_TYPE[event["type"]], event))

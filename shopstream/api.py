@@ -6,6 +6,7 @@ with ``setup(app, ctx)``; all of them share only ``http_common``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from types import ModuleType
@@ -13,6 +14,7 @@ from typing import Any
 
 from aiohttp import web
 from prometheus_client import generate_latest
+from redis.exceptions import RedisError
 
 from shopstream import http_flash_sales, http_funnels
 from shopstream.agents.event_stats import read_stats
@@ -23,7 +25,7 @@ from shopstream.kafka_io.envelope import classify
 from shopstream.kafka_io.envelope_producer import EnvelopeProducer
 from shopstream.kafka_io.errors import ProduceError
 from shopstream.monitoring.metrics import Metrics
-from shopstream.schemas.validate import validate_event
+from shopstream.schemas.validate import field_errors, validate_event
 from shopstream.sinks.redis_state import make_redis
 
 log = logging.getLogger(__name__)
@@ -31,12 +33,24 @@ log = logging.getLogger(__name__)
 #: Modules that add routes, each with ``setup(app, ctx)``.
 ROUTE_MODULES: tuple[ModuleType, ...] = (http_funnels, http_flash_sales)
 
+#: Longest a readiness probe waits for Redis or the brokers.
+READY_TIMEOUT_S = 2.0
 #: Largest request body accepted by POST /v1/events.
 MAX_BODY_BYTES = 8 * 1024 * 1024
 
 def _parse_body(body: bytes, content_type: str) -> list[Any] | web.Response:
-    """One event, an array of events, or NDJSON; each item is validated separately later."""
-    if "ndjson" in content_type or (body.count(b"\n") > 1 and not body.lstrip().startswith(b"[")):
+    """One event, an array of events, or NDJSON; each item is validated separately later.
+
+    The Content-Type decides: ``application/json`` is one document (an event or an array),
+    ``application/x-ndjson`` one event per line; only without a type is the form guessed.
+    """
+    if content_type == "application/json":
+        ndjson = False
+    elif "ndjson" in content_type:
+        ndjson = True
+    else:
+        ndjson = body.count(b"\n") > 1 and not body.lstrip().startswith(b"[")
+    if ndjson:
         items: list[Any] = []
         for n, line in enumerate(body.splitlines(), 1):
             if not line.strip():
@@ -60,11 +74,17 @@ class _Malformed:
 
 async def post_events(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
+    too_big = error(413, f"body over {MAX_BODY_BYTES} bytes", reason="oversized")
     if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
         ctx.metrics.api_events.labels("rejected").inc()
-        return error(413, f"body over {MAX_BODY_BYTES} bytes", reason="oversized")
-    body = await request.read()
-    parsed = _parse_body(body, request.content_type)
+        return too_big
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:  # a chunked body with no length, cut at the limit
+        ctx.metrics.api_events.labels("rejected").inc()
+        return too_big
+    content_type = request.content_type if "Content-Type" in request.headers else ""
+    parsed = _parse_body(body, content_type)
     if isinstance(parsed, web.Response):
         ctx.metrics.api_events.labels("rejected").inc()
         return parsed
@@ -79,6 +99,7 @@ async def post_events(request: web.Request) -> web.Response:
         if err is not None:
             results.append({"index": index, "status": "rejected",
                             "reason": classify(err).value, "error": err.as_dict(),
+                            "errors": [e.as_dict() for e in field_errors(item)],
                             "detail": str(err)})
             continue
         try:
@@ -126,6 +147,28 @@ async def healthz(request: web.Request) -> web.Response:
     return json_response({"status": "ok"})
 
 
+async def livez(_: web.Request) -> web.Response:
+    """The process serves requests (for a supervisor's restart decision)."""
+    return json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Ready when Redis and the brokers answer (for a load balancer's routing decision)."""
+    ctx = request.app[CTX]
+    checks = {"redis": await _redis_ok(ctx),
+              "broker": await asyncio.to_thread(ctx.producer.broker_reachable, READY_TIMEOUT_S)}
+    ready = all(checks.values())
+    return json_response({"status": "ready" if ready else "not ready", "checks": checks},
+                         200 if ready else 503)
+
+
+async def _redis_ok(ctx: ApiContext) -> bool:
+    try:
+        return bool(await asyncio.wait_for(ctx.redis.ping(), READY_TIMEOUT_S))
+    except (RedisError, OSError, TimeoutError):
+        return False
+
+
 async def metrics_page(request: web.Request) -> web.Response:
     reg = request.app[CTX].metrics.registry
     return web.Response(body=generate_latest(reg), content_type="text/plain")
@@ -139,6 +182,8 @@ def create_api(settings: Settings, metrics: Metrics | None = None) -> web.Applic
     app.router.add_post("/v1/events", post_events)
     app.router.add_get("/v1/stats", get_stats)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/livez", livez)
+    app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_page)
     for routes in ROUTE_MODULES:
         routes.setup(app, ctx)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
+import socket
 import sys
 import threading
 from collections.abc import Callable, Sequence
@@ -14,11 +16,16 @@ import orjson
 
 from shopstream import __version__
 from shopstream.core import logs
-from shopstream.core.errors import ShopstreamError
+from shopstream.core.errors import ConfigError, ShopstreamError
 from shopstream.core.settings import Settings, load_settings
+from shopstream.infra import free_port
 
-#: Exit status of a command that was asked for something it will not do as asked.
+#: Exit statuses: a failure while running; a usage error (bad arguments, a missing file, a
+#: command declined); invalid settings; a port already taken.
+EXIT_FAILURE = 1
 EXIT_USAGE = 2
+EXIT_CONFIG = 3
+EXIT_PORT_BUSY = 4
 
 log = logging.getLogger("shopstream")
 
@@ -51,6 +58,15 @@ def cmd_config(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _port_taken(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     from faust.worker import Worker
 
@@ -58,6 +74,10 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     from shopstream.kafka_io.topics import ensure_topics
     from shopstream.streams.app import create_app
 
+    if _port_taken("127.0.0.1", settings.worker_web_port):
+        print(f"shopstream worker: web port {settings.worker_web_port} is taken (another worker?):"
+              " pass --web-port N, or --web-port 0 for a free one", file=sys.stderr)
+        return EXIT_PORT_BUSY
     check_config(settings)
     ensure_topics(settings)
     app = create_app(settings)
@@ -73,6 +93,10 @@ def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
     from shopstream.api import run_api
     from shopstream.kafka_io.topics import ensure_topics
 
+    if _port_taken(settings.api_host, settings.api_port):
+        print(f"shopstream api: port {settings.api_port} on {settings.api_host} is taken: pass "
+              "--port N, or --port 0 for a free one", file=sys.stderr)
+        return EXIT_PORT_BUSY
     ensure_topics(settings)
     run_api(settings)
     return 0
@@ -81,6 +105,9 @@ def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
     from shopstream.replay import replay_file
 
+    if not os.path.isfile(args.file):
+        print(f"shopstream replay: no such file: {args.file}", file=sys.stderr)
+        return EXIT_USAGE
     sent = replay_file(settings, args.file, rate=args.rate, progress=not args.quiet)
     print(f"replayed {sent} events from {args.file}", file=sys.stderr)
     return 0
@@ -171,20 +198,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     overrides: dict[str, Any] = {}
     if getattr(args, "web_port", None) is not None:
-        overrides["worker_web_port"] = args.web_port
+        overrides["worker_web_port"] = args.web_port or free_port()
     if getattr(args, "host", None):
         overrides["api_host"] = args.host
     if getattr(args, "port", None) is not None:
-        overrides["api_port"] = args.port
+        overrides["api_port"] = args.port or free_port()
     try:
         settings = load_settings(config_path=args.config, **overrides)
         logs.setup(settings.log_level)
         if _needs_servers(args):
             settings.bootstrap_servers  # noqa: B018 - fail early with a clear message
         return COMMANDS[args.command](settings, args)
+    except ConfigError as exc:
+        print(f"shopstream {args.command}: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     except ShopstreamError as exc:
         print(f"shopstream {args.command}: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_FAILURE
     except KeyboardInterrupt:
         return 130
 

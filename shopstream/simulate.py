@@ -54,6 +54,9 @@ class Simulator:
         self.rate = max(rate, 1.0)
         self.start_ms = start_ms
         self.prices = [self.rng.randrange(1_990, 59_900, 10) for _ in range(N_SKUS)]
+        #: Ids carry the seed, so two seeds' logs never share an event id (which would be
+        #: deduplicated away when both are replayed).
+        self._prefix = f"{seed}-"
         self._seq = 0
         self._order_seq = 0
         self._channels = list(CHANNEL_WEIGHTS)
@@ -61,7 +64,7 @@ class Simulator:
 
     def _id(self, prefix: str) -> str:
         self._seq += 1
-        return f"{prefix}{self._seq}"
+        return f"{prefix}{self._prefix}{self._seq}"
 
     def _session(self, ts: int) -> _Session:
         r = self.rng

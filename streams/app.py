@@ -6,6 +6,7 @@ tables, which failed recovery on the embedded broker and replay changelogs slowl
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
@@ -16,6 +17,7 @@ import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 from prometheus_client import generate_latest
+from redis.exceptions import RedisError
 
 from shopstream.agents.registry import build_agents
 from shopstream.core.settings import Settings
@@ -53,6 +55,13 @@ def _shorten_fetch_wait() -> None:
             super().__init__(*args, **kwargs)
 
     module.AIOKafkaConsumer = Consumer
+
+
+async def _redis_answers(redis: Any) -> bool:
+    try:
+        return bool(await asyncio.wait_for(redis.ping(), 2.0))
+    except (RedisError, OSError, TimeoutError):
+        return False
 
 
 def create_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
@@ -129,6 +138,22 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
     async def metrics_page(web: Any, request: Any) -> Any:
         body = generate_latest(metrics.registry)
         return web.bytes(body, content_type="text/plain; version=0.0.4")
+
+    @app.page("/livez")
+    async def livez(web: Any, request: Any) -> Any:
+        return web.json({"status": "ok"})
+
+    @app.page("/readyz")
+    async def readyz(web: Any, request: Any) -> Any:
+        """Ready when Redis answers and this worker owns partitions of the events topic."""
+        owned = sorted(
+            tp.partition for tp in app.consumer.assignment() if tp.topic == settings.events_topic
+        )
+        checks = {"redis": health.down_since is None and await _redis_answers(redis),
+                  "partitions": bool(owned)}
+        ready = all(checks.values())
+        return web.json({"status": "ready" if ready else "not ready", "checks": checks,
+                         "partitions": owned}, status=200 if ready else 503)
 
     @app.page("/healthz")
     async def healthz(web: Any, request: Any) -> Any:

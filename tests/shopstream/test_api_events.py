@@ -144,3 +144,39 @@ def test_broker_down_answers_503_saying_what_may_have_landed(infra, spawn, tmp_p
     assert body["reason"] == "broker_unavailable"
     assert body["may_have_been_accepted"] == 2
     assert "deduplicated" in body["retry"]
+
+
+def test_content_type_decides_and_every_field_error_is_reported(api):
+    pretty = json.dumps(with_(event_id="pretty"), indent=2).encode()
+    assert pretty.count(b"\n") > 5
+    status, body = post(api, pretty, "application/json")
+    assert status == 200 and body["accepted"] == 1
+    status, body = post(api, json.dumps(with_(event_id="bad", user_id="", amount=-1,
+                                              status="maybe")).encode())
+    assert status == 400
+    fields = [e["field"] for e in body["results"][0]["errors"]]
+    assert fields == ["user_id", "amount", "status"]
+    assert body["results"][0]["error"]["field"] == "user_id"
+
+
+def test_an_oversized_chunked_body_gets_the_same_json_413(api):
+    def chunks():
+        piece = b"x" * 1_048_576
+        for _ in range(9):
+            yield piece
+
+    req = urllib.request.Request(f"http://127.0.0.1:{api}/v1/events", data=chunks(),
+                                 headers={"Content-Type": "application/json",
+                                          "Transfer-Encoding": "chunked"}, method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            status, body = resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        status, body = exc.code, json.loads(exc.read())
+    assert status == 413 and body["reason"] == "oversized"
+
+
+def test_livez_and_readyz(api):
+    for path, want in (("/livez", "ok"), ("/readyz", "ready")):
+        with urllib.request.urlopen(f"http://127.0.0.1:{api}{path}", timeout=10) as resp:
+            assert resp.status == 200 and json.loads(resp.read())["status"] == want

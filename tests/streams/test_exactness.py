@@ -37,6 +37,12 @@ def test_replay_through_worker_is_exact(settings, log, start_worker):
     wait_done(settings, log)
     assert_exact(settings, log)
     assert worker.popen.poll() is None
+    port = worker.args[worker.args.index("--web-port") + 1]
+    for path in ("livez", "readyz"):
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/{path}", timeout=5) as resp:
+            body = json.loads(resp.read())
+        assert resp.status == 200 and body["status"] in ("ok", "ready")
+    assert body["partitions"] == list(range(settings.partitions))
 
 
 def test_sigkill_mid_stream_loses_and_doubles_nothing(infra, log, start_worker):
