@@ -25,6 +25,8 @@ ENV_FIELDS: dict[str, str] = {
     "SHOPSTREAM_API_PORT": "api_port",
     "SHOPSTREAM_WORKER_WEB_PORT": "worker_web_port",
     "SHOPSTREAM_ADMIN_TOKEN": "admin_token",
+    "SHOPSTREAM_INGEST_KEY": "ingest_key",
+    "SHOPSTREAM_READ_KEY": "read_key",
     "SHOPSTREAM_STATE_DIR": "state_dir",
     "SHOPSTREAM_LOG_LEVEL": "log_level",
     "SHOPSTREAM_PRODUCE_TIMEOUT_S": "produce_timeout_s",

@@ -21,6 +21,8 @@ import orjson
 from shopstream.core.env import CONFIG_FILE, ENV_FIELDS
 from shopstream.core.errors import ConfigError
 
+#: The admin token of a laptop demo; refused off loopback (shopstream/http_auth.py).
+DEMO_ADMIN_TOKEN = "change-me"  # noqa: S105 - a documented placeholder, not a secret
 #: File the embedded infra writes so that other commands on the same checkout find it.
 INFRA_STATE_FILE = "infra.json"
 
@@ -69,7 +71,10 @@ class Settings:
     state_dir: str = ".shopstream"
     log_level: str = "INFO"
     #: Token for admin routes; hidden in repr.
-    admin_token: str = field(default="change-me", repr=False)  # noqa: S105 - local demo default
+    admin_token: str = field(default=DEMO_ADMIN_TOKEN, repr=False)
+    #: Key for POST /v1/events and claims, and for the GET routes; None: open (loopback only).
+    ingest_key: str | None = field(default=None, repr=False)
+    read_key: str | None = field(default=None, repr=False)
     #: Socket and connect timeout of every Redis call: a hung Redis is an outage, not a hang.
     redis_timeout_s: float = 5.0
     #: A worker that cannot reach Redis for this long exits (non-zero) for its supervisor.
@@ -99,9 +104,44 @@ class Settings:
     def public_dict(self) -> dict[str, Any]:
         """Settings as printed by ``shopstream config``; secrets masked."""
         out = {f.name: getattr(self, f.name) for f in fields(self)}
-        out["admin_token"] = "***"  # noqa: S105 - the mask, not a secret
-        out["sections"] = _thaw(self.sections)
+        for name in SECRET_FIELDS:
+            if out[name] is not None:
+                out[name] = MASK
+        out["redis_url"] = mask_url(self.redis_url)
+        out["broker"] = mask_url(self.broker)
+        out["sections"] = _masked(_thaw(self.sections))
         return out
+
+
+#: Settings fields that are secrets: never printed or logged.
+SECRET_FIELDS = ("admin_token", "ingest_key", "read_key")
+#: Keys inside TOML tables whose values are secrets (``[webhook] secret``, ...).
+SECRET_KEYS = frozenset({"secret", "password", "sasl_password", "token"})
+MASK = "***"
+
+
+def mask_url(url: str | None) -> str | None:
+    """The URL with any password replaced by ``***`` (``redis://:pw@h`` -> ``redis://:***@h``)."""
+    if not url:
+        return url
+    return ",".join(_mask_one(part) for part in url.split(","))
+
+
+def _mask_one(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    creds, at, host = rest.rpartition("@")
+    if not sep or not at:
+        return url
+    user, colon, _ = creds.partition(":")
+    return f"{scheme}://{user}{':' if colon else ''}{MASK if colon else ''}@{host}"
+
+
+def _masked(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: MASK if k in SECRET_KEYS else _masked(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_masked(v) for v in value]
+    return value
 
 
 def _freeze(value: Any) -> Any:

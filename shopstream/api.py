@@ -20,6 +20,7 @@ from shopstream import http_flash_sales, http_funnels
 from shopstream.agents.event_stats import read_stats
 from shopstream.core import codec
 from shopstream.core.settings import Settings
+from shopstream.http_auth import require_keys
 from shopstream.http_common import CTX, ApiContext, error, int_param, json_response
 from shopstream.kafka_io.envelope import classify
 from shopstream.kafka_io.envelope_producer import EnvelopeProducer
@@ -175,7 +176,7 @@ async def metrics_page(request: web.Request) -> web.Response:
 
 
 def create_api(settings: Settings, metrics: Metrics | None = None) -> web.Application:
-    app = web.Application(client_max_size=MAX_BODY_BYTES)
+    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[require_keys])
     ctx = ApiContext(settings, make_redis(settings), EnvelopeProducer(settings, max_events=500),
                      metrics or Metrics())
     app[CTX] = ctx

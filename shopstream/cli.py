@@ -91,8 +91,10 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
     from shopstream.api import run_api
+    from shopstream.http_auth import check_exposure
     from shopstream.kafka_io.topics import ensure_topics
 
+    check_exposure(settings)
     if _port_taken(settings.api_host, settings.api_port):
         print(f"shopstream api: port {settings.api_port} on {settings.api_host} is taken: pass "
               "--port N, or --port 0 for a free one", file=sys.stderr)

@@ -70,3 +70,13 @@ def test_agents_select_capabilities_in_batch_order():
     for bad in ("funnel,carts", ", ,"):
         with pytest.raises(ConfigError, match="agents: expected names from event_stats"):
             check_config(load_settings(env={"SHOPSTREAM_AGENTS": bad}))
+
+
+def test_public_dict_masks_secrets_in_tables_and_urls(tmp_path):
+    s = dataclasses.replace(load_settings(env={"SHOPSTREAM_STATE_DIR": str(tmp_path)}),
+                            redis_url="rediss://app:pw-1@h:6380/0", ingest_key="k" * 20,
+                            sections={"webhook": {"url": "https://x", "secret": "s" * 20}})
+    shown = s.public_dict()
+    assert shown["sections"]["webhook"] == {"url": "https://x", "secret": "***"}
+    assert shown["redis_url"] == "rediss://app:***@h:6380/0" and shown["ingest_key"] == "***"
+    assert shown["read_key"] is None

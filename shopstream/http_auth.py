@@ -1,0 +1,68 @@
+"""Who may call which route: an ingest key for writes, a read key for reads, the admin token for
+managing flash sales. Keys are compared in constant time; on loopback they are optional, off
+it the API refuses to start without them (and with the demo admin token)."""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from shopstream.core.errors import ConfigError
+from shopstream.core.settings import DEMO_ADMIN_TOKEN, Settings
+from shopstream.http_common import CTX, error
+
+#: Routes anyone who reaches the API may call: probes, metrics, the API document, the page.
+OPEN_PATHS = frozenset({"/livez", "/readyz", "/healthz", "/metrics", "/openapi.json", "/"})
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _key_for(settings: Settings, request: web.Request) -> tuple[str, str | None] | None:
+    """(name, expected key) guarding this request, or None when the route guards itself or
+    is open. Flash-sale management checks the admin token in its own handlers."""
+    path, method = request.path, request.method
+    if path in OPEN_PATHS or method == "OPTIONS":
+        return None
+    if method == "POST" and (path == "/v1/events" or path.endswith("/claims")):
+        return "ingest", settings.ingest_key
+    if method in ("GET", "HEAD"):
+        return "read", settings.read_key
+    return None
+
+
+@web.middleware
+async def require_keys(request: web.Request, handler: Handler) -> web.StreamResponse:
+    guard = _key_for(request.app[CTX].settings, request)
+    if guard is not None and guard[1] is not None:
+        given = request.headers.get("Authorization", "").encode()
+        if not hmac.compare_digest(given, f"Bearer {guard[1]}".encode()):
+            return error(401, f"{guard[0]} key required: Authorization: Bearer <key>",
+                         reason="unauthorized")
+    return await handler(request)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_exposure(settings: Settings) -> None:
+    """Refuse to serve beyond this machine with open routes or the demo admin token."""
+    if is_loopback(settings.api_host):
+        return
+    missing = [name for name, value in (("ingest_key", settings.ingest_key),
+                                        ("read_key", settings.read_key)) if not value]
+    if settings.admin_token == DEMO_ADMIN_TOKEN:
+        missing.append("admin_token (not the demo default)")
+    if missing:
+        raise ConfigError(
+            f"api_host {settings.api_host!r} is reachable from other machines: set "
+            f"{', '.join(missing)} (SHOPSTREAM_INGEST_KEY, SHOPSTREAM_READ_KEY, "
+            "SHOPSTREAM_ADMIN_TOKEN), or bind 127.0.0.1")

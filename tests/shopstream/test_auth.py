@@ -1,0 +1,88 @@
+"""Keys at the front door: writes need the ingest key, reads the read key, probes stay open;
+off loopback the API refuses to start without keys or with the demo admin token; secrets
+never appear in ``shopstream config``."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from shopstream.api import create_api
+from shopstream.core.errors import ConfigError
+from shopstream.http_auth import check_exposure
+from tests.support import ROOT, new_port, settings_env
+
+pytestmark = [pytest.mark.integration]
+
+EVENT = {"event_id": "a1", "type": "page_view", "ts": 1_794_326_400_000, "user_id": "u1",
+         "page": "home"}
+
+
+@pytest.fixture
+async def keyed(settings):
+    s = dataclasses.replace(settings, ingest_key="in-" + "k" * 20, read_key="rd-" + "k" * 20,
+                            admin_token="ad-" + "k" * 20)
+    runner = web.AppRunner(create_api(s))
+    await runner.setup()
+    port = new_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as session:
+        yield s, session
+    await runner.cleanup()
+
+
+async def _status(session, method, path, key=None, body=None):
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    async with session.request(method, path, headers=headers, json=body) as resp:
+        return resp.status, (await resp.json() if resp.content_type == "application/json" else {})
+
+
+async def test_keys_guard_writes_and_reads(keyed):
+    s, session = keyed
+    for key in (None, "wrong", s.read_key):
+        st, body = await _status(session, "POST", "/v1/events", key, EVENT)
+        assert (st, body["reason"]) == (401, "unauthorized")
+    assert (await _status(session, "POST", "/v1/events", s.ingest_key, EVENT))[0] == 200
+    for key in (None, s.ingest_key):
+        assert (await _status(session, "GET", "/v1/stats", key))[0] == 401
+        assert (await _status(session, "GET", "/v1/funnels", key))[0] == 401
+    assert (await _status(session, "GET", "/v1/stats", s.read_key))[0] == 200
+    st, _ = await _status(session, "POST", "/v1/flash-sales/x/claims", None,
+                          {"user_id": "u", "qty": 1})
+    assert st == 401
+    # creating a sale still takes the admin token, not the ingest key
+    st, body = await _status(session, "POST", "/v1/flash-sales", s.ingest_key, {})
+    assert (st, body["reason"]) == (401, "unauthorized")
+    for probe in ("/livez", "/readyz", "/metrics"):
+        assert (await _status(session, "GET", probe))[0] == 200
+
+
+def test_off_loopback_needs_keys_and_a_real_admin_token(settings):
+    check_exposure(dataclasses.replace(settings, api_host="127.0.0.1"))
+    with pytest.raises(ConfigError, match="ingest_key, read_key, admin_token"):
+        check_exposure(dataclasses.replace(settings, api_host="0.0.0.0"))
+    check_exposure(dataclasses.replace(settings, api_host="0.0.0.0", ingest_key="i" * 24,
+                                       read_key="r" * 24, admin_token="a" * 24))
+    out = subprocess.run([sys.executable, "-m", "shopstream", "api", "--host", "0.0.0.0"],
+                         cwd=ROOT, env=settings_env(settings), capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 3 and "reachable from other machines" in out.stderr
+
+
+def test_config_masks_every_secret(settings):
+    env = {**settings_env(settings), "SHOPSTREAM_INGEST_KEY": "ingest-secret-1",
+           "SHOPSTREAM_READ_KEY": "read-secret-2", "SHOPSTREAM_ADMIN_TOKEN": "admin-secret-3",
+           "SHOPSTREAM_REDIS_URL": "redis://:redis-secret-4@127.0.0.1:1/0"}
+    out = subprocess.run([sys.executable, "-m", "shopstream", "config"], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0
+    for secret in ("ingest-secret-1", "read-secret-2", "admin-secret-3", "redis-secret-4"):
+        assert secret not in out.stdout
+    shown = json.loads(out.stdout)
+    assert shown["redis_url"] == "redis://:***@127.0.0.1:1/0" and shown["read_key"] == "***"
