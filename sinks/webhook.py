@@ -5,16 +5,22 @@ retry delay, doubled each time, default 200), ``max_backoff_ms`` (default 60000)
 ``retry_horizon_s`` (how long a push is retried before it is dead-lettered, default 86400 = a
 day) and optionally ``max_attempts`` (also dead-letter after that many attempts; unset by
 default, so an outage shorter than the horizon loses nothing). A receiver's ``Retry-After``
-(seconds) is honoured. Each request carries ``X-Shopstream-Signature: sha256=<hex
-HMAC-SHA256(secret, body)>`` and the push id as ``X-Shopstream-Push-Id`` and
-``Idempotency-Key``; receivers verify the first and dedupe by the second.
+(seconds) is honoured.
+
+Signed per the Standard Webhooks scheme: ``webhook-id`` (the push id, also sent as
+``Idempotency-Key``), ``webhook-timestamp`` (Unix seconds) and ``webhook-signature:
+v1,<base64 HMAC-SHA256(secret, "<id>.<timestamp>.<body>")>``. The timestamp is signed, so a
+receiver that rejects stale timestamps (``verify``: 5 minutes) cannot be replayed a captured
+request; it dedupes by the id. A verifier is in docs/cart-recovery.md.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import hmac
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -23,9 +29,12 @@ import aiohttp
 
 from shopstream.core.errors import ConfigError
 
-SIGNATURE_HEADER = "X-Shopstream-Signature"
-PUSH_ID_HEADER = "X-Shopstream-Push-Id"
+ID_HEADER = "webhook-id"
+TIMESTAMP_HEADER = "webhook-timestamp"
+SIGNATURE_HEADER = "webhook-signature"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+#: A receiver accepts a signature this many seconds away from its clock, no more.
+TOLERANCE_S = 300
 #: Requests in flight at once per sender: a slow receiver must not take every socket.
 MAX_IN_FLIGHT = 16
 
@@ -84,12 +93,25 @@ def parse_webhook(sections: Mapping[str, Any]) -> WebhookConfig | None:
                          float(nums["retry_horizon_s"] or 0))
 
 
-def sign(secret: str, body: bytes) -> str:
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
+    """The ``webhook-signature`` value of one request."""
+    signed = f"{msg_id}.{timestamp}.".encode() + body
+    return "v1," + base64.b64encode(hmac.new(secret.encode(), signed, hashlib.sha256).digest()
+                                    ).decode()
 
 
-def verify(secret: str, body: bytes, header: str) -> bool:
-    return hmac.compare_digest(sign(secret, body), header)
+def verify(secret: str, headers: Mapping[str, str], body: bytes,
+           now_s: float | None = None) -> bool:
+    """Receiver side: the signature matches and the timestamp is within TOLERANCE_S."""
+    msg_id, stamp = headers.get(ID_HEADER, ""), headers.get(TIMESTAMP_HEADER, "")
+    if not stamp.isdigit():
+        return False
+    now_s = time.time() if now_s is None else now_s
+    if abs(now_s - int(stamp)) > TOLERANCE_S:
+        return False
+    expected = sign(secret, msg_id, int(stamp), body)
+    given = headers.get(SIGNATURE_HEADER, "").split(" ")
+    return any(hmac.compare_digest(expected, sig) for sig in given)
 
 
 class WebhookSender:
@@ -104,8 +126,10 @@ class WebhookSender:
         if self._session is None:
             timeout = aiohttp.ClientTimeout(total=self.cfg.timeout_s)
             self._session = aiohttp.ClientSession(timeout=timeout)
-        headers = {"Content-Type": "application/json", PUSH_ID_HEADER: push_id,
-                   IDEMPOTENCY_HEADER: push_id, SIGNATURE_HEADER: sign(self.cfg.secret, body)}
+        stamp = int(time.time())
+        headers = {"Content-Type": "application/json", ID_HEADER: push_id,
+                   TIMESTAMP_HEADER: str(stamp), IDEMPOTENCY_HEADER: push_id,
+                   SIGNATURE_HEADER: sign(self.cfg.secret, push_id, stamp, body)}
         try:
             post = self._session.post(self.cfg.url, data=body, headers=headers)
             async with self._sem, post as resp:

@@ -1,3 +1,7 @@
+import base64
+import hashlib
+import hmac
+
 import pytest
 
 from shopstream.core.errors import ConfigError
@@ -14,5 +18,14 @@ def test_webhook_config_and_signature() -> None:
                 {"url": "http://x", "secret": "s" * 16, "max_attempts": 0}):
         with pytest.raises(ConfigError, match="webhook"):
             parse_webhook({"webhook": bad})
-    sig = sign("k" * 16, b"body")
-    assert verify("k" * 16, b"body", sig) and not verify("k" * 16, b"body2", sig)
+    key, now = "k" * 16, 1_800_000_000
+    headers = {"webhook-id": "p1", "webhook-timestamp": str(now),
+               "webhook-signature": sign(key, "p1", now, b"body")}
+    assert verify(key, headers, b"body", now_s=now + 10)
+    assert not verify(key, headers, b"body2", now_s=now)  # body changed
+    assert not verify(key, {**headers, "webhook-id": "p2"}, b"body", now_s=now)
+    # a captured request replayed ten minutes later is refused
+    assert not verify(key, headers, b"body", now_s=now + 600)
+    # a known vector: HMAC-SHA256 of "p1.1800000000.body" with key "k" * 16
+    assert sign(key, "p1", now, b"body") == "v1," + base64.b64encode(
+        hmac.new(key.encode(), b"p1.1800000000.body", hashlib.sha256).digest()).decode()
