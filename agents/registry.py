@@ -14,6 +14,7 @@ from shopstream.agents.inventory import Inventory
 from shopstream.agents.inventory import parse_config as parse_flash_sales
 from shopstream.core.errors import ConfigError
 from shopstream.core.settings import Settings
+from shopstream.kafka_io.client_config import kafka_config
 from shopstream.monitoring.metrics import Metrics
 from shopstream.sinks.redis_state import Redis
 from shopstream.sinks.webhook import parse_webhook
@@ -51,3 +52,4 @@ def check_config(settings: Settings) -> None:
     parse_flash_sales(settings.sections)
     parse_coupons(settings.sections, settings.zone)
     parse_webhook(settings.sections)
+    kafka_config(settings)

@@ -105,7 +105,7 @@ def compare(events: int, users: int = 20_000, seed: int = 7) -> dict[str, Any]:
     log = generate(events, users, 1.0, seed)
     reference = as_rows(reference_funnel(log))
     out: dict[str, Any] = {"events": len(log)}
-    with embedded() as infra:
+    with embedded(durable=False) as infra:
         s = load_settings(env={}, broker=infra.broker, redis_url=infra.redis_url,
                           partitions=PARTITIONS, app_id="cmp", events_topic="cmp-events")
         create_topic(s, s.events_topic, PARTITIONS)

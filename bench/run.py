@@ -246,7 +246,7 @@ def main() -> int:
     n = 50_000 if args.quick else args.events
     live_s = 10.0 if args.quick else args.live_seconds
 
-    with embedded() as infra:
+    with embedded(durable=False) as infra:
         s = load_settings(env={}, broker=infra.broker, redis_url=infra.redis_url,
                           partitions=args.partitions, app_id="bench")
         ensure_topics(s)

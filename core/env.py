@@ -35,5 +35,8 @@ ENV_FIELDS: dict[str, str] = {
     "SHOPSTREAM_API_PRODUCE_TIMEOUT_S": "api_produce_timeout_s",
 }
 
+#: The ``[kafka]`` table's SASL password, when it should not sit in the TOML file.
+KAFKA_SASL_PASSWORD = "SHOPSTREAM_KAFKA_SASL_PASSWORD"  # noqa: S105 - a variable's name
+
 #: Path of the optional TOML file.
 CONFIG_FILE = "SHOPSTREAM_CONFIG"

@@ -14,6 +14,7 @@ from typing import Any
 from confluent_kafka import KafkaException, Producer
 
 from shopstream.core.settings import Settings
+from shopstream.kafka_io.client_config import kafka_config, librdkafka_config
 from shopstream.kafka_io.errors import ProduceError
 
 
@@ -24,13 +25,14 @@ def make_producer(settings: Settings, **extra: Any) -> Producer:
     ``RecordProducer``.
     """
     conf: dict[str, Any] = {
-        "bootstrap.servers": settings.bootstrap_servers,
+        **librdkafka_config(settings),
         "partitioner": "murmur2_random",
         "linger.ms": 10,
-        "compression.type": "none",
+        "compression.type": kafka_config(settings).compression,
         "message.max.bytes": max(settings.max_record_bytes * 2, 1_048_576),
         "queue.buffering.max.kbytes": 1_048_576,
-        "enable.idempotence": False,
+        # No duplicates or reordering from the producer's own retries.
+        "enable.idempotence": True,
     }
     conf.update(extra)
     return Producer(conf)

@@ -7,6 +7,7 @@ import logging
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from shopstream.core.settings import Settings
+from shopstream.kafka_io.client_config import kafka_config, librdkafka_config
 from shopstream.kafka_io.errors import TopicError
 
 log = logging.getLogger(__name__)
@@ -22,15 +23,17 @@ def topic_specs(settings: Settings) -> dict[str, int]:
     }
 
 
+def new_topics(settings: Settings, existing: set[str]) -> list[NewTopic]:
+    """The topics to create, with the ``[kafka]`` replication factor."""
+    replicas = kafka_config(settings).replication_factor
+    return [NewTopic(name, num_partitions=n, replication_factor=replicas)
+            for name, n in topic_specs(settings).items() if name not in existing]
+
+
 def ensure_topics(settings: Settings, timeout_s: float = 15.0) -> None:
     """Create missing topics; existing ones are left as they are."""
-    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
-    existing = set(admin.list_topics(timeout=timeout_s).topics)
-    wanted = [
-        NewTopic(name, num_partitions=n, replication_factor=1)
-        for name, n in topic_specs(settings).items()
-        if name not in existing
-    ]
+    admin = AdminClient(librdkafka_config(settings))
+    wanted = new_topics(settings, set(admin.list_topics(timeout=timeout_s).topics))
     if not wanted:
         return
     for name, fut in admin.create_topics(wanted, request_timeout=timeout_s).items():

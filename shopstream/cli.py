@@ -30,12 +30,13 @@ EXIT_PORT_BUSY = 4
 log = logging.getLogger("shopstream")
 
 
-def _wait_for_stop() -> None:
-    """Block until SIGINT or SIGTERM."""
+def _wait_for_stop(every_s: float, check: Callable[[], object]) -> None:
+    """Block until SIGINT or SIGTERM, calling ``check`` every ``every_s`` meanwhile."""
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    stop.wait()
+    while not stop.wait(every_s):
+        check()
 
 
 def cmd_infra(settings: Settings, args: argparse.Namespace) -> int:
@@ -49,7 +50,7 @@ def cmd_infra(settings: Settings, args: argparse.Namespace) -> int:
         print("export SHOPSTREAM_BROKER=" + infra.broker, flush=True)
         print("export SHOPSTREAM_REDIS_URL=" + infra.redis_url, flush=True)
         print("Ctrl-C stops both.", flush=True)
-        _wait_for_stop()
+        _wait_for_stop(1.0, infra.supervise)
     return 0
 
 

@@ -69,6 +69,7 @@ Ctrl-C stops everything.
         started = time.monotonic()
         try:
             while not stop.wait(5.0):
+                infra.supervise()
                 elapsed = time.monotonic() - started
                 print(f"demo: {elapsed:5.0f}s  events in state: {_processed(s):,}", flush=True)
                 if duration_s and elapsed >= duration_s:

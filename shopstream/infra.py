@@ -9,13 +9,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import secrets
 import shutil
 import signal
 import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -85,20 +86,29 @@ def start_broker(
 
 
 def start_redis(
-    port: int | None = None, data_dir: Path | None = None, appendonly: bool = False
+    port: int | None = None, data_dir: Path | None = None, appendonly: bool = False,
+    password: str | None = None,
 ) -> tuple[subprocess.Popen[bytes], str]:
-    """Start redis-server on 127.0.0.1 (no RDB snapshots); returns the process and its URL."""
+    """Start redis-server on 127.0.0.1 (no RDB snapshots); returns the process and its URL.
+
+    With ``password`` it requires AUTH and runs in protected mode; with ``appendonly`` every
+    write is in the AOF (fsynced each event-loop turn) before the client hears of it.
+    """
     port = port or free_port()
     workdir = data_dir or Path(tempfile.mkdtemp(prefix="shopstream-redis-"))
     workdir.mkdir(parents=True, exist_ok=True)
+    auth = ["--requirepass", password, "--protected-mode", "yes"] if password else [
+        "--protected-mode", "no"]
+    aof = ["--appendonly", "yes", "--appendfsync", "always"] if appendonly else [
+        "--appendonly", "no"]
     proc = subprocess.Popen(
-        [redis_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "yes" if appendonly else "no", "--dir", str(workdir),
-         "--protected-mode", "no", "--loglevel", "warning"],
+        [redis_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "", *aof,
+         "--dir", str(workdir), *auth, "--loglevel", "warning"],
         stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True,
     )
     _wait_port(port, proc, "redis-server", 10.0)
-    return proc, f"redis://127.0.0.1:{port}/0"
+    secret = f":{password}@" if password else ""
+    return proc, f"redis://{secret}127.0.0.1:{port}/0"
 
 
 def stop(proc: subprocess.Popen[bytes], timeout_s: float = 5.0) -> None:
@@ -120,6 +130,31 @@ class EmbeddedInfra:
     broker: str
     redis_url: str
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    #: How to start redis-server again on the same port, data and password (supervision).
+    restart_redis: Callable[[], subprocess.Popen[bytes]] | None = None
+    #: Where other commands on this checkout find the URLs (and whether we still run).
+    state_file: Path | None = None
+
+    def write_state(self) -> None:
+        """URLs and pids for other commands; mode 0600, the Redis password is in it."""
+        if self.state_file is None:
+            return
+        self.state_file.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.state_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(orjson.dumps({"broker": self.broker, "redis_url": self.redis_url,
+                                   "pids": [os.getpid(), *(p.pid for p in self.procs)]}))
+
+    def supervise(self) -> bool:
+        """Restart a redis-server that died, on its port with its AOF; True if it did."""
+        redis_proc = self.procs[-1]
+        if self.restart_redis is None or redis_proc.poll() is None:
+            return False
+        log.warning("redis-server exited (status %s); restarting it from its AOF",
+                    redis_proc.returncode)
+        self.procs[-1] = self.restart_redis()
+        self.write_state()
+        return True
 
     def stop(self) -> None:
         for proc in reversed(self.procs):
@@ -127,23 +162,30 @@ class EmbeddedInfra:
 
 
 @contextlib.contextmanager
-def embedded(state_dir: str | None = None) -> Iterator[EmbeddedInfra]:
-    """Run broker and Redis for the duration of the block; record URLs in ``state_dir``."""
+def embedded(state_dir: str | None = None, durable: bool = True) -> Iterator[EmbeddedInfra]:
+    """Run broker and Redis for the duration of the block; record URLs in ``state_dir``.
+
+    Redis gets a generated password (written only to the state file, mode 0600) and, when
+    ``durable``, an AOF in the state dir so ``supervise`` can restart it losing nothing.
+    """
     broker_proc, broker = start_broker()
+    password = secrets.token_urlsafe(24)
+    data_dir = (Path(state_dir) / "redis") if state_dir else None
+    port = free_port()
+
+    def _start() -> subprocess.Popen[bytes]:
+        return start_redis(port, data_dir, appendonly=durable, password=password)[0]
+
     try:
-        redis_proc, redis_url = start_redis()
+        redis_proc = _start()
     except BaseException:
         stop(broker_proc)
         raise
-    infra = EmbeddedInfra(broker, redis_url, [broker_proc, redis_proc])
+    redis_url = f"redis://:{password}@127.0.0.1:{port}/0"
     state_file = infra_state_path(state_dir) if state_dir else None
+    infra = EmbeddedInfra(broker, redis_url, [broker_proc, redis_proc], _start, state_file)
     try:
-        if state_file:
-            state_file.parent.mkdir(parents=True, exist_ok=True)
-            state_file.write_bytes(orjson.dumps({
-                "broker": broker, "redis_url": redis_url,
-                "pids": [os.getpid(), broker_proc.pid, redis_proc.pid],
-            }))
+        infra.write_state()
         yield infra
     finally:
         infra.stop()

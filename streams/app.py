@@ -21,6 +21,7 @@ from redis.exceptions import RedisError
 
 from shopstream.agents.registry import build_agents
 from shopstream.core.settings import Settings
+from shopstream.kafka_io.client_config import faust_credentials
 from shopstream.kafka_io.producer import RecordProducer
 from shopstream.monitoring.metrics import Metrics
 from shopstream.sinks.dead_letters import DeadLetterSink
@@ -71,6 +72,7 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
     app = faust.App(
         settings.app_id,
         broker=settings.broker,
+        broker_credentials=faust_credentials(settings),
         value_serializer="raw",
         key_serializer="raw",
         web_enabled=True,

@@ -16,6 +16,7 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
 from shopstream.core.settings import Settings
+from shopstream.kafka_io.client_config import librdkafka_config
 from shopstream.kafka_io.envelope import DeadLetter, decode_record
 from shopstream.streams.dedup import Deduplicator
 from shopstream.streams.errors import RebuildError
@@ -42,7 +43,7 @@ def read_partition(
         return
     consumer = Consumer(
         {
-            "bootstrap.servers": settings.bootstrap_servers,
+            **librdkafka_config(settings),
             "group.id": f"{settings.app_id}-rebuild",
             "enable.auto.commit": False,
             "enable.partition.eof": True,

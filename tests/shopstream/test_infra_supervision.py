@@ -1,0 +1,47 @@
+"""The embedded infra you can leave running: Redis needs its generated password, and a
+redis-server killed under ``shopstream infra`` comes back on its port with everything."""
+
+from __future__ import annotations
+
+import os
+import signal
+import stat
+
+import orjson
+import pytest
+import redis
+
+from shopstream.core.settings import infra_state_path
+from shopstream.infra import embedded
+from tests.support import wait_until
+
+pytestmark = [pytest.mark.integration]
+
+
+def test_redis_requires_its_password_and_is_restarted_with_its_data(tmp_path):
+    with embedded(str(tmp_path)) as infra:
+        state = infra_state_path(str(tmp_path))
+        assert stat.S_IMODE(os.stat(state).st_mode) == 0o600
+        assert orjson.loads(state.read_bytes())["redis_url"] == infra.redis_url
+        host_port = infra.redis_url.rsplit("@", 1)[1]
+        with pytest.raises(redis.AuthenticationError):
+            redis.Redis.from_url(f"redis://{host_port}").set("k", "v")
+        r = redis.Redis.from_url(infra.redis_url)
+        r.set("kept", "yes")
+        r.hincrby("counter", "n", 41)
+        r.close()
+        assert not infra.supervise(), "nothing to restart while redis-server runs"
+        os.kill(infra.procs[-1].pid, signal.SIGKILL)
+        infra.procs[-1].wait(10)
+        assert infra.supervise()
+        r = redis.Redis.from_url(infra.redis_url)
+        wait_until(lambda: _answers(r), 10, "redis-server back")
+        assert r.get("kept") == b"yes" and r.hincrby("counter", "n", 1) == 42
+        r.close()
+
+
+def _answers(r: redis.Redis) -> bool:
+    try:
+        return bool(r.ping())
+    except redis.ConnectionError:
+        return False
