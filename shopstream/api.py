@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -34,6 +35,8 @@ log = logging.getLogger(__name__)
 #: Modules that add routes, each with ``setup(app, ctx)``.
 ROUTE_MODULES: tuple[ModuleType, ...] = (http_funnels, http_flash_sales)
 
+#: The API's contract (OpenAPI 3.1), served as it is in the repository.
+OPENAPI = (Path(__file__).parent / "openapi.json").read_bytes()
 #: Longest a readiness probe waits for Redis or the brokers.
 READY_TIMEOUT_S = 2.0
 #: Largest request body accepted by POST /v1/events.
@@ -170,6 +173,10 @@ async def _redis_ok(ctx: ApiContext) -> bool:
         return False
 
 
+async def openapi(_: web.Request) -> web.Response:
+    return web.Response(body=OPENAPI, content_type="application/json")
+
+
 async def metrics_page(request: web.Request) -> web.Response:
     reg = request.app[CTX].metrics.registry
     return web.Response(body=generate_latest(reg), content_type="text/plain")
@@ -186,6 +193,7 @@ def create_api(settings: Settings, metrics: Metrics | None = None) -> web.Applic
     app.router.add_get("/livez", livez)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_page)
+    app.router.add_get("/openapi.json", openapi)
     for routes in ROUTE_MODULES:
         routes.setup(app, ctx)
 
