@@ -155,7 +155,8 @@ LIVE_REPORT_S = 10
 
 
 def live_phase(s: Settings, r: redis.Redis, worker: subprocess.Popen[bytes],
-               web_port: int, rate: float, seconds: float) -> dict[str, float]:
+               web_port: int, rate: float, seconds: float,
+               servers: dict[str, int]) -> dict[str, float]:
     """Paced live traffic; latency from the worker's histogram (minus what phase 1 left)."""
     expected = int(rate * seconds)
     envelopes = live_envelopes(s, expected)
@@ -165,6 +166,7 @@ def live_phase(s: Settings, r: redis.Redis, worker: subprocess.Popen[bytes],
     started = time.perf_counter()
     sender.start()
     samples: list[tuple[float, float]] = []
+    server_rss: dict[str, list[float]] = {name: [] for name in servers}
     worst_p99 = 0.0
     last, last_t = before, started
     while sender.is_alive():
@@ -175,8 +177,11 @@ def live_phase(s: Settings, r: redis.Redis, worker: subprocess.Popen[bytes],
             window = since(hist, last)
             p50, p99 = quantile(window, 0.50) * 1000, quantile(window, 0.99) * 1000
             worst_p99 = max(worst_p99, p99)
+            for name, pid in servers.items():
+                server_rss[name].append(rss_mb(pid))
+            others = "  ".join(f"{name} {mb[-1]:.0f} MB" for name, mb in server_rss.items())
             print(f"bench: live {now - started:4.0f}s  p50 {p50:6.0f} ms  p99 {p99:6.0f} ms  "
-                  f"worker RSS {samples[-1][1]:.0f} MB", file=sys.stderr, flush=True)
+                  f"worker RSS {samples[-1][1]:.0f} MB  {others}", file=sys.stderr, flush=True)
             last, last_t = hist, now
         sender.join(2.0)
     partitions = s.partitions
@@ -194,6 +199,7 @@ def live_phase(s: Settings, r: redis.Redis, worker: subprocess.Popen[bytes],
         "worker_rss_start_mb": round(samples[0][1], 1) if samples else 0.0,
         "worker_rss_end_mb": round(samples[-1][1], 1) if samples else 0.0,
         "worker_rss_trend_mb_per_min": round(slope_mb_per_min(samples[len(samples) // 4:]), 2),
+        **{f"{name}_rss_end_mb": round(mb[-1], 1) for name, mb in server_rss.items() if mb},
     }
 
 
@@ -304,7 +310,9 @@ def main() -> int:
             relayed, waiting = pushes_decided(r, "bench", args.partitions)
             print(f"bench: live phase at {rate * args.live_fraction:,.0f} events/s "
                   f"for {live_s:.0f}s ...", file=sys.stderr, flush=True)
-            live = live_phase(s, r, worker, web_port, round(rate * args.live_fraction), live_s)
+            servers = {"broker": infra.procs[0].pid, "redis": infra.procs[-1].pid}
+            live = live_phase(s, r, worker, web_port, round(rate * args.live_fraction), live_s,
+                              servers)
         finally:
             worker.terminate()
             worker.wait(30)

@@ -17,5 +17,5 @@ def test_worker_refuses_bad_rule_config(tmp_path: Path) -> None:
                SHOPSTREAM_REDIS_URL="redis://127.0.0.1:9/0", PYTHONPATH=str(ROOT))
     done = subprocess.run([sys.executable, "-m", "shopstream", "worker"], env=env, cwd=ROOT,
                           capture_output=True, text=True, timeout=60, check=False)
-    assert done.returncode == 2
+    assert done.returncode == 3  # invalid settings (README, exit statuses)
     assert "cart.steps[1].after_min: expected increasing delays, got 30" in done.stderr

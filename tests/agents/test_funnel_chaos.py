@@ -73,6 +73,6 @@ def test_bad_definition_stops_the_worker_at_start(
     config = tmp_path / "bad.toml"
     config.write_text('[[funnels]]\nname = "x"\nsteps = ["page_view", "checkout"]\n')
     worker = start_worker(settings, SHOPSTREAM_CONFIG=str(config))
-    assert worker.popen.wait(30) == 2
+    assert worker.popen.wait(30) == 3  # invalid settings (README, exit statuses)
     assert "funnels.x.steps[1].type: expected one of" in worker.log_text()
     assert "got 'checkout'" in worker.log_text()
