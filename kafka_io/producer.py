@@ -24,15 +24,16 @@ def make_producer(settings: Settings, **extra: Any) -> Producer:
     For code that measures the client itself (benchmarks); everything else wants
     ``RecordProducer``.
     """
+    cfg = kafka_config(settings)
     conf: dict[str, Any] = {
         **librdkafka_config(settings),
         "partitioner": "murmur2_random",
         "linger.ms": 10,
-        "compression.type": kafka_config(settings).compression,
+        "compression.type": cfg.compression,
         "message.max.bytes": max(settings.max_record_bytes * 2, 1_048_576),
         "queue.buffering.max.kbytes": 1_048_576,
         # No duplicates or reordering from the producer's own retries.
-        "enable.idempotence": True,
+        "enable.idempotence": cfg.idempotent,
     }
     conf.update(extra)
     return Producer(conf)

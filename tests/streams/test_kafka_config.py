@@ -42,6 +42,7 @@ def test_sasl_ssl_reaches_librdkafka_and_faust(settings, monkeypatch):
     ({"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "PLAIN"}, "needs sasl_username"),
     ({"replication_factor": 0}, "kafka.replication_factor"),
     ({"compression": "brotli"}, "kafka.compression"),
+    ({"idempotent": "yes"}, "kafka.idempotent"),
     ({"bootstrap": "x"}, "unknown keys"),
 ])
 def test_bad_kafka_tables_name_the_key(settings, table, message):
