@@ -36,13 +36,19 @@ def applied_at_least(settings, n, timeout_s=90):
     wait_until(lambda: counts(settings).get("in", 0) >= n, timeout_s, f"{n} events applied")
 
 
+def first_third_applied(infra, log, start_worker):
+    """Settings on ``infra``, a worker running, and the first third of the log applied."""
+    settings = infra.settings(dedup_horizon_ms=HORIZON_MS)
+    parts = thirds(log.lines)
+    replay_lines(settings, parts[0])
+    worker = start_worker(settings)
+    applied_at_least(settings, len(parts[0]))
+    return settings, worker, parts
+
+
 def test_worker_sigkill(infra, log, start_worker, fault_row):
     fault_row.fault, fault_row.events = "worker SIGKILL mid-stream, restarted", len(log.lines)
-    settings = infra.settings(dedup_horizon_ms=HORIZON_MS)
-    one, two, three = thirds(log.lines)
-    replay_lines(settings, one)
-    worker = start_worker(settings)
-    applied_at_least(settings, len(one))
+    settings, worker, (one, two, three) = first_third_applied(infra, log, start_worker)
     replay_lines(settings, two)
     worker.kill()
     replay_lines(settings, three)
@@ -55,11 +61,7 @@ def test_worker_sigkill(infra, log, start_worker, fault_row):
 def test_redis_sigkill_and_restart_with_aof(own_infra, log, start_worker, fault_row):
     fault_row.fault, fault_row.events = "redis SIGKILL, restarted from AOF", len(log.lines)
     own = own_infra(appendonly=True)
-    settings = own.infra().settings(dedup_horizon_ms=HORIZON_MS)
-    one, two, three = thirds(log.lines)
-    replay_lines(settings, one)
-    worker = start_worker(settings)
-    applied_at_least(settings, len(one))
+    settings, worker, (one, two, three) = first_third_applied(own.infra(), log, start_worker)
     own.kill_redis()
     replay_lines(settings, two)
     time.sleep(3)  # the worker meets the outage and backs off
@@ -75,11 +77,7 @@ def test_redis_sigkill_and_restart_with_aof(own_infra, log, start_worker, fault_
 def test_redis_rolled_back_to_an_older_snapshot(own_infra, log, start_worker, fault_row):
     fault_row.fault, fault_row.events = "redis rolled back to an older snapshot", len(log.lines)
     own = own_infra(appendonly=False)
-    settings = own.infra().settings(dedup_horizon_ms=HORIZON_MS)
-    one, two, three = thirds(log.lines)
-    replay_lines(settings, one)
-    worker = start_worker(settings)
-    applied_at_least(settings, len(one))
+    settings, worker, (one, two, three) = first_third_applied(own.infra(), log, start_worker)
     r = redis.Redis.from_url(settings.redis_url)
     r.save()  # the snapshot the failover will come back to
     r.close()
@@ -98,11 +96,7 @@ def test_redis_rolled_back_to_an_older_snapshot(own_infra, log, start_worker, fa
 def test_broker_paused_20s_under_load(own_infra, log, start_worker, fault_row):
     fault_row.fault, fault_row.events = "broker paused 20 s (SIGSTOP) under load", len(log.lines)
     own = own_infra()
-    settings = own.infra().settings(dedup_horizon_ms=HORIZON_MS)
-    one, two, three = thirds(log.lines)
-    replay_lines(settings, one)
-    worker = start_worker(settings)
-    applied_at_least(settings, len(one))
+    settings, worker, (one, two, three) = first_third_applied(own.infra(), log, start_worker)
     os.kill(own.broker_proc.pid, signal.SIGSTOP)  # type: ignore[attr-defined]
     producing = threading.Thread(target=replay_lines, args=(settings, two))
     producing.start()
@@ -142,11 +136,7 @@ def _rss_mb(pid: int) -> float:
 def test_redis_slowed_by_client_pause(own_infra, log, start_worker, fault_row):
     fault_row.fault, fault_row.events = "redis paused 8 s (CLIENT PAUSE) under load", len(log.lines)
     own = own_infra()
-    settings = own.infra().settings(dedup_horizon_ms=HORIZON_MS)
-    one, two, three = thirds(log.lines)
-    replay_lines(settings, one)
-    worker = start_worker(settings)
-    applied_at_least(settings, len(one))
+    settings, worker, (one, two, three) = first_third_applied(own.infra(), log, start_worker)
     before = _rss_mb(worker.popen.pid)
     r = redis.Redis.from_url(settings.redis_url)
     r.execute_command("CLIENT", "PAUSE", 8000, "ALL")

@@ -27,10 +27,10 @@ def post(port, body: bytes, content_type="application/json"):
         return exc.code, json.loads(exc.read())
 
 
-@pytest.fixture
-def api(settings, spawn):
+def start_api(settings, spawn, **env: str) -> int:
+    """An API process on a free port, once it answers."""
     port = new_port()
-    spawn(settings, "api", "--port", str(port))
+    spawn(settings, "api", "--port", str(port), env=env)
 
     def up():
         try:
@@ -41,6 +41,11 @@ def api(settings, spawn):
 
     wait_until(up, 30, "api up")
     return port
+
+
+@pytest.fixture
+def api(settings, spawn):
+    return start_api(settings, spawn)
 
 
 def with_(**over):
@@ -124,18 +129,7 @@ def test_broker_down_answers_503_saying_what_may_have_landed(infra, spawn, tmp_p
     broker_proc, broker = start_broker(log_path=tmp_path / "tansu.log")
     try:
         settings = Infra(broker, infra.redis_url).settings()
-        port = new_port()
-        spawn(settings, "api", "--port", str(port),
-              env={"SHOPSTREAM_API_PRODUCE_TIMEOUT_S": "1"})
-
-        def up():
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
-                    return True
-            except OSError:
-                return False
-
-        wait_until(up, 30, "api up")
+        port = start_api(settings, spawn, SHOPSTREAM_API_PRODUCE_TIMEOUT_S="1")
     finally:
         stop(broker_proc)
     status, body = post(port, json.dumps([with_(event_id="a"), with_(event_id="b"),
