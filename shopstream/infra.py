@@ -123,6 +123,21 @@ def stop(proc: subprocess.Popen[bytes], timeout_s: float = 5.0) -> None:
         proc.wait(timeout_s)
 
 
+#: The embedded broker's memory past which ``shopstream infra`` says how to bound the run.
+BROKER_WARN_MB = 2048
+
+
+def _rss_mb(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
 @dataclass
 class EmbeddedInfra:
     """A running broker and redis-server, with their URLs."""
@@ -134,6 +149,7 @@ class EmbeddedInfra:
     restart_redis: Callable[[], subprocess.Popen[bytes]] | None = None
     #: Where other commands on this checkout find the URLs (and whether we still run).
     state_file: Path | None = None
+    warned: bool = False
 
     def write_state(self) -> None:
         """URLs and pids for other commands; mode 0600, the Redis password is in it."""
@@ -146,7 +162,14 @@ class EmbeddedInfra:
                                    "pids": [os.getpid(), *(p.pid for p in self.procs)]}))
 
     def supervise(self) -> bool:
-        """Restart a redis-server that died, on its port with its AOF; True if it did."""
+        """Restart a redis-server that died, on its port with its AOF; True if it did. Also
+        says, once, when the broker's memory passes BROKER_WARN_MB (it keeps every record)."""
+        broker_mb = _rss_mb(self.procs[0].pid)
+        if broker_mb > BROKER_WARN_MB and not self.warned:
+            self.warned = True
+            log.warning("the embedded broker holds %.0f MB (it keeps every record in memory, "
+                        "about 110 bytes per event with lz4): stop it, `shopstream reset --yes` "
+                        "and start again, or use Apache Kafka for long runs", broker_mb)
         redis_proc = self.procs[-1]
         if self.restart_redis is None or redis_proc.poll() is None:
             return False

@@ -45,3 +45,22 @@ def _answers(r: redis.Redis) -> bool:
         return bool(r.ping())
     except redis.ConnectionError:
         return False
+
+
+def test_a_broker_past_its_memory_mark_is_reported_once(monkeypatch, caplog):
+    import subprocess
+    import sys
+
+    from shopstream import infra as infra_module
+
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        monkeypatch.setattr(infra_module, "BROKER_WARN_MB", 1)
+        running = infra_module.EmbeddedInfra("kafka://x", "redis://x", [sleeper, sleeper])
+        with caplog.at_level("WARNING"):
+            assert not running.supervise() and not running.supervise()
+        warnings = [r for r in caplog.records if "keeps every record" in r.getMessage()]
+        assert len(warnings) == 1
+    finally:
+        sleeper.kill()
+        sleeper.wait()
