@@ -55,6 +55,7 @@ def test_a_broker_past_its_memory_mark_is_reported_once(monkeypatch, caplog):
 
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
+        wait_until(lambda: infra_module._rss_mb(sleeper.pid) > 2, 10, "a process with memory")
         monkeypatch.setattr(infra_module, "BROKER_WARN_MB", 1)
         running = infra_module.EmbeddedInfra("kafka://x", "redis://x", [sleeper, sleeper])
         with caplog.at_level("WARNING"):
