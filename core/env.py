@@ -24,6 +24,7 @@ ENV_FIELDS: dict[str, str] = {
     "SHOPSTREAM_API_HOST": "api_host",
     "SHOPSTREAM_API_PORT": "api_port",
     "SHOPSTREAM_WORKER_WEB_PORT": "worker_web_port",
+    "SHOPSTREAM_WORKER_WEB_HOST": "worker_web_host",
     "SHOPSTREAM_ADMIN_TOKEN": "admin_token",
     "SHOPSTREAM_INGEST_KEY": "ingest_key",
     "SHOPSTREAM_READ_KEY": "read_key",

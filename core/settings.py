@@ -67,6 +67,8 @@ class Settings:
     api_host: str = "127.0.0.1"
     api_port: int = 8080
     worker_web_port: int = 6066
+    #: Where the worker serves /metrics and probes; 0.0.0.0 in containers for Prometheus.
+    worker_web_host: str = "127.0.0.1"
     #: Where the embedded infra keeps its runtime files.
     state_dir: str = ".shopstream"
     log_level: str = "INFO"

@@ -6,6 +6,8 @@ never a user, order or event id.
 
 from __future__ import annotations
 
+from importlib.metadata import version
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from shopstream.schemas.events import CHANNELS, EVENT_TYPES
@@ -97,8 +99,12 @@ class Metrics:
             f"{PREFIX}_flash_sale_unreserved_orders_total",
             "Orders for a flash-sale SKU without a valid reservation", registry=r,
         )
+        # Which build runs, as a labelled constant 1 (joins onto any other series).
+        Gauge(f"{PREFIX}_build_info", "shopstream version", ["version"],
+              registry=r).labels(version("shopstream")).set(1)
         self.api_requests = Counter(
-            f"{PREFIX}_api_requests_total", "HTTP requests by route and status",
+            f"{PREFIX}_api_requests_total",
+            "HTTP requests by route template and status class (2xx, 4xx, 5xx)",
             ["route", "status"], registry=r,
         )
         self.funnel_steps = Counter(

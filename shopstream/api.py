@@ -23,6 +23,7 @@ from shopstream.core import codec
 from shopstream.core.settings import Settings
 from shopstream.http_auth import require_keys
 from shopstream.http_common import CTX, ApiContext, error, int_param, json_response
+from shopstream.http_metrics import count_requests
 from shopstream.kafka_io.envelope import classify
 from shopstream.kafka_io.envelope_producer import EnvelopeProducer
 from shopstream.kafka_io.errors import ProduceError
@@ -183,7 +184,8 @@ async def metrics_page(request: web.Request) -> web.Response:
 
 
 def create_api(settings: Settings, metrics: Metrics | None = None) -> web.Application:
-    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[require_keys])
+    app = web.Application(client_max_size=MAX_BODY_BYTES,
+                          middlewares=[count_requests, require_keys])
     ctx = ApiContext(settings, make_redis(settings), EnvelopeProducer(settings, max_events=500),
                      metrics or Metrics())
     app[CTX] = ctx

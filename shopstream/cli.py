@@ -75,7 +75,7 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     from shopstream.kafka_io.topics import ensure_topics
     from shopstream.streams.app import create_app
 
-    if _port_taken("127.0.0.1", settings.worker_web_port):
+    if _port_taken(settings.worker_web_host, settings.worker_web_port):
         print(f"shopstream worker: web port {settings.worker_web_port} is taken (another worker?):"
               " pass --web-port N, or --web-port 0 for a free one", file=sys.stderr)
         return EXIT_PORT_BUSY

@@ -77,8 +77,8 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
         key_serializer="raw",
         web_enabled=True,
         web_port=settings.worker_web_port,
-        web_bind="127.0.0.1",
-        web_host="127.0.0.1",
+        web_bind=settings.worker_web_host,
+        web_host=settings.worker_web_host,
         # Measured: a group join takes ~23 s with default timeouts on the embedded broker, ~3 s
         # with these.
         broker_session_timeout=6.0,

@@ -86,3 +86,19 @@ def test_config_masks_every_secret(settings):
         assert secret not in out.stdout
     shown = json.loads(out.stdout)
     assert shown["redis_url"] == "redis://:***@127.0.0.1:1/0" and shown["read_key"] == "***"
+
+
+async def test_requests_are_counted_by_route_template_and_status_class(keyed):
+    s, session = keyed
+    await _status(session, "GET", "/v1/flash-sales/some-sale", s.read_key)
+    await _status(session, "GET", "/v1/flash-sales/other-sale", s.read_key)
+    await _status(session, "GET", "/v1/stats", None)
+    async with session.get("/metrics") as resp:
+        text = await resp.text()
+    lines = {ln.rsplit(" ", 1)[0]: float(ln.rsplit(" ", 1)[1]) for ln in text.splitlines()
+             if ln.startswith(("shopstream_api_requests_total{", "shopstream_build_info{"))}
+    route = 'route="/v1/flash-sales/{sale_id}",status="4xx"'
+    assert lines[f"shopstream_api_requests_total{{{route}}}"] == 2
+    assert lines['shopstream_api_requests_total{route="/v1/stats",status="4xx"}'] == 1
+    assert not any("some-sale" in k for k in lines)
+    assert any(k.startswith("shopstream_build_info{version=") for k in lines)
