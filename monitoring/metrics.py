@@ -40,7 +40,7 @@ class Metrics:
             f"{PREFIX}_dead_letters_total", "Dead-lettered events by reason", ["reason"], registry=r
         )
         self.events_by_type = Counter(
-            f"{PREFIX}_events_by_type_total", "Processed events by type and channel",
+            f"{PREFIX}_processed_events_total", "Processed events by type and channel",
             ["type", "channel"], registry=r,
         )
         self.batches = Counter(f"{PREFIX}_batches_total", "Batches applied to Redis", registry=r)
@@ -128,6 +128,9 @@ class Metrics:
         self.fence_ahead = Gauge(f"{PREFIX}_fence_ahead",
                                  "1: state ahead of the log, refused until `shopstream reset`",
                                  ["partition"], registry=r)
+        self.consumer_lag = Gauge(f"{PREFIX}_consumer_lag",
+                                  "Records in the log beyond the applied fence, per partition",
+                                  ["topic", "partition"], registry=r)
         self.partition_gaps = Counter(f"{PREFIX}_partition_catch_ups_total",
                                       "Records re-read after Redis lost its newest writes",
                                       registry=r)

@@ -217,6 +217,7 @@ class BatchProcessor:
         now_ms = time.time() * 1000
         for batch in batches:
             fence_after = plans[batch.partition][1]
+            self._export_lag(batch.partition, fence_after.offset)
             self._parts[batch.partition].offset = fence_after.offset
             self._parts[batch.partition].dedup.evict()
             applied += len(batch.events)
@@ -226,6 +227,13 @@ class BatchProcessor:
         self.metrics.batches.inc()
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
         return applied
+
+    def _export_lag(self, p: int, applied: int) -> None:
+        """Log end minus the applied fence (clamped at 0: the broker's high watermark may lag
+        what was written by a little)."""
+        end = self.log_end(p)
+        if end is not None:
+            self.metrics.consumer_lag.labels(self.topic, str(p)).set(max(0, end - 1 - applied))
 
     def _first_unapplied(self, p: int, recs: list[Record], fence: Fence) -> int:
         """Offset of the first record beyond the fence (or just past it when there is none);

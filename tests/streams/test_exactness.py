@@ -44,6 +44,17 @@ def test_replay_through_worker_is_exact(settings, log, start_worker):
         assert resp.status == 200 and body["status"] in ("ok", "ready")
     assert body["partitions"] == list(range(settings.partitions))
 
+    def lags():
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+            text = resp.read().decode()
+        return {ln.split(" ")[0]: float(ln.split(" ")[1]) for ln in text.splitlines()
+                if ln.startswith("shopstream_consumer_lag{")}
+
+    # Every partition exports its lag, and once everything is applied it is nothing.
+    got = wait_until(lambda: (lg := lags()) and len(lg) == settings.partitions
+                     and not any(lg.values()) and lg, 30, "lag 0 on every partition")
+    assert all('topic="' + settings.events_topic + '"' in k for k in got)
+
 
 def test_sigkill_mid_stream_loses_and_doubles_nothing(infra, log, start_worker):
     # Small batches and envelopes stretch the run so the kill lands mid-stream.
