@@ -85,6 +85,8 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     logs.setup(settings.log_level)
     worker = Worker(app, loglevel=settings.log_level.lower(), quiet=True, redirect_stdouts=False,
                     override_logging=False)
+    # Faust's start-up spinner writes cursor escapes even into a log file: none here.
+    worker.spinner = None
     log.info("worker starting", extra={"web_port": settings.worker_web_port})
     worker.execute_from_commandline()
     return 0
@@ -106,13 +108,20 @@ def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
-    from shopstream.replay import replay_file
+    from shopstream.replay import applied_events, replay_file, wait_applied
 
     if not os.path.isfile(args.file):
         print(f"shopstream replay: no such file: {args.file}", file=sys.stderr)
         return EXIT_USAGE
+    baseline = applied_events(settings) if args.wait else 0
     sent = replay_file(settings, args.file, rate=args.rate, progress=not args.quiet)
     print(f"replayed {sent} events from {args.file}", file=sys.stderr)
+    if args.wait:
+        if not wait_applied(settings, baseline, sent, args.wait_timeout):
+            print(f"shopstream replay: workers applied fewer than {sent} events within "
+                  f"{args.wait_timeout:.0f}s (are workers running?)", file=sys.stderr)
+            return EXIT_FAILURE
+        print(f"workers applied all {sent} events", file=sys.stderr)
     return 0
 
 
@@ -121,6 +130,14 @@ def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
 
     run_simulation(settings, users=args.users, rate=args.rate, duration_s=args.duration,
                    seed=args.seed, out=args.out)
+    return 0
+
+
+def cmd_tail(settings: Settings, args: argparse.Namespace) -> int:
+    from shopstream.tail import tail
+
+    tail(settings, args.kind, from_beginning=args.from_beginning, as_json=args.json,
+         max_records=args.max, idle_exit_s=args.idle_exit)
     return 0
 
 
@@ -171,12 +188,22 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("file")
     r.add_argument("--rate", type=float, default=0.0, help="events/s, 0 = as fast as possible")
     r.add_argument("--quiet", action="store_true")
+    r.add_argument("--wait", action="store_true",
+                   help="then show progress until the workers have applied every event")
+    r.add_argument("--wait-timeout", type=float, default=600.0, help="seconds (with --wait)")
     s = sub.add_parser("simulate", help="generate realistic promotion traffic")
     s.add_argument("--users", type=int, default=10_000)
     s.add_argument("--rate", type=float, default=2_000.0, help="events/s, 0 = as fast as possible")
     s.add_argument("--duration", type=float, default=60.0, help="seconds of traffic")
     s.add_argument("--seed", type=int, default=1)
     s.add_argument("--out", help="write JSONL to this file instead of producing to Kafka")
+    tl = sub.add_parser("tail", help="follow alerts, dead letters or pushes, a line each")
+    tl.add_argument("kind", choices=["alerts", "dead-letters", "pushes"])
+    tl.add_argument("--from-beginning", action="store_true", help="start at the oldest record")
+    tl.add_argument("--json", action="store_true", help="one JSON object per record")
+    tl.add_argument("--max", type=int, default=0, help="stop after N records (0: never)")
+    tl.add_argument("--idle-exit", type=float, default=0.0,
+                    help="stop after this many seconds without a record (0: never)")
     z = sub.add_parser("reset", help="delete this app's state from Redis (after a refused fence)")
     z.add_argument("--yes", action="store_true", help="really delete (else only list)")
     d = sub.add_parser("demo", help="infra + worker + api + simulator, URLs printed")
@@ -188,6 +215,7 @@ def _parser() -> argparse.ArgumentParser:
 COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "infra": cmd_infra, "config": cmd_config, "worker": cmd_worker, "api": cmd_api,
     "replay": cmd_replay, "simulate": cmd_simulate, "demo": cmd_demo, "reset": cmd_reset,
+    "tail": cmd_tail,
 }
 
 

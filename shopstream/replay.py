@@ -6,9 +6,13 @@ import sys
 import time
 from collections.abc import Iterable
 
+import redis
+
 from shopstream.core import codec
 from shopstream.core.settings import Settings
 from shopstream.kafka_io.envelope_producer import EnvelopeProducer
+from shopstream.progress import Progress
+from shopstream.sinks import keys
 
 #: Progress line every this many events.
 PROGRESS_EVERY = 50_000
@@ -54,7 +58,7 @@ def replay_lines(
             ahead = sent / rate - (time.monotonic() - started)
             if ahead > 0.01:
                 time.sleep(ahead)
-        if progress and sent % PROGRESS_EVERY == 0:
+        if progress and sent % PROGRESS_EVERY == 0 and sys.stderr.isatty():
             elapsed = time.monotonic() - started
             print(f"replay: {sent} events, {sent / elapsed:,.0f}/s", file=sys.stderr, flush=True)
     prod.flush()
@@ -64,3 +68,32 @@ def replay_lines(
 def replay_file(settings: Settings, path: str, rate: float = 0.0, progress: bool = False) -> int:
     with open(path, "rb") as fh:
         return replay_lines(settings, fh, rate=rate, progress=progress)
+
+
+def applied_events(settings: Settings) -> int:
+    """Events the workers have taken in (the ``in`` reconciliation counter, all partitions)."""
+    r = redis.Redis.from_url(str(settings.redis_url))
+    try:
+        with r.pipeline(transaction=False) as pipe:
+            for p in range(settings.partitions):
+                pipe.hget(keys.counts(settings.app_id, p), "in")
+            return sum(int(v or 0) for v in pipe.execute())
+    finally:
+        r.close()
+
+
+def wait_applied(settings: Settings, baseline: int, sent: int, timeout_s: float) -> bool:
+    """Until the workers applied ``sent`` more events than ``baseline`` (True), or timeout."""
+    bar = Progress("applied", sent)
+    deadline = time.monotonic() + timeout_s
+    try:
+        while True:
+            done = applied_events(settings) - baseline
+            bar.update(min(done, sent))
+            if done >= sent:
+                return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.2)
+    finally:
+        bar.close()

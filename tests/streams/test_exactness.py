@@ -54,6 +54,7 @@ def test_replay_through_worker_is_exact(settings, log, start_worker):
     got = wait_until(lambda: (lg := lags()) and len(lg) == settings.partitions
                      and not any(lg.values()) and lg, 30, "lag 0 on every partition")
     assert all('topic="' + settings.events_topic + '"' in k for k in got)
+    assert "\x1b" not in worker.log_text(), "terminal escapes in the worker's log"
 
 
 def test_sigkill_mid_stream_loses_and_doubles_nothing(infra, log, start_worker):
