@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from importlib.metadata import version
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+)
 
 from shopstream.schemas.events import CHANNELS, EVENT_TYPES
 
@@ -26,12 +33,65 @@ KNOWN_CHANNELS = frozenset(CHANNELS)
 MAX_SALE_LABELS = 50
 
 
-class Metrics:
-    """The worker's and API's metrics, on an injectable registry (tests use their own)."""
+class SaleLabels:
+    """A sale id as a label value; past MAX_SALE_LABELS distinct sales, ``other``."""
+
+    def __init__(self) -> None:
+        self._sales: set[str] = set()
+
+    def __call__(self, sale_id: str) -> str:
+        if sale_id in self._sales:
+            return sale_id
+        if len(self._sales) < MAX_SALE_LABELS:
+            self._sales.add(sale_id)
+            return sale_id
+        return "other"
+
+
+def _registry(registry: CollectorRegistry | None) -> CollectorRegistry:
+    """A registry with the process metrics and ``shopstream_build_info`` every process shows."""
+    r = registry or CollectorRegistry()
+    ProcessCollector(registry=r)
+    PlatformCollector(registry=r)
+    # Which build runs, as a labelled constant 1 (joins onto any other series).
+    Gauge(f"{PREFIX}_build_info", "shopstream version", ["version"],
+          registry=r).labels(version("shopstream")).set(1)
+    return r
+
+
+class ApiMetrics:
+    """What the API itself maintains: requests, ingested events, flash-sale claims. State
+    gauges come from the workers, which read them from Redis, so none is copied here."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        self.registry = registry or CollectorRegistry()
-        r = self.registry
+        self.registry = r = _registry(registry)
+        self.sale_label = SaleLabels()
+        self.api_events = Counter(
+            f"{PREFIX}_api_events_total", "Events received by POST /v1/events by result",
+            ["result"], registry=r,
+        )
+        self.api_requests = Counter(
+            f"{PREFIX}_api_requests_total",
+            "HTTP requests by route template and status class (2xx, 4xx, 5xx)",
+            ["route", "status"], registry=r,
+        )
+        self.flash_claims = Counter(
+            f"{PREFIX}_flash_sale_claims_total", "Flash-sale claims by result",
+            ["sale", "result"], registry=r,
+        )
+        # A claim is one Lua call: sub-millisecond to a few ms; buckets in seconds.
+        self.flash_claim_seconds = Histogram(
+            f"{PREFIX}_flash_sale_claim_seconds", "Claim latency inside the API",
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+            registry=r,
+        )
+
+
+class Metrics:
+    """The worker's metrics, on an injectable registry (tests use their own)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = r = _registry(registry)
         self.events = Counter(
             f"{PREFIX}_events_total", "Events by outcome in the worker: processed, dead, duplicate",
             ["result"], registry=r,
@@ -70,25 +130,11 @@ class Metrics:
             f"{PREFIX}_pushes_total", "Push decisions and deliveries by rule and result",
             ["rule", "result"], registry=r,
         )
-        self.api_events = Counter(
-            f"{PREFIX}_api_events_total", "Events received by POST /v1/events by result",
-            ["result"], registry=r,
-        )
         # Flash sales: sale ids are operator-created and few; sale_label() caps them anyway.
-        self._sales: set[str] = set()
+        self.sale_label = SaleLabels()
         self.flash_units = Gauge(
             f"{PREFIX}_flash_sale_units", "Units of a flash sale by state",
             ["sale", "state"], registry=r,
-        )
-        self.flash_claims = Counter(
-            f"{PREFIX}_flash_sale_claims_total", "Flash-sale claims by result",
-            ["sale", "result"], registry=r,
-        )
-        # A claim is one Lua call: sub-millisecond to a few ms; buckets in seconds.
-        self.flash_claim_seconds = Histogram(
-            f"{PREFIX}_flash_sale_claim_seconds", "Claim latency inside the API",
-            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
-            registry=r,
         )
         self.flash_transitions = Counter(
             f"{PREFIX}_flash_sale_transitions_total",
@@ -98,14 +144,6 @@ class Metrics:
         self.flash_unreserved = Counter(
             f"{PREFIX}_flash_sale_unreserved_orders_total",
             "Orders for a flash-sale SKU without a valid reservation", registry=r,
-        )
-        # Which build runs, as a labelled constant 1 (joins onto any other series).
-        Gauge(f"{PREFIX}_build_info", "shopstream version", ["version"],
-              registry=r).labels(version("shopstream")).set(1)
-        self.api_requests = Counter(
-            f"{PREFIX}_api_requests_total",
-            "HTTP requests by route template and status class (2xx, 4xx, 5xx)",
-            ["route", "status"], registry=r,
         )
         self.funnel_steps = Counter(
             f"{PREFIX}_funnel_step_total",
@@ -138,15 +176,6 @@ class Metrics:
             f"{PREFIX}_events_late_total",
             "Events ignored as later than the allowed lateness, by agent", ["agent"], registry=r,
         )
-
-    def sale_label(self, sale_id: str) -> str:
-        """The sale id as a label value; past MAX_SALE_LABELS distinct sales, ``other``."""
-        if sale_id in self._sales:
-            return sale_id
-        if len(self._sales) < MAX_SALE_LABELS:
-            self._sales.add(sale_id)
-            return sale_id
-        return "other"
 
     def set_sale_units(self, sale_id: str, available: int, reserved: int, sold: int) -> None:
         label = self.sale_label(sale_id)

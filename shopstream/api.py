@@ -27,7 +27,7 @@ from shopstream.http_metrics import count_requests
 from shopstream.kafka_io.envelope import classify
 from shopstream.kafka_io.envelope_producer import EnvelopeProducer
 from shopstream.kafka_io.errors import ProduceError
-from shopstream.monitoring.metrics import Metrics
+from shopstream.monitoring.metrics import ApiMetrics
 from shopstream.schemas.validate import field_errors, validate_event
 from shopstream.sinks.redis_state import make_redis
 
@@ -183,11 +183,11 @@ async def metrics_page(request: web.Request) -> web.Response:
     return web.Response(body=generate_latest(reg), content_type="text/plain")
 
 
-def create_api(settings: Settings, metrics: Metrics | None = None) -> web.Application:
+def create_api(settings: Settings, metrics: ApiMetrics | None = None) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY_BYTES,
                           middlewares=[count_requests, require_keys])
     ctx = ApiContext(settings, make_redis(settings), EnvelopeProducer(settings, max_events=500),
-                     metrics or Metrics())
+                     metrics or ApiMetrics())
     app[CTX] = ctx
     app.router.add_post("/v1/events", post_events)
     app.router.add_get("/v1/stats", get_stats)

@@ -13,7 +13,7 @@ from aiohttp import web
 from shopstream.core import codec
 from shopstream.core.settings import Settings
 from shopstream.kafka_io.envelope_producer import EnvelopeProducer
-from shopstream.monitoring.metrics import Metrics
+from shopstream.monitoring.metrics import ApiMetrics
 from shopstream.sinks.redis_state import Redis
 
 
@@ -24,7 +24,7 @@ class ApiContext:
     settings: Settings
     redis: Redis
     producer: EnvelopeProducer
-    metrics: Metrics
+    metrics: ApiMetrics
 
 
 CTX: web.AppKey[ApiContext] = web.AppKey("ctx", ApiContext)

@@ -236,7 +236,6 @@ async def claim(request: web.Request) -> web.Response:
     m.flash_claim_seconds.observe(time.perf_counter() - started)
     if res.result != "ok":
         return error(409, f"claim refused: {res.result}", reason=res.result)
-    m.set_sale_units(sale_id, res.available, res.reserved, res.sold)
     ctx.producer.add({
         "event_id": f"claim:{res.reservation_id}", "type": "flash_sale_claim", "ts": now,
         "user_id": user_id, "sale_id": sale_id, "sku": await _sku(request, sale_id),

@@ -102,3 +102,8 @@ async def test_requests_are_counted_by_route_template_and_status_class(keyed):
     assert lines['shopstream_api_requests_total{route="/v1/stats",status="4xx"}'] == 1
     assert not any("some-sale" in k for k in lines)
     assert any(k.startswith("shopstream_build_info{version=") for k in lines)
+    # Only what the API maintains (and its process): no frozen copies of worker series.
+    assert "process_resident_memory_bytes" in text
+    for worker_series in ("shopstream_events_total", "shopstream_batches_total",
+                          "shopstream_flash_sale_units", "shopstream_redis_up"):
+        assert worker_series not in text

@@ -55,6 +55,9 @@ def test_replay_through_worker_is_exact(settings, log, start_worker):
                      and not any(lg.values()) and lg, 30, "lag 0 on every partition")
     assert all('topic="' + settings.events_topic + '"' in k for k in got)
     assert "\x1b" not in worker.log_text(), "terminal escapes in the worker's log"
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    assert "shopstream_build_info{" in text and "process_resident_memory_bytes" in text
 
 
 def test_sigkill_mid_stream_loses_and_doubles_nothing(infra, log, start_worker):
