@@ -59,11 +59,14 @@ def cmd_config(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _port_taken(host: str, port: int) -> bool:
+def _port_taken(command: str, host: str, port: int, flag: str) -> bool:
+    """True, after one line saying what to do, when ``port`` on ``host`` is already taken."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         try:
             s.bind((host, port))
         except OSError:
+            print(f"shopstream {command}: port {port} on {host} is taken (another {command}?): "
+                  f"pass {flag} N, or {flag} 0 for a free one", file=sys.stderr)
             return True
     return False
 
@@ -75,9 +78,7 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     from shopstream.kafka_io.topics import ensure_topics
     from shopstream.streams.app import create_app
 
-    if _port_taken(settings.worker_web_host, settings.worker_web_port):
-        print(f"shopstream worker: web port {settings.worker_web_port} is taken (another worker?):"
-              " pass --web-port N, or --web-port 0 for a free one", file=sys.stderr)
+    if _port_taken("worker", settings.worker_web_host, settings.worker_web_port, "--web-port"):
         return EXIT_PORT_BUSY
     check_config(settings)
     ensure_topics(settings)
@@ -98,9 +99,7 @@ def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
     from shopstream.kafka_io.topics import ensure_topics
 
     check_exposure(settings)
-    if _port_taken(settings.api_host, settings.api_port):
-        print(f"shopstream api: port {settings.api_port} on {settings.api_host} is taken: pass "
-              "--port N, or --port 0 for a free one", file=sys.stderr)
+    if _port_taken("api", settings.api_host, settings.api_port, "--port"):
         return EXIT_PORT_BUSY
     ensure_topics(settings)
     run_api(settings)
