@@ -22,6 +22,7 @@ import platform
 import random
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -260,7 +261,7 @@ def main() -> int:
         t0 = time.perf_counter()
         prod = EnvelopeProducer(s, max_events=500)
         # The log ends about now, so that the live phase continues it (a jump in event time
-        # would fire every timer at once) and pushes are decided in daytime, not quiet hours.
+        # would fire every timer at once).
         sim_rate = 5_000
         start_ms = int(time.time() * 1000) - n * 1000 // sim_rate
         users: set[str] = set()
@@ -272,7 +273,11 @@ def main() -> int:
         total = prod.events_sent
         del prod  # its client would keep reconnecting once the embedded broker is gone
 
-        env = {**os.environ, "SHOPSTREAM_BROKER": infra.broker,
+        # Quiet hours off ("00:00-00:00"): pushes are then decided and relayed whatever the
+        # hour the bench runs at (in quiet hours they would wait for 08:00 in Redis).
+        config = Path(tempfile.mkdtemp(prefix="shopstream-bench-")) / "bench.toml"
+        config.write_text('[coupons]\nquiet_hours = "00:00-00:00"\n')
+        env = {**os.environ, "SHOPSTREAM_CONFIG": str(config), "SHOPSTREAM_BROKER": infra.broker,
                "SHOPSTREAM_REDIS_URL": infra.redis_url, "SHOPSTREAM_APP_ID": "bench",
                "SHOPSTREAM_PARTITIONS": str(args.partitions), "PYTHONPATH": str(ROOT),
                "SHOPSTREAM_LOG_LEVEL": "WARNING"}
