@@ -19,6 +19,9 @@ class PartitionBatch:
     #: Partition watermark (largest event time) before and after this batch.
     watermark_before: int = 0
     watermark: int = 0
+    #: Copies of room-wide events (``kafka_io.partitioner.is_copy``) as (number of ``events``
+    #: before it, event): only the live agent reads them.
+    copies: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
     #: Per-agent scratch space filled by ``Agent.load``.
     loaded: dict[str, Any] = field(default_factory=dict)
 

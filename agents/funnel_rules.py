@@ -15,11 +15,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from shopstream.agents.lateness import allowed_lateness
 from shopstream.core.errors import ConfigError
 from shopstream.schemas.events import COMMON_OPTIONAL, COMMON_REQUIRED, EVENT_TYPES
 
 DEFAULT_WINDOW_MS: Final = 24 * 3_600_000
-DEFAULT_LATENESS_MS: Final = 5 * 60_000
 BREAKDOWNS: Final = ("channel", "campaign", "region", "device", "live_room_id")
 COUNT_BY: Final = ("user", "session")
 #: Breakdown value of an entry event that lacks the property.
@@ -251,12 +251,5 @@ def parse_funnels(sections: Any) -> tuple[list[FunnelDef], int]:
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
         raise ConfigError(f"funnels.name: expected unique names, got repeated {dup}")
-    options = sections.get("funnel_options", {})
-    if not isinstance(options, Mapping) or set(options) - {"allowed_lateness_ms"}:
-        raise ConfigError(f"funnel_options: expected keys ['allowed_lateness_ms'], got {options!r}")
-    lateness = options.get("allowed_lateness_ms", DEFAULT_LATENESS_MS)
-    if not isinstance(lateness, int) or isinstance(lateness, bool) or lateness < 0:
-        raise ConfigError(
-            f"funnel_options.allowed_lateness_ms: expected an integer >= 0, got {lateness!r}"
-        )
+    lateness = allowed_lateness(sections)
     return funnels, lateness

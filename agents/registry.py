@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from shopstream.agents.anomalies import AnomalyJudge
+from shopstream.agents.anomaly_rules import parse_config as parse_anomalies
 from shopstream.agents.base import Agent
 from shopstream.agents.coupon_rules import parse_config as parse_coupons
 from shopstream.agents.coupons import CouponAgent
@@ -12,6 +14,9 @@ from shopstream.agents.funnel import Funnels
 from shopstream.agents.funnel_rules import parse_funnels
 from shopstream.agents.inventory import Inventory
 from shopstream.agents.inventory import parse_config as parse_flash_sales
+from shopstream.agents.live import LiveRooms
+from shopstream.agents.live_rules import parse_config as parse_live
+from shopstream.agents.ops import Pulse
 from shopstream.core.errors import ConfigError
 from shopstream.core.settings import Settings
 from shopstream.kafka_io.client_config import kafka_config
@@ -20,7 +25,7 @@ from shopstream.sinks.redis_state import Redis
 from shopstream.sinks.webhook import parse_webhook
 
 #: Every capability, in the order they see each batch.
-AGENT_NAMES = ("event_stats", "funnel", "inventory", "coupons")
+AGENT_NAMES = ("event_stats", "funnel", "inventory", "coupons", "live", "ops", "anomalies")
 
 
 def selected(settings: Settings) -> list[str]:
@@ -41,6 +46,10 @@ def build_agents(settings: Settings, redis: Redis, metrics: Metrics | None = Non
                                   settings.zone, metrics, redis),
         "inventory": lambda: Inventory(settings, redis, metrics),
         "coupons": lambda: CouponAgent(settings, redis, metrics),
+        "live": lambda: LiveRooms(settings, parse_live(settings.sections), redis, metrics),
+        "ops": lambda: Pulse(settings, redis, metrics),
+        "anomalies": lambda: AnomalyJudge(settings, parse_anomalies(settings.sections), redis,
+                                          metrics),
     }
     return [build[name]() for name in selected(settings)]
 
@@ -51,5 +60,7 @@ def check_config(settings: Settings) -> None:
     parse_funnels(settings.sections)
     parse_flash_sales(settings.sections)
     parse_coupons(settings.sections, settings.zone)
+    parse_live(settings.sections)
+    parse_anomalies(settings.sections)
     parse_webhook(settings.sections)
     kafka_config(settings)

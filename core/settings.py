@@ -48,7 +48,7 @@ class Settings:
     #: Capabilities this worker runs, comma-separated, from event_stats, funnel, inventory,
     #: coupons (checked by agents/registry.py). A deployment may split them over consumer
     #: groups (one app_id each) to scale them apart.
-    agents: str = "event_stats,funnel,inventory,coupons"
+    agents: str = "event_stats,funnel,inventory,coupons,live,ops,anomalies"
     #: Kafka records per batch (each record may carry many events).
     batch_max_records: int = 500
     #: Record bytes handed to the batch loop at once: bounds the events decoded together (and

@@ -2,7 +2,9 @@
 
 Faust pays ~80 us per Kafka record whatever it holds, so events travel in JSON-array
 envelopes. Grouping by ``partition_for(user_id)`` keeps each user's events in order on
-one partition, the same one a keyed single-event record would reach.
+one partition, the same one a keyed single-event record would reach. Room-wide events
+(``schemas.events.ROOM_WIDE_TYPES``) are also copied to every other partition, in the same
+position relative to the events queued around them.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from shopstream.core import codec
 from shopstream.core.settings import Settings
 from shopstream.kafka_io.partitioner import partition_for
 from shopstream.kafka_io.producer import RecordProducer
+from shopstream.schemas.events import ROOM_WIDE_TYPES
 
 
 class EnvelopeProducer:
@@ -33,29 +36,44 @@ class EnvelopeProducer:
         self._producer = producer or RecordProducer(settings)
         self._buffers: dict[int, list[bytes]] = {}
         self._sizes: dict[int, int] = {}
-        #: Events handed to Kafka so far (envelope items plus raw records).
+        #: Events handed to Kafka so far (envelope items plus raw records), copies not counted.
         self.events_sent = 0
+        #: Copies of room-wide events handed to Kafka so far.
+        self.copies_sent = 0
+
         self.records_sent = 0
 
     def add(self, event: dict[str, Any]) -> int:
         """Queue one event object; returns its partition."""
-        return self.add_encoded(codec.dumps(event), str(event.get("user_id", "")))
+        return self.add_encoded(codec.dumps(event), str(event.get("user_id", "")),
+                                event.get("type") in ROOM_WIDE_TYPES)
 
-    def add_encoded(self, data: bytes, user_id: str) -> int:
-        """Queue an already-encoded event object, keeping its bytes as they are."""
+    def add_encoded(self, data: bytes, user_id: str, room_wide: bool = False) -> int:
+        """Queue an already-encoded event object, keeping its bytes as they are; a room-wide
+        event is queued for every partition (its user's one first)."""
         part = partition_for(user_id, self.partitions)
+        self._queue(data, part)
+        if room_wide:
+            for other in range(self.partitions):
+                if other != part:
+                    self._queue(data, other, copy=True)
+        return part
+
+    def _queue(self, data: bytes, part: int, copy: bool = False) -> None:
+        if copy:
+            self.copies_sent += 1
+            self.events_sent -= 1
         if len(data) >= self.max_bytes:
             # Too big to share a record: alone it is judged (and maybe dead-lettered) alone.
             self._produce(data, None, part)
             self.events_sent += 1
-            return part
+            return
         buf = self._buffers.setdefault(part, [])
         buf.append(data)
         size = self._sizes.get(part, 0) + len(data) + 1
         self._sizes[part] = size
         if len(buf) >= self.max_events or size >= self.max_bytes:
             self._send(part)
-        return part
 
     def add_raw(self, value: bytes, key: bytes | None = None, partition: int | None = None) -> None:
         """Send a record as it is (used by replay for lines that are not event objects)."""

@@ -1,12 +1,17 @@
 """Kafka's murmur2 partitioner, as Java clients, aiokafka and librdkafka's murmur2_random use it.
 
 Producers group events into envelopes by the partition their ``user_id`` maps to, so a user's
-events land on one partition whether sent one per record (keyed) or in envelopes.
+events land on one partition whether sent one per record (keyed) or in envelopes. Room-wide
+events (``live_start``, ``live_end``) go to their user's partition and, as copies, to every
+other one.
 """
 
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
+
+from shopstream.schemas.events import ROOM_WIDE_TYPES
 
 _M = 0x5BD1E995
 _SEED = 0x9747B28C
@@ -45,3 +50,9 @@ def murmur2(data: bytes) -> int:
 def partition_for(key: str, partitions: int) -> int:
     """Partition of ``key`` among ``partitions``, as Kafka's default partitioner picks it."""
     return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+
+
+def is_copy(event: dict[str, Any], partition: int, partitions: int) -> bool:
+    """A room-wide event's copy: on a partition other than its user's (see ROOM_WIDE_TYPES)."""
+    return (event["type"] in ROOM_WIDE_TYPES
+            and partition_for(event["user_id"], partitions) != partition)

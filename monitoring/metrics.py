@@ -7,6 +7,7 @@ never a user, order or event id.
 from __future__ import annotations
 
 from importlib.metadata import version
+from typing import Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -176,6 +177,43 @@ class Metrics:
             f"{PREFIX}_events_late_total",
             "Events ignored as later than the allowed lateness, by agent", ["agent"], registry=r,
         )
+
+        # The shop's pulse (agents/ops.py): channel from the closed list, status success|failed.
+        self.orders = Counter(f"{PREFIX}_orders_total", "Orders submitted, by channel",
+                              ["channel"], registry=r)
+        self.paid_gmv = Counter(f"{PREFIX}_paid_gmv_fen_total",
+                                "GMV of successful payments in fen, by channel",
+                                ["channel"], registry=r)
+        self.payments = Counter(f"{PREFIX}_payments_total", "Payments by status and channel",
+                                ["status", "channel"], registry=r)
+        self.cancellations = Counter(f"{PREFIX}_order_cancellations_total",
+                                     "Orders cancelled, by channel", ["channel"], registry=r)
+        self.anomalies = Counter(f"{PREFIX}_ops_anomalies_total",
+                                 "Anomaly episodes raised, by metric (funnel steps as "
+                                 "funnel:<name>:<step>)", ["metric"], registry=r)
+        # Live rooms: the top rooms by viewers get their own label, the rest fold into other.
+        self.live_viewers = Gauge(f"{PREFIX}_live_room_viewers", "Viewers now, top rooms",
+                                  ["room"], registry=r)
+        self.live_comments = Gauge(f"{PREFIX}_live_room_comments_per_minute",
+                                   "Comments in the last full minute, top rooms", ["room"],
+                                   registry=r)
+        self.live_gmv = Gauge(f"{PREFIX}_live_room_paid_gmv_fen",
+                              "Paid GMV attributed to the room so far, top rooms", ["room"],
+                              registry=r)
+        self.live_on_air = Gauge(f"{PREFIX}_live_rooms_on_air", "Rooms on air now", registry=r)
+
+    def set_live_rooms(self, rooms: list[dict[str, Any]], top: int) -> None:
+        """Gauges of the ``top`` rooms (most viewers first in ``rooms``), the rest as other."""
+        gauges = ((self.live_viewers, "viewers"), (self.live_comments, "comments_per_minute"),
+                  (self.live_gmv, "paid_gmv"))
+        for gauge, _ in gauges:
+            gauge.clear()
+        for gauge, name in gauges:
+            for room in rooms[:top]:
+                gauge.labels(room["room_id"]).set(room[name])
+            if len(rooms) > top:
+                gauge.labels("other").set(sum(room[name] for room in rooms[top:]))
+        self.live_on_air.set(len(rooms))
 
     def set_sale_units(self, sale_id: str, available: int, reserved: int, sold: int) -> None:
         label = self.sale_label(sale_id)

@@ -39,6 +39,10 @@ class Kind(StrEnum):
              "qty: integer >= 1 and <= 10**6, price: integer fen >= 0 and <= 10**12}")
 
 
+#: Room-wide events: a copy goes to every partition, because a room's viewers are spread over
+#: the partitions by user and each partition closes its own views in its own order.
+ROOM_WIDE_TYPES: Final = frozenset({"live_start", "live_end"})
+
 CHANNELS: Final = ("search", "ads", "recommend", "live", "social", "push", "direct", "other")
 
 #: Fields every event has (required) and may have (optional).

@@ -17,7 +17,7 @@ from aiohttp import web
 from prometheus_client import generate_latest
 from redis.exceptions import RedisError
 
-from shopstream import http_flash_sales, http_funnels
+from shopstream import http_flash_sales, http_funnels, http_live, http_ops
 from shopstream.agents.event_stats import read_stats
 from shopstream.core import codec
 from shopstream.core.settings import Settings
@@ -28,13 +28,14 @@ from shopstream.kafka_io.envelope import classify
 from shopstream.kafka_io.envelope_producer import EnvelopeProducer
 from shopstream.kafka_io.errors import ProduceError
 from shopstream.monitoring.metrics import ApiMetrics
+from shopstream.schemas.events import ROOM_WIDE_TYPES
 from shopstream.schemas.validate import field_errors, validate_event
 from shopstream.sinks.redis_state import make_redis
 
 log = logging.getLogger(__name__)
 
 #: Modules that add routes, each with ``setup(app, ctx)``.
-ROUTE_MODULES: tuple[ModuleType, ...] = (http_funnels, http_flash_sales)
+ROUTE_MODULES: tuple[ModuleType, ...] = (http_funnels, http_flash_sales, http_live, http_ops)
 
 #: The API's contract (OpenAPI 3.1), served as it is in the repository.
 OPENAPI = (Path(__file__).parent / "openapi.json").read_bytes()
@@ -94,7 +95,7 @@ async def post_events(request: web.Request) -> web.Response:
         ctx.metrics.api_events.labels("rejected").inc()
         return parsed
     results: list[dict[str, Any]] = []
-    valid: list[tuple[bytes, str]] = []
+    valid: list[tuple[bytes, str, bool]] = []
     for index, item in enumerate(parsed):
         if isinstance(item, _Malformed):
             results.append({"index": index, "status": "rejected", "reason": "malformed_json",
@@ -116,14 +117,14 @@ async def post_events(request: web.Request) -> web.Response:
         if len(data) > ctx.settings.max_record_bytes:
             results.append({"index": index, "status": "rejected", "reason": "oversized"})
             continue
-        valid.append((data, item["user_id"]))
+        valid.append((data, item["user_id"], item["type"] in ROOM_WIDE_TYPES))
         results.append({"index": index, "status": "accepted", "event_id": item["event_id"]})
     # Every item was judged before the first one is produced: no answer after partial queueing
     # but the 503 below, which says what may have landed.
     accepted = len(valid)
     try:
-        for data, user_id in valid:
-            ctx.producer.add_encoded(data, user_id)
+        for data, user_id, room_wide in valid:
+            ctx.producer.add_encoded(data, user_id, room_wide)
         await ctx.producer.flush_async(ctx.settings.api_produce_timeout_s)
     except ProduceError as exc:
         return error(503, f"broker unavailable: {exc}", reason="broker_unavailable",

@@ -53,3 +53,25 @@ def int_param(request: web.Request, name: str, default: int | None = None) -> in
             body=codec.dumps({"error": f"{name}: expected epoch milliseconds, got {raw!r}"}),
             content_type="application/json",
         ) from None
+
+
+#: The ``res`` query parameter and the bucket code the queries use.
+RESOLUTIONS = {"minute": "m", "hour": "h", "day": "d"}
+
+
+def bad_request(message: str) -> web.HTTPBadRequest:
+    return web.HTTPBadRequest(body=codec.dumps({"error": message}),
+                              content_type="application/json")
+
+
+def window_params(request: web.Request) -> tuple[int, int, str]:
+    """``from``/``to`` (epoch ms, default everything) and ``res`` (default minute) as a bucket
+    code; raises HTTPBadRequest naming the parameter."""
+    from_ms = int_param(request, "from", 0)
+    to_ms = int_param(request, "to", 2**62)
+    if to_ms < from_ms:
+        raise bad_request("to: expected >= from")
+    res = request.query.get("res", "minute")
+    if res not in RESOLUTIONS:
+        raise bad_request(f"res: expected one of {list(RESOLUTIONS)}, got {res!r}")
+    return from_ms, to_ms, RESOLUTIONS[res]

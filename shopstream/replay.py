@@ -12,20 +12,21 @@ from shopstream.core import codec
 from shopstream.core.settings import Settings
 from shopstream.kafka_io.envelope_producer import EnvelopeProducer
 from shopstream.progress import Progress
+from shopstream.schemas.events import ROOM_WIDE_TYPES
 from shopstream.sinks import keys
 
 #: Progress line every this many events.
 PROGRESS_EVERY = 50_000
 
 
-def _user_of(line: bytes) -> str | None:
-    """user_id of a line that is a JSON object with a string user_id, else None."""
+def _user_of(line: bytes) -> tuple[str, bool] | None:
+    """(user_id, room-wide?) of a line that is a JSON object with a string user_id, else None."""
     try:
         doc = codec.loads(line)
     except codec.DecodeError:
         return None
     if type(doc) is dict and type(doc.get("user_id")) is str:
-        return str(doc["user_id"])
+        return str(doc["user_id"]), doc.get("type") in ROOM_WIDE_TYPES
     return None
 
 
@@ -52,7 +53,7 @@ def replay_lines(
         if user is None:
             prod.add_raw(line)
         else:
-            prod.add_encoded(line, user)
+            prod.add_encoded(line, *user)
         sent += 1
         if rate > 0:
             ahead = sent / rate - (time.monotonic() - started)

@@ -20,6 +20,7 @@ from shopstream.agents.base import Agent, PartitionBatch
 from shopstream.core import codec
 from shopstream.core.settings import Settings
 from shopstream.kafka_io.envelope import DeadLetter, decode_record
+from shopstream.kafka_io.partitioner import is_copy
 from shopstream.monitoring.metrics import KNOWN_CHANNELS, KNOWN_TYPES, Metrics, bounded
 from shopstream.sinks import keys
 from shopstream.sinks.dead_letters import DeadLetterSink
@@ -152,6 +153,7 @@ class BatchProcessor:
         plans: dict[int, tuple[Fence, Fence, Counter[str], list[DeadLetter]]] = {}
         all_dead: list[DeadLetter] = []
         max_bytes = self.settings.max_record_bytes
+        n_parts = self.settings.partitions
         gaps = {p: first for p, recs in by_part.items()
                 if (first := self._first_unapplied(p, recs, fences[p])) > fences[p].offset + 1}
         if gaps and not self._catching_up:
@@ -180,18 +182,27 @@ class BatchProcessor:
                 counts["in"] += decode_record(
                     rec.value, self.topic, p, rec.offset, max_bytes, decoded, dead
                 )
+            copies: list[tuple[int, dict[str, Any]]] = []
             for ev in decoded:
-                if dedup.is_duplicate(ev["event_id"], ev["ts"]):
+                if is_copy(ev, p, n_parts):
+                    # Seen by the live agent only; not counted in, nor deduplicated, nor part
+                    # of the watermark, so the other agents see the partition as before.
+                    copies.append((len(fresh), ev))
+                elif dedup.is_duplicate(ev["event_id"], ev["ts"]):
                     counts["duplicate"] += 1
                 else:
                     fresh.append(ev)
             if first < 0:
                 continue
+            if copies:
+                counts["in"] -= len(copies)
+                counts["copies"] = len(copies)
             counts["processed"] = len(fresh)
             counts["dead"] = len(dead)
             for d in dead:
                 counts["dead:" + d.reason.value] += 1
-            batch = PartitionBatch(p, fresh, watermark_before=wm_before, watermark=dedup.watermark)
+            batch = PartitionBatch(p, fresh, watermark_before=wm_before, watermark=dedup.watermark,
+                                   copies=copies)
             self._checkpoint(part, batch, first)
             batches.append(batch)
             plans[p] = (fence, Fence(last, dedup.watermark), counts, dead)

@@ -18,6 +18,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartiti
 from shopstream.core.settings import Settings
 from shopstream.kafka_io.client_config import librdkafka_config
 from shopstream.kafka_io.envelope import DeadLetter, decode_record
+from shopstream.kafka_io.partitioner import is_copy
 from shopstream.streams.dedup import Deduplicator
 from shopstream.streams.errors import RebuildError
 
@@ -97,7 +98,8 @@ def replay_dedup(
         decode_record(value, topic, partition, offset, settings.max_record_bytes, events, dead)
         dead.clear()
         for ev in events:
-            dedup.is_duplicate(ev["event_id"], ev["ts"])
+            if not is_copy(ev, partition, settings.partitions):
+                dedup.is_duplicate(ev["event_id"], ev["ts"])
         seen += 1
     dedup.evict()
     log.info(

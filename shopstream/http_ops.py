@@ -1,0 +1,45 @@
+"""The shop's pulse and its anomalies: ``GET /v1/ops/summary?from=&to=&res=&by=&top=`` and
+``GET /v1/ops/anomalies?from=&to=``."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from shopstream.agents.ops_query import read_summary
+from shopstream.http_common import (
+    CTX,
+    ApiContext,
+    bad_request,
+    int_param,
+    json_response,
+    window_params,
+)
+from shopstream.sinks.anomaly_store import AnomalyStore
+
+#: ``by`` values: per-bucket rows split by channel, or not.
+_BY = ("channel", "none")
+MAX_TOP = 100
+
+
+def setup(app: web.Application, ctx: ApiContext) -> None:
+    async def summary(request: web.Request) -> web.Response:
+        from_ms, to_ms, res = window_params(request)
+        by = request.query.get("by", "none")
+        if by not in _BY:
+            raise bad_request(f"by: expected one of {list(_BY)}, got {by!r}")
+        top = int_param(request, "top", 10)
+        if not 1 <= top <= MAX_TOP:
+            raise bad_request(f"top: expected 1..{MAX_TOP}, got {top}")
+        s = request.app[CTX].settings
+        body = await read_summary(request.app[CTX].redis, s.app_id, s.partitions, from_ms,
+                                  to_ms, res, by == "channel", top, s.zone)
+        body["res"] = request.query.get("res", "minute")
+        return json_response(body)
+
+    async def anomalies(request: web.Request) -> web.Response:
+        from_ms, to_ms, _ = window_params(request)
+        store = AnomalyStore(request.app[CTX].redis, request.app[CTX].settings.app_id)
+        return json_response(await store.read(from_ms, to_ms))
+
+    app.router.add_get("/v1/ops/summary", summary)
+    app.router.add_get("/v1/ops/anomalies", anomalies)
