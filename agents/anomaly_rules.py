@@ -50,9 +50,10 @@ def parse_config(sections: Mapping[str, Any]) -> AnomalyConfig:
     if unknown:
         raise ConfigError(f"anomalies: unknown keys {sorted(unknown)}, expected {sorted(_LIMITS)}")
     values: dict[str, Any] = {}
+    defaults = AnomalyConfig()
     for name, (low, high) in _LIMITS.items():
-        value = raw.get(name, getattr(AnomalyConfig, name))
-        integral = isinstance(getattr(AnomalyConfig, name), int)
+        value = raw.get(name, getattr(defaults, name))
+        integral = isinstance(getattr(defaults, name), int)
         ok = (type(value) is int) if integral else (type(value) in (int, float))
         if not ok or not low <= value <= high:
             kind = "an integer" if integral else "a number"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, cast
+from typing import cast
 
 import orjson
 from redis.exceptions import RedisError
@@ -74,11 +74,15 @@ class LiveRooms(NoHooks):
                 users.append(ev["user_id"])
         ending.update(ev["room_id"] for _, ev in b.copies if ev["type"] == "live_end")
         horizon = b.watermark - self.cfg.lateness_ms - self.cfg.idle_ms
-        idle, open_rows, order_rooms = await asyncio.gather(
-            r.zrangebyscore(lk.idle_key(a, p), "-inf", f"({horizon}"),
-            asyncio.gather(*(r.hkeys(lk.open_key(a, p, room)) for room in sorted(ending))),
-            r.mget([lk.order_key(a, p, o) for o in orders]) if orders else _nothing(),
-        )
+        async with r.pipeline(transaction=False) as pipe:
+            pipe.zrangebyscore(lk.idle_key(a, p), "-inf", f"({horizon}")
+            for room in sorted(ending):
+                pipe.hkeys(lk.open_key(a, p, room))
+            idle, *open_rows = await pipe.execute()
+        order_rooms: list[bytes | None] = []
+        if orders:
+            order_rooms = cast(list[bytes | None],
+                               await r.mget([lk.order_key(a, p, o) for o in orders]))
         candidates = [tuple(orjson.loads(m)) for m in idle]
         room_open = {room: {u.decode() for u in row}
                      for room, row in zip(sorted(ending), open_rows, strict=True)}
@@ -195,6 +199,3 @@ class LiveRooms(NoHooks):
             return
         self.metrics.set_live_rooms(rooms, self.cfg.top_rooms)
 
-
-async def _nothing() -> list[Any]:
-    return []

@@ -12,9 +12,9 @@ per partition, events in partition order, late events ignored (``agents.lateness
   room at its time, or at the view's idle time if that came first; never before the join. Its
   copies are judged late against each partition's watermark but do not move it.
 - ``order_submit``: ``live_room_id`` wins; else the open view (not idle, joined by the order's
-  time) with the latest activity; else the view the user closed last, if it closed at or after
-  the order's time minus ``attribution_ms``. The first successful payment of an attributed
-  order counts as the room's paid order and paid GMV.
+  time) with the latest (activity, join, room id); else the view the user closed last, if it
+  closed at or after the order's time minus ``attribution_ms``. The first successful payment
+  of an attributed order counts as the room's paid order and paid GMV.
 
 Per minute a room counts: viewers present at some moment of the minute (``v``: +1 in the join's
 minute, -1 in the minute after the close's), comments, likes, attributed orders and GMV, paid
@@ -72,7 +72,7 @@ def parse_config(sections: Mapping[str, Any]) -> LiveConfig:
               "top_rooms": (1, 200)}
     values: dict[str, int] = {}
     for name, (low, high) in limits.items():
-        value = raw.get(name, getattr(LiveConfig, name))
+        value = raw.get(name, getattr(LiveConfig(), name))
         if type(value) is not int or not low <= value <= high:
             raise ConfigError(f"live.{name}: expected an integer {low}..{high}, got {value!r}")
         values[name] = value
@@ -269,14 +269,13 @@ class LiveShard:
         user = self.users.get(uid)
         if user is None:
             return None
-        best: tuple[int, int, str] | None = None
+        watching = []
         for room in sorted(user.views):
             view = self._live_view(room, uid, user, ts)
-            if view is not None and view[0] <= ts and (best is None or (view[1], view[0]) >
-                                                       best[:2]):
-                best = (view[1], view[0], room)
-        if best is not None:
-            return best[2]
+            if view is not None and view[0] <= ts:
+                watching.append((view[1], view[0], room))
+        if watching:
+            return max(watching)[2]
         if user.left is not None and user.left[1] >= ts - self.cfg.attribution_ms:
             return user.left[0]
         return None

@@ -60,7 +60,7 @@ RESOLUTIONS = {"minute": "m", "hour": "h", "day": "d"}
 
 
 def bad_request(message: str) -> web.HTTPBadRequest:
-    return web.HTTPBadRequest(body=codec.dumps({"error": message}),
+    return web.HTTPBadRequest(text=codec.dumps({"error": message}).decode(),
                               content_type="application/json")
 
 
