@@ -81,7 +81,7 @@ class AnomalyJudge(NoHooks):
         async with self.redis.pipeline(transaction=False) as pipe:
             for p in range(s.partitions):
                 pipe.hmget(keys.fence(self.app_id, s.events_topic, p), "offset", "wm")
-        rows = await pipe.execute()
+            rows = await pipe.execute()
         marks = [int(wm) for off, wm in rows if off is not None and int(off) >= 0 and wm]
         return min(marks) - self.lateness_ms if marks else None
 
@@ -89,7 +89,7 @@ class AnomalyJudge(NoHooks):
         async with self.redis.pipeline(transaction=False) as pipe:
             for p in range(self.settings.partitions):
                 pipe.zrange(ok.index_key(self.app_id, p), 0, 0, withscores=True)
-        rows = await pipe.execute()
+            rows = await pipe.execute()
         firsts = [int(row[0][1]) for row in rows if row]
         return min(firsts) if firsts else None
 
@@ -112,7 +112,7 @@ class AnomalyJudge(NoHooks):
                                    minutes[-1] + MINUTE_MS)
         open_ = {k[5:]: v for k, v in state.items() if k.startswith("open|")}
         ratios = RATIOS | {k for k in series if k.startswith("funnel:")}
-        docs = episodes(series, minutes, self.cfg.window, open_, self.cfg, self.app_id, ratios)
+        docs = episodes(series, minutes, self.cfg.window, open_, self.cfg, ratios)
         if not await self.store.commit(state.get("judged"), minutes[-1], first, open_, docs):
             return 0
         for d in docs:

@@ -102,14 +102,15 @@ def severity(score: float, cfg: AnomalyConfig) -> str:
     return "critical" if score <= -2 * cfg.threshold else "warning"
 
 
-def alert_id(app_id: str, metric: str, minute: int) -> str:
-    """Stable across replays and workers: the same episode always has the same id."""
-    return hashlib.sha256(f"{app_id}|{metric}|{minute}".encode()).hexdigest()[:24]
+def alert_id(metric: str, minute: int) -> str:
+    """Stable across replays, workers and deployments: an episode's id is its metric and
+    first minute, so a replay of the same log raises the same ids."""
+    return hashlib.sha256(f"{metric}|{minute}".encode()).hexdigest()[:24]
 
 
 def episodes(
     series: dict[str, dict[int, Point]], minutes: list[int], window: int, open_: dict[str, int],
-    cfg: AnomalyConfig, app_id: str, ratios: frozenset[str],
+    cfg: AnomalyConfig, ratios: frozenset[str],
 ) -> list[dict[str, Any]]:
     """Judge ``minutes`` in order for every metric; updates ``open_`` (metric -> minute its
     episode opened) and returns the anomaly documents of episodes opened."""
@@ -131,7 +132,7 @@ def episodes(
                 continue
             open_[metric] = m
             docs.append({
-                "type": "ops_anomaly", "alert_id": alert_id(app_id, metric, m),
+                "type": "ops_anomaly", "alert_id": alert_id(metric, m),
                 "metric": metric, "minute": m, "value": point.value,
                 "baseline": verdict.baseline, "mad": verdict.mad,
                 "score": round(verdict.score, 3), "severity": severity(verdict.score, cfg),
