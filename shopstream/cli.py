@@ -125,10 +125,15 @@ def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
-    from shopstream.simulate import run_simulation
+    from shopstream.simulate import Incident, run_simulation
 
+    try:
+        incidents = tuple(Incident.parse(text) for text in args.incident)
+    except ValueError as exc:
+        print(f"shopstream simulate: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     run_simulation(settings, users=args.users, rate=args.rate, duration_s=args.duration,
-                   seed=args.seed, out=args.out)
+                   seed=args.seed, out=args.out, incidents=incidents)
     return 0
 
 
@@ -196,6 +201,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--duration", type=float, default=60.0, help="seconds of traffic")
     s.add_argument("--seed", type=int, default=1)
     s.add_argument("--out", help="write JSONL to this file instead of producing to Kafka")
+    s.add_argument("--incident", action="append", default=[], metavar="KIND@MINUTES[+LENGTH]",
+                   help="inject trouble: payment-failures or orders-drop, from MINUTES after "
+                        "the start for LENGTH minutes (default 10); repeatable")
     tl = sub.add_parser("tail", help="follow alerts, dead letters or pushes, a line each")
     tl.add_argument("kind", choices=["alerts", "dead-letters", "pushes"])
     tl.add_argument("--from-beginning", action="store_true", help="start at the oldest record")

@@ -15,7 +15,7 @@ import redis
 from shopstream.core.settings import Settings
 from shopstream.infra import embedded, free_port
 from shopstream.kafka_io.topics import ensure_topics
-from shopstream.simulate import run_simulation
+from shopstream.simulate import Incident, run_simulation
 from shopstream.sinks import keys
 
 
@@ -37,13 +37,21 @@ def _spawn(settings: Settings, *args: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", "shopstream", *args], env=env)
 
 
+#: Minutes into the demo when payments start failing (for 10 minutes): an anomaly fires.
+DEMO_INCIDENT_MIN = 15
+#: The demo judges anomalies after 10 minutes of history (production default: 30 of 60).
+DEMO_ANOMALIES = {"window": 30, "min_history": 10}
+
+
 def run_demo(settings: Settings, duration_s: float = 0.0, rate: float = 2_000.0) -> int:
     """Runs until Ctrl-C (or ``duration_s``); every child is stopped on the way out."""
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     with embedded(settings.state_dir) as infra:
-        s = replace(settings, broker=infra.broker, redis_url=infra.redis_url)
+        sections = dict(settings.sections)
+        sections.setdefault("anomalies", DEMO_ANOMALIES)
+        s = replace(settings, broker=infra.broker, redis_url=infra.redis_url, sections=sections)
         ensure_topics(s)
         api_port = s.api_port if s.api_port else free_port()
         children = [
@@ -53,7 +61,8 @@ def run_demo(settings: Settings, duration_s: float = 0.0, rate: float = 2_000.0)
         sim = threading.Thread(
             target=run_simulation,
             kwargs={"settings": s, "users": 20_000, "rate": rate,
-                    "duration_s": duration_s or 86_400.0, "seed": 1},
+                    "duration_s": duration_s or 86_400.0, "seed": 1,
+                    "incidents": (Incident("payment-failures", DEMO_INCIDENT_MIN),)},
             daemon=True,
         )
         sim.start()
@@ -63,6 +72,8 @@ shopstream demo is running
   broker   {infra.broker}
   redis    {infra.redis_url}
   api      {api}/v1/stats   {api}/metrics
+  live     {api}/v1/live/rooms   {api}/v1/ops/summary?by=channel
+  incident payments start failing {DEMO_INCIDENT_MIN} minutes in: {api}/v1/ops/anomalies
   worker   http://127.0.0.1:{s.worker_web_port}/metrics  /healthz
 Ctrl-C stops everything.
 """, flush=True)

@@ -2,8 +2,9 @@
 
 Sessions arrive per channel and walk the funnel (visit -> product view -> cart -> order ->
 payment) with playbook-like rates: ~3-5% of visits order, ~70% of carts are abandoned.
-Flash-sale spikes hit one SKU at fixed moments; live rooms start, gather viewers who
-comment, like and sometimes buy through the room, then end.
+Flash-sale spikes hit one SKU at fixed moments; live rooms go on air for 40 minutes an hour,
+their audience ramping up, viewers joining, leaving, commenting in bursts and buying through
+the room. Incidents (``Incident``) can be injected: payment failures, or orders dropping.
 """
 
 from __future__ import annotations
@@ -34,6 +35,36 @@ PAGES = ("home", "search", "category", "campaign", "live")
 N_SKUS = 400
 
 
+#: Live rooms on air at once, and how long their audience takes to ramp up.
+N_ROOMS = 6
+RAMP_MS = 10 * 60_000
+INCIDENT_KINDS = ("payment-failures", "orders-drop")
+
+
+@dataclass(frozen=True)
+class Incident:
+    """Trouble injected from ``start_min`` minutes after the start, for ``minutes``."""
+
+    kind: str
+    start_min: float
+    minutes: float = 10.0
+
+    @classmethod
+    def parse(cls, text: str) -> Incident:
+        """``KIND@MINUTES[+LENGTH]``, e.g. ``payment-failures@15`` or ``orders-drop@30+5``."""
+        kind, _, when = text.partition("@")
+        start, _, length = when.partition("+")
+        if kind not in INCIDENT_KINDS:
+            raise ValueError(f"incident: expected one of {', '.join(INCIDENT_KINDS)}, got {kind!r}")
+        try:
+            return cls(kind, float(start), float(length) if length else 10.0)
+        except ValueError:
+            raise ValueError(f"incident: expected KIND@MINUTES[+LENGTH], got {text!r}") from None
+
+    def active(self, elapsed_ms: int) -> bool:
+        return self.start_min * 60_000 <= elapsed_ms < (self.start_min + self.minutes) * 60_000
+
+
 @dataclass
 class _Session:
     user_id: str
@@ -48,8 +79,13 @@ class _Session:
 class Simulator:
     """Iterates events in time order; ``rate`` events per simulated second."""
 
-    def __init__(self, users: int, rate: float, seed: int, start_ms: int = DOUBLE_11_MS) -> None:
+    def __init__(self, users: int, rate: float, seed: int, start_ms: int = DOUBLE_11_MS,
+                 incidents: tuple[Incident, ...] = ()) -> None:
         self.rng = random.Random(seed)
+        self.incidents = incidents
+        #: Viewers in each room now (users who joined and have not left).
+        self._viewers: dict[str, list[str]] = {f"room{i}": [] for i in range(N_ROOMS)}
+        self._now = start_ms
         self.users = max(1, users)
         self.rate = max(rate, 1.0)
         self.start_ms = start_ms
@@ -102,17 +138,19 @@ class Simulator:
             if r.random() < 0.3:
                 out.append({"type": "cart_remove", "sku": f"sku{j}", "qty": 1})
                 items.pop()
-        if r.random() >= 0.22:
+        if r.random() >= (0.05 if self._trouble("orders-drop") else 0.22):
             return out  # abandoned cart
         self._order_seq += 1
         order_id = f"o{self._order_seq}"
         amount = sum(i["qty"] * i["price"] for i in items)
         order: dict[str, Any] = {"type": "order_submit", "order_id": order_id, "items": items,
                                  "amount": amount}
-        if s.channel == "live":
-            order["live_room_id"] = f"room{r.randrange(3)}"
+        if s.channel == "live" and r.random() < 0.5:
+            order["live_room_id"] = f"room{r.randrange(N_ROOMS)}"
         out.append(order)
         roll = r.random()
+        if self._trouble("payment-failures"):
+            roll = 0.90 + r.random() * 0.1 if r.random() < 0.6 else roll
         if roll < 0.90:
             out.append({"type": "payment", "order_id": order_id, "amount": amount,
                         "status": "success"})
@@ -124,15 +162,34 @@ class Simulator:
             out.append({"type": "order_cancel", "order_id": order_id})
         return out
 
-    def _live(self, ts: int) -> dict[str, Any]:
+    def _trouble(self, kind: str) -> bool:
+        elapsed = self._now - self.start_ms
+        return any(i.kind == kind and i.active(elapsed) for i in self.incidents)
+
+    def _live(self, ts: int, on_air_ms: int) -> tuple[str, dict[str, Any]]:
+        """(user, event) in a room: joins ramp up after going on air, viewers comment (in
+        bursts on the five-minute marks), like and leave."""
         r = self.rng
-        room = f"room{r.randrange(3)}"
-        kind = r.choices(("live_join", "live_comment", "live_like", "live_leave"),
-                         (4, 3, 3, 2))[0]
+        room = f"room{r.randrange(N_ROOMS)}"
+        viewers = self._viewers[room]
+        ramp = min(1.0, on_air_ms / RAMP_MS)
+        burst = ts % 300_000 < 30_000
+        weights = (4 * ramp + 1, 8 if burst else 3, 3, 1.5 if viewers else 0)
+        kind = r.choices(("live_join", "live_comment", "live_like", "live_leave"), weights)[0]
+        if kind == "live_join" or not viewers:
+            user = f"u{r.randrange(self.users)}"
+            viewers.append(user)
+            kind = "live_join"
+        else:
+            i = r.randrange(len(viewers))
+            user = viewers[i]
+            if kind == "live_leave":
+                viewers[i] = viewers[-1]
+                viewers.pop()
         ev: dict[str, Any] = {"type": kind, "room_id": room, "channel": "live"}
         if kind == "live_like":
             ev["count"] = r.randrange(1, 20)
-        return ev
+        return user, ev
 
     def events(self, count: int) -> Iterator[dict[str, Any]]:
         """About ``count`` events (plus live start/end markers), time-ordered, all valid."""
@@ -144,17 +201,19 @@ class Simulator:
             ts = self.start_ms + int(n * step_ms)
             # Live rooms broadcast for the first 40 minutes of every simulated hour.
             on_air = (ts - self.start_ms) % 3_600_000 < 2_400_000
+            self._now = ts
             if on_air != live:
                 live = on_air
                 kind = "live_start" if live else "live_end"
-                for room in range(3):
+                for viewers in self._viewers.values():
+                    viewers.clear()
+                for room in range(N_ROOMS):
                     yield {"event_id": self._id("e"), "type": kind, "ts": ts,
                            "user_id": f"host{room}", "room_id": f"room{room}", "channel": "live"}
             if len(active) < 200 or r.random() < 0.02:
                 active.append(self._session(ts))
-            if live and r.random() < 0.05:
-                user = f"u{r.randrange(self.users)}"
-                ev = self._live(ts)
+            if live and r.random() < 0.08:
+                user, ev = self._live(ts, (ts - self.start_ms) % 3_600_000)
             else:
                 i = r.randrange(len(active))
                 s = active[i]
@@ -173,7 +232,7 @@ class Simulator:
 
 def run_simulation(
     settings: Settings, users: int, rate: float, duration_s: float, seed: int,
-    out: str | None = None, start_ms: int | None = None,
+    out: str | None = None, start_ms: int | None = None, incidents: tuple[Incident, ...] = (),
 ) -> int:
     """Write a JSONL log (``out``) or produce paced live traffic to Kafka; returns events."""
     from shopstream.core import codec
@@ -181,14 +240,16 @@ def run_simulation(
 
     count = int(rate * duration_s)
     if out:
-        sim = Simulator(users, rate, seed, start_ms if start_ms is not None else DOUBLE_11_MS)
+        sim = Simulator(users, rate, seed, start_ms if start_ms is not None else DOUBLE_11_MS,
+                        incidents)
         with open(out, "wb") as fh:
             for ev in sim.events(count):
                 fh.write(codec.dumps(ev) + b"\n")
         print(f"simulate: wrote {count} events to {out}", file=sys.stderr)
         return count
     begin = time.time()
-    sim = Simulator(users, rate, seed, start_ms if start_ms is not None else int(begin * 1000))
+    sim = Simulator(users, rate, seed, start_ms if start_ms is not None else int(begin * 1000),
+                    incidents)
     prod = EnvelopeProducer(settings, max_events=200)
     sent = 0
     last_report = last_flush = begin
