@@ -58,6 +58,14 @@ class AnomalyJudge(NoHooks):
         self.store = AnomalyStore(redis, settings.app_id)
         self._producer: RecordProducer | None = None
         self._last = 0
+        if metrics is not None:
+            # Every judged metric's counter exists from the start at 0, so the first episode
+            # is an increase Prometheus can see.
+            names = [*("orders", "paid_gmv", "payment_success_ratio"),
+                     *(f"funnel:{fd.name}:{k}" for fd in self.funnels
+                       for k in range(2, len(fd.steps) + 1))]
+            for name in names:
+                metrics.anomalies.labels(name)
 
     def apply(self, batch: PartitionBatch) -> None:
         return None
