@@ -84,7 +84,8 @@ def check_metrics(metrics: Metrics, want: dict, want_late: int) -> None:
             if sample.name == "shopstream_funnel_step_total":
                 k = (sample.labels["funnel"], sample.labels["step"])
                 got[k] = got.get(k, 0) + sample.value
-            elif sample.name == "shopstream_events_late_total":
+            elif (sample.name == "shopstream_events_late_total"
+                  and sample.labels["agent"] == "funnel"):
                 late += sample.value
     expected: dict[tuple[str, str], float] = {}
     for (name, view, res, by), buckets in want.items():
