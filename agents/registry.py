@@ -63,4 +63,5 @@ def check_config(settings: Settings) -> None:
     parse_live(settings.sections)
     parse_anomalies(settings.sections)
     parse_webhook(settings.sections)
+    parse_webhook(settings.sections, "ops_webhook")
     kafka_config(settings)

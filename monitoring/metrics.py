@@ -191,6 +191,9 @@ class Metrics:
         self.anomalies = Counter(f"{PREFIX}_ops_anomalies_total",
                                  "Anomaly episodes raised, by metric (funnel steps as "
                                  "funnel:<name>:<step>)", ["metric"], registry=r)
+        self.alerts_relayed = Counter(f"{PREFIX}_ops_alerts_relayed_total",
+                                      "Ops alerts to the ops webhook by outcome: sent, retry, "
+                                      "failed (refused for good)", ["outcome"], registry=r)
         # Live rooms: the top rooms by viewers get their own label, the rest fold into other.
         self.live_viewers = Gauge(f"{PREFIX}_live_room_viewers", "Viewers now, top rooms",
                                   ["room"], registry=r)

@@ -64,18 +64,19 @@ class Delivery(NamedTuple):
     retry_after_s: float | None = None
 
 
-def parse_webhook(sections: Mapping[str, Any]) -> WebhookConfig | None:
-    """``[webhook]`` table, or None when absent (pushes then go to Kafka only)."""
-    raw = sections.get("webhook")
+def parse_webhook(sections: Mapping[str, Any], name: str = "webhook") -> WebhookConfig | None:
+    """``[webhook]`` (pushes) or ``[ops_webhook]`` (ops alerts) table, or None when absent
+    (then they go to Kafka only)."""
+    raw = sections.get(name)
     if raw is None:
         return None
     if not isinstance(raw, Mapping):
-        raise ConfigError(f"webhook: expected a table, got {raw!r}")
+        raise ConfigError(f"{name}: expected a table, got {raw!r}")
     url, secret = raw.get("url"), raw.get("secret")
     if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-        raise ConfigError(f"webhook.url: expected an http(s) URL, got {url!r}")
+        raise ConfigError(f"{name}.url: expected an http(s) URL, got {url!r}")
     if not isinstance(secret, str) or len(secret) < 16:
-        raise ConfigError("webhook.secret: expected a string of >= 16 characters, got other")
+        raise ConfigError(f"{name}.secret: expected a string of >= 16 characters, got other")
     nums: dict[str, int | None] = {}
     limits = (("timeout_ms", 2000, 1), ("max_attempts", None, 1), ("backoff_ms", 200, 0),
               ("max_backoff_ms", 60_000, 1), ("retry_horizon_s", 86_400, 1))
@@ -85,7 +86,7 @@ def parse_webhook(sections: Mapping[str, Any]) -> WebhookConfig | None:
             nums[key] = None
             continue
         if isinstance(val, bool) or not isinstance(val, int) or not low <= val <= 10**9:
-            raise ConfigError(f"webhook.{key}: expected an integer {low}..10**9, got {val!r}")
+            raise ConfigError(f"{name}.{key}: expected an integer {low}..10**9, got {val!r}")
         nums[key] = val
     return WebhookConfig(url, secret, int(nums["timeout_ms"] or 0) / 1000, nums["max_attempts"],
                          int(nums["backoff_ms"] or 0) / 1000,

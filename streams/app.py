@@ -26,6 +26,8 @@ from shopstream.kafka_io.producer import RecordProducer
 from shopstream.monitoring.metrics import Metrics
 from shopstream.sinks.dead_letters import DeadLetterSink
 from shopstream.sinks.redis_state import RedisState, make_redis
+from shopstream.sinks.webhook import parse_webhook
+from shopstream.streams.alert_relay import AlertRelay
 from shopstream.streams.batch import BatchProcessor, Record, split_by_bytes
 from shopstream.streams.errors import RedisUnavailable
 from shopstream.streams.resilience import RedisHealth, guarded, until_applied
@@ -131,6 +133,14 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
     @app.timer(1.0)
     async def tick() -> None:
         await guarded("tick", lambda: processor.tick(int(time.time() * 1000)), metrics)
+
+    ops_hook = parse_webhook(settings.sections, "ops_webhook")
+    if ops_hook is not None:
+        relay = AlertRelay(settings, ops_hook, metrics)
+
+        @app.timer(1.0)
+        async def relay_alerts() -> None:
+            await guarded("alert_relay", relay.tick, metrics)
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # faust's signal stubs
     async def on_revoked(app: faust.App, revoked: set[TP], **_: Any) -> None:
