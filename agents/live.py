@@ -106,15 +106,7 @@ class LiveRooms(NoHooks):
             return
         shard = LiveShard(self.cfg, loaded["users"], loaded["room_open"], loaded["orders"],
                           batch.watermark_before)
-        copies = batch.copies
-        c = 0
-        for i, ev in enumerate(batch.events):
-            while c < len(copies) and copies[c][0] <= i:
-                shard.event(copies[c][1], copy=True)
-                c += 1
-            shard.event(ev)
-        for _, ev in copies[c:]:
-            shard.event(ev, copy=True)
+        shard.run(batch.events, batch.copies)
         shard.sweep(loaded["candidates"])
         self._write(batch, shard)
         batch.loaded[self.name] = shard.out

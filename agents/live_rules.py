@@ -191,6 +191,25 @@ class LiveShard:
             return None
         return view
 
+    def run(self, events: list[dict[str, Any]], copies: list[tuple[int, dict[str, Any]]]) -> None:
+        """A partition's batch: its events with the room-wide copies at their positions."""
+        wm, c, n_copies = self.wm, 0, len(copies)
+        for i, ev in enumerate(events):
+            while c < n_copies and copies[c][0] <= i:
+                self.wm = wm
+                self.event(copies[c][1], copy=True)
+                c += 1
+            if ev["type"] in RELEVANT:
+                self.wm = wm
+                self.event(ev)
+                wm = self.wm
+            elif ev["ts"] > wm:
+                # Most events are not live ones: only the watermark moves (a late one cannot).
+                wm = ev["ts"]
+        self.wm = wm
+        for _, ev in copies[c:]:
+            self.event(ev, copy=True)
+
     def event(self, ev: dict[str, Any], copy: bool = False) -> None:
         """One event in partition order; ``copy``: a room-wide event's copy, judged late like
         any event here but not moving this partition's watermark (its home partition's it is)."""
