@@ -63,10 +63,12 @@ def test_agents_select_capabilities_in_batch_order():
 
     from shopstream.agents.registry import build_agents, check_config
 
-    s = load_settings(env={"SHOPSTREAM_AGENTS": "coupons, funnel"})
+    s = load_settings(env={"SHOPSTREAM_AGENTS": "anomalies, coupons, live, funnel"})
     client = aioredis.Redis()  # never connected: building agents does no I/O
-    assert [a.name for a in build_agents(s, client)] == ["funnel", "coupons"]
-    assert len(build_agents(load_settings(env={}), client)) == 4
+    assert [a.name for a in build_agents(s, client)] == ["funnel", "coupons", "live",
+                                                         "anomalies"]
+    assert [a.name for a in build_agents(load_settings(env={}), client)] == [
+        "event_stats", "funnel", "inventory", "coupons", "live", "ops", "anomalies"]
     for bad in ("funnel,carts", ", ,"):
         with pytest.raises(ConfigError, match="agents: expected names from event_stats"):
             check_config(load_settings(env={"SHOPSTREAM_AGENTS": bad}))
