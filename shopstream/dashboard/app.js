@@ -46,6 +46,12 @@ function duration(ms) {
   return (s / 3600).toFixed(1) + " h";
 }
 
+/** The smallest 1, 2, 2.5 or 5 times a power of ten at or above v: round axis labels. */
+function niceMax(v) {
+  const p = 10 ** Math.floor(Math.log10(v));
+  return [1, 2, 2.5, 5, 10].find((m) => m * p >= v) * p;
+}
+
 class AuthNeeded extends Error {}
 
 /** GET a JSON route: the body, null on 404 (a route this API does not have), else throws. */
@@ -142,7 +148,7 @@ function frame(plot, minutes, max, fmt) {
 function renderGmv(f) {
   const plot = $("#chart-gmv");
   const vals = f.minutes.map((m) => f.series.get(m).gmv);
-  const { x, y, nodes, step, base } = frame(plot, f.minutes, Math.max(100, ...vals) * 1.1,
+  const { x, y, nodes, step, base } = frame(plot, f.minutes, niceMax(Math.max(100, ...vals) * 1.05),
     (v) => "¥" + compact.format(v / 100));
   const pts = vals.map((v, i) => `${(x(i) + step / 2).toFixed(1)},${y(v).toFixed(1)}`);
   const first = (x(0) + step / 2).toFixed(1);
@@ -156,7 +162,7 @@ function renderGmv(f) {
 function renderOrders(f) {
   const plot = $("#chart-orders");
   const rows = f.minutes.map((m) => f.series.get(m));
-  const max = Math.max(4, ...rows.map((r) => Math.max(r.orders, r.paid + (r.failed || 0)))) * 1.1;
+  const max = niceMax(Math.max(4, ...rows.map((r) => Math.max(r.orders, r.paid, r.failed || 0))) * 1.05);
   const { x, y, nodes, step, base } = frame(plot, f.minutes, max, (v) => compact.format(v));
   const bw = Math.max(1, step * 0.7);
   rows.forEach((r, i) => {
