@@ -136,7 +136,7 @@ function frame(plot, minutes, max, fmt) {
     nodes.push(svg("line", { class: "grid-line", x1: pad.l, x2: w - pad.r, y1: y(max * frac), y2: y(max * frac) }));
     nodes.push(svg("text", { x: pad.l - 6, y: y(max * frac) + 4, "text-anchor": "end" }, fmt(max * frac)));
   }
-  const ticks = Math.min(6, minutes.length);
+  const ticks = Math.max(1, Math.min(6, minutes.length, Math.floor(w / 110)));
   for (let k = 0; k < ticks; k++) {
     const i = Math.round((k / ticks) * (minutes.length - 1));
     nodes.push(svg("text", { x: x(i), y: h - 4, "text-anchor": k ? "middle" : "start" }, clock(minutes[i])));
