@@ -3,7 +3,7 @@
 // the page shows as JSON on stdout and saves a screenshot.
 //
 //   node dashboard.mjs --url http://127.0.0.1:8080/ --out shot.png [--key K] [--polls 2]
-//                      [--width 1920 --height 1080] [--chromium /usr/bin/chromium]
+//                      [--width 1920 --height 1080] [--window MINUTES] [--chromium /usr/bin/chromium]
 import { chromium } from "playwright-core";
 import { parseArgs } from "node:util";
 
@@ -17,6 +17,7 @@ const { values: opt } = parseArgs({
     height: { type: "string", default: "1080" },
     chromium: { type: "string", default: "/usr/bin/chromium" },
     timeout: { type: "string", default: "30000" },
+    window: { type: "string", default: "" },
   },
 });
 if (!opt.url || !opt.out) throw new Error("--url and --out are required");
@@ -41,10 +42,16 @@ try {
     await page.fill("#key-input", opt.key);
     await page.click("#key-form button[type=submit]");
   }
-  await page.waitForFunction(
+  const polled = (n) => page.waitForFunction(
     (n) => Number(document.body.dataset.polls) >= n
       && [...document.querySelectorAll(".panel[data-state]")].every((p) => p.dataset.state !== "loading"),
-    Number(opt.polls), { timeout });
+    n, { timeout });
+  await polled(Number(opt.polls));
+  if (opt.window) {
+    const done = Number(await page.evaluate(() => document.body.dataset.polls));
+    await page.selectOption("#window", opt.window);
+    await polled(done + 1);
+  }
   Object.assign(result, await page.evaluate(() => {
     const tile = (id) => {
       const t = document.querySelector(id);
