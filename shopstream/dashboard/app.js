@@ -8,6 +8,7 @@ const MINUTE = 60000;
 const KEY_STORE = "shopstream.readKey";
 const LAG_WARN = 10000; // records behind the log end before the lag is an alert
 const LOW_STOCK = 0.1; // share of a sale's units left that counts as low stock
+const EPS_SPAN_MS = 10000; // events/s is measured over this span, never over less than 1.5 s
 const SVG_NS = "http://www.w3.org/2000/svg";
 const num = new Intl.NumberFormat("en-US");
 const money = new Intl.NumberFormat("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
@@ -16,7 +17,7 @@ const compact = new Intl.NumberFormat("en-US", { notation: "compact", maximumFra
 const state = {
   key: localStorage.getItem(KEY_STORE) || "",
   funnels: null, // definitions from /v1/funnels, read once per key
-  prevPipe: null, // last /v1/pipeline answer, for events/s
+  samples: [], // [time, events in] of the last EPS_SPAN_MS, for events/s
   eps: null,
   timer: null,
   round: 0, // poll rounds started; a round that a newer one overtook schedules nothing
@@ -156,7 +157,7 @@ function renderGmv(f) {
   nodes.push(svg("path", { class: "area", d: `M${first},${base} L${pts.join(" L")} L${last},${base} Z` }));
   nodes.push(svg("polyline", { class: "line", points: pts.join(" ") }));
   plot.replaceChildren(...nodes);
-  setPanel("#p-gmv", "ok", `last minute ${yuan(vals[vals.length - 1])}`);
+  setPanel("#p-gmv", "ok", `this minute so far ${yuan(vals[vals.length - 1])}`);
 }
 
 function renderOrders(f) {
@@ -328,9 +329,9 @@ function renderAlerts(anomalies, sales, pipe) {
 
 function renderPipeline(pipe) {
   const t = pipe.totals;
-  const prev = state.prevPipe;
-  if (prev && pipe.now > prev.now) state.eps = ((t.in - prev.totals.in) * 1000) / (pipe.now - prev.now);
-  state.prevPipe = pipe;
+  state.samples = state.samples.filter(([at]) => at >= pipe.now - EPS_SPAN_MS).concat([[pipe.now, t.in]]);
+  const [at0, in0] = state.samples[0];
+  if (pipe.now - at0 >= 1500) state.eps = ((t.in - in0) * 1000) / (pipe.now - at0);
   setTile("#pipe-eps", state.eps, state.eps === null ? "-" : count(Math.round(state.eps)));
   setTile("#pipe-processed", t.processed, count(t.processed));
   setTile("#pipe-dead", t.dead, count(t.dead), t.dead ? "warn" : "");
