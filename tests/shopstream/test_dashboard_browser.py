@@ -195,3 +195,4 @@ def test_the_dashboard_shows_what_the_events_imply(browser_tools, settings, spaw
                               "sold": 0, "text": page["sales"][0]["text"]}]
     assert page["pipeline"]["processed"]["value"] == str(total_events)
     assert page["pipeline"]["dead"]["value"] == "0"
+    assert page["pipeline"]["lag"]["value"] == "0"  # everything was applied before the page
