@@ -1,4 +1,4 @@
-"""The live ops dashboard: ``GET /`` and its two assets, from ``shopstream/dashboard/``.
+"""The live ops dashboard: ``GET /`` and its assets, from ``shopstream/dashboard/``.
 
 The page holds no data: its script reads the JSON routes with the viewer's read key. So the
 page and its assets are open like the probes (``http_auth.OPEN_PATHS``), and everything it
@@ -18,6 +18,7 @@ ASSET_DIR = Path(__file__).parent / "dashboard"
 ASSETS = {
     "/": ("index.html", "text/html"),
     "/dashboard/app.js": ("app.js", "text/javascript"),
+    "/dashboard/draw.js": ("draw.js", "text/javascript"),
     "/dashboard/style.css": ("style.css", "text/css"),
 }
 #: The page loads only what this API serves; no-cache so an upgraded API serves its own page.
