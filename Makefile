@@ -19,12 +19,17 @@ lint: $(BIN)/.installed
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-# promtool (Debian's prometheus) checks the alert rules; installed when running as root.
+# promtool (Debian's prometheus) checks the alert rules and Debian's chromium, driven by
+# playwright-core from tests/browser, shows the dashboard; installed when running as root.
 tools:
-	@command -v promtool >/dev/null || { [ "$$(id -u)" = 0 ] \
+	@{ command -v promtool && command -v chromium; } >/dev/null || { [ "$$(id -u)" = 0 ] \
 	  && apt-get update -qq \
-	  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus \
-	  >/dev/null; } || echo "promtool missing: apt-get install prometheus"
+	  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	     prometheus chromium >/dev/null; } \
+	  || echo "promtool or chromium missing: apt-get install prometheus chromium"
+	@[ -d tests/browser/node_modules/playwright-core ] \
+	  || npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error \
+	  || echo "playwright-core missing: npm ci --prefix tests/browser"
 
 test: lint tools
 	$(BIN)/python -m pytest

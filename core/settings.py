@@ -46,8 +46,8 @@ class Settings:
     alerts_topic: str = "ops-alerts"
     pushes_topic: str = "pushes"
     #: Capabilities this worker runs, comma-separated, from event_stats, funnel, inventory,
-    #: coupons, live, ops, anomalies (checked by agents/registry.py). A deployment may split them over consumer
-    #: groups (one app_id each) to scale them apart.
+    #: coupons, live, ops, anomalies (checked by agents/registry.py). A deployment may split
+    #: them over consumer groups (one app_id each) to scale them apart.
     agents: str = "event_stats,funnel,inventory,coupons,live,ops,anomalies"
     #: Kafka records per batch (each record may carry many events).
     batch_max_records: int = 500

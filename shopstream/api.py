@@ -1,7 +1,8 @@
 """HTTP API (aiohttp): ingest events, query state, health and metrics.
 
-Each capability's routes live in a module of their own (``http_funnels``, ``http_flash_sales``)
-with ``setup(app, ctx)``; all of them share only ``http_common``.
+Each capability's routes live in a module of their own (``http_funnels``, ``http_flash_sales``,
+``http_pipeline``, ``http_dashboard``) with ``setup(app, ctx)``; all of them share only
+``http_common``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,14 @@ from aiohttp import web
 from prometheus_client import generate_latest
 from redis.exceptions import RedisError
 
-from shopstream import http_flash_sales, http_funnels, http_live, http_ops
+from shopstream import (
+    http_dashboard,
+    http_flash_sales,
+    http_funnels,
+    http_live,
+    http_ops,
+    http_pipeline,
+)
 from shopstream.agents.event_stats import read_stats
 from shopstream.core import codec
 from shopstream.core.settings import Settings
@@ -35,7 +43,8 @@ from shopstream.sinks.redis_state import make_redis
 log = logging.getLogger(__name__)
 
 #: Modules that add routes, each with ``setup(app, ctx)``.
-ROUTE_MODULES: tuple[ModuleType, ...] = (http_funnels, http_flash_sales, http_live, http_ops)
+ROUTE_MODULES: tuple[ModuleType, ...] = (http_funnels, http_flash_sales, http_live, http_ops,
+                                         http_pipeline, http_dashboard)
 
 #: The API's contract (OpenAPI 3.1), served as it is in the repository.
 OPENAPI = (Path(__file__).parent / "openapi.json").read_bytes()

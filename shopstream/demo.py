@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
+import webbrowser
 from dataclasses import replace
 
 import redis
@@ -43,6 +45,30 @@ DEMO_INCIDENT_MIN = 15
 DEMO_ANOMALIES = {"window": 30, "min_history": 10}
 
 
+def _open_dashboard(host: str, port: int) -> None:
+    """Open the dashboard once the API listens, in a graphical browser only.
+
+    Only for a person at a terminal (not a test or a log), and never a console browser
+    (lynx, w3m), which would take the terminal over from the demo's own output.
+    """
+    if not sys.stdout.isatty():
+        return
+    try:
+        browser = webbrowser.get()
+    except webbrowser.Error:
+        return
+    if type(browser) is webbrowser.GenericBrowser:
+        return
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection((host, port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.5)
+    browser.open(f"http://{host}:{port}/")
+
+
 def run_demo(settings: Settings, duration_s: float = 0.0, rate: float = 2_000.0) -> int:
     """Runs until Ctrl-C (or ``duration_s``); every child is stopped on the way out."""
     stop = threading.Event()
@@ -67,14 +93,16 @@ def run_demo(settings: Settings, duration_s: float = 0.0, rate: float = 2_000.0)
         )
         sim.start()
         api = f"http://{s.api_host}:{api_port}"
+        threading.Thread(target=_open_dashboard, args=(s.api_host, api_port), daemon=True).start()
         print(f"""
 shopstream demo is running
-  broker   {infra.broker}
-  redis    {infra.redis_url}
-  api      {api}/v1/stats   {api}/metrics
-  live     {api}/v1/live/rooms   {api}/v1/ops/summary?by=channel
-  incident payments start failing {DEMO_INCIDENT_MIN} minutes in: {api}/v1/ops/anomalies
-  worker   http://127.0.0.1:{s.worker_web_port}/metrics  /healthz
+  dashboard {api}/
+  broker    {infra.broker}
+  redis     {infra.redis_url}
+  api       {api}/v1/stats   {api}/metrics
+  live      {api}/v1/live/rooms   {api}/v1/ops/summary?by=channel
+  incident  payments start failing {DEMO_INCIDENT_MIN} minutes in: {api}/v1/ops/anomalies
+  worker    http://127.0.0.1:{s.worker_web_port}/metrics  /healthz
 Ctrl-C stops everything.
 """, flush=True)
         started = time.monotonic()

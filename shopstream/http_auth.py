@@ -15,7 +15,8 @@ from shopstream.core.settings import DEMO_ADMIN_TOKEN, Settings
 from shopstream.http_common import CTX, error
 
 #: Routes anyone who reaches the API may call: probes, metrics, the API document, the page.
-OPEN_PATHS = frozenset({"/livez", "/readyz", "/healthz", "/metrics", "/openapi.json", "/"})
+OPEN_PATHS = frozenset({"/livez", "/readyz", "/healthz", "/metrics", "/openapi.json", "/",
+                        "/dashboard/app.js", "/dashboard/draw.js", "/dashboard/style.css"})
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

@@ -1,4 +1,4 @@
-"""Flash-sale routes: create/restock/end (admin), read, and the synchronous claim path.
+"""Flash-sale routes: create/restock/end (admin), read and list, and the synchronous claim path.
 
 A claim is decided by the sale's Lua script; concurrent claims on a sale share one call
 (``sinks/claim_batcher.py``). The answer does not wait for Kafka. The
@@ -211,6 +211,13 @@ async def patch_sale(request: web.Request) -> web.Response:
     return json_response(await _view(request, sale_id))
 
 
+async def list_sales(request: web.Request) -> web.Response:
+    """Every sale's view, read concurrently (the sales index is a small set)."""
+    sales, now = request.app[SALES], request.app[CLOCK]()
+    views = await asyncio.gather(*(sales.read(i, now) for i in await sales.sale_ids()))
+    return json_response({"sales": [v for v in views if v is not None]})
+
+
 async def get_sale(request: web.Request) -> web.Response:
     sale_id = request.match_info["sale_id"]
     view = await _view(request, sale_id)
@@ -310,6 +317,7 @@ def setup(app: web.Application, ctx: ApiContext) -> None:
     app[ALERT_PRODUCER] = []
     app.cleanup_ctx.append(_flusher)
     app.router.add_post("/v1/flash-sales", create_sale)
+    app.router.add_get("/v1/flash-sales", list_sales)
     app.router.add_get("/v1/flash-sales/{sale_id}", get_sale)
     app.router.add_patch("/v1/flash-sales/{sale_id}", patch_sale)
     app.router.add_post("/v1/flash-sales/{sale_id}/claims", claim)

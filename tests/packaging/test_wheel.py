@@ -23,7 +23,8 @@ def test_wheel_installs_under_one_namespace_beside_an_agents_module(tmp_path):
     tops = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
     assert tops == {"shopstream"}
     for path in ("shopstream/agents/funnel.py", "shopstream/sinks/apply_batch.lua",
-                 "shopstream/core/settings.py", "shopstream/py.typed"):
+                 "shopstream/core/settings.py", "shopstream/py.typed",
+                 "shopstream/dashboard/index.html", "shopstream/dashboard/app.js"):
         assert path in names, path
     metadata = zipfile.ZipFile(wheel).read(
         next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()

@@ -1,4 +1,5 @@
-"""Keys at the front door: writes need the ingest key, reads the read key, probes stay open;
+"""Keys at the front door: writes need the ingest key, reads the read key, probes and the
+dashboard page stay open;
 off loopback the API refuses to start without keys or with the demo admin token; secrets
 never appear in ``shopstream config``."""
 
@@ -52,6 +53,8 @@ async def test_keys_guard_writes_and_reads(keyed):
     for key in (None, s.ingest_key):
         assert (await _status(session, "GET", "/v1/stats", key))[0] == 401
         assert (await _status(session, "GET", "/v1/funnels", key))[0] == 401
+        assert (await _status(session, "GET", "/v1/pipeline", key))[0] == 401
+        assert (await _status(session, "GET", "/v1/flash-sales", key))[0] == 401
     assert (await _status(session, "GET", "/v1/stats", s.read_key))[0] == 200
     st, _ = await _status(session, "POST", "/v1/flash-sales/x/claims", None,
                           {"user_id": "u", "qty": 1})
@@ -61,6 +64,9 @@ async def test_keys_guard_writes_and_reads(keyed):
     assert (st, body["reason"]) == (401, "unauthorized")
     for probe in ("/livez", "/readyz", "/metrics"):
         assert (await _status(session, "GET", probe))[0] == 200
+    # the dashboard holds no data: the page and its assets load without a key
+    for page in ("/", "/dashboard/app.js", "/dashboard/draw.js", "/dashboard/style.css"):
+        assert (await _status(session, "GET", page))[0] == 200
 
 
 def test_off_loopback_needs_keys_and_a_real_admin_token(settings):

@@ -1,4 +1,5 @@
-"""`shopstream demo`: events visible within 30 s; Ctrl-C leaves no process behind."""
+"""`shopstream demo`: events visible within 30 s, the dashboard URL printed; Ctrl-C leaves no
+process behind."""
 
 from __future__ import annotations
 
@@ -55,6 +56,7 @@ def test_demo_shows_events_and_ctrl_c_cleans_up(tmp_path):
         out, _ = demo.communicate(timeout=60)
         assert demo.returncode == 0, out.decode()[-2000:]
         assert b"shopstream demo is running" in out
+        assert f"dashboard http://127.0.0.1:{api_port}/\n".encode() in out
         wait_until(lambda: not any(alive(p) for p in pids), 10, "broker and redis gone")
         assert not (tmp_path / "state" / "infra.json").exists()
     finally:
