@@ -3,7 +3,8 @@
 // the page shows as JSON on stdout and saves a screenshot.
 //
 //   node dashboard.mjs --url http://127.0.0.1:8080/ --out shot.png [--key K] [--polls 2]
-//                      [--width 1920 --height 1080] [--window MINUTES] [--chromium /usr/bin/chromium]
+//                      [--width 1920 --height 1080] [--window MINUTES] [--by BREAKDOWN]
+//                      [--chromium /usr/bin/chromium]
 import { chromium } from "playwright-core";
 import { parseArgs } from "node:util";
 
@@ -18,6 +19,7 @@ const { values: opt } = parseArgs({
     chromium: { type: "string", default: "/usr/bin/chromium" },
     timeout: { type: "string", default: "30000" },
     window: { type: "string", default: "" },
+    by: { type: "string", default: "" },
   },
 });
 if (!opt.url || !opt.out) throw new Error("--url and --out are required");
@@ -52,6 +54,12 @@ try {
     await page.selectOption("#window", opt.window);
     await polled(done + 1);
   }
+  if (opt.by) {
+    // Switch the funnel's breakdown as a person would, then wait for a round drawn with it.
+    const done = Number(await page.evaluate(() => document.body.dataset.polls));
+    await page.selectOption("#funnel-by", opt.by);
+    await polled(done + 2);
+  }
   Object.assign(result, await page.evaluate(() => {
     const tile = (id) => {
       const t = document.querySelector(id);
@@ -71,7 +79,9 @@ try {
           step: Number(s.dataset.step), count: Number(s.dataset.count),
           text: s.querySelector(".count").textContent })),
         drop: document.querySelector("#funnel-drop").textContent,
+        breakdown: all("#funnel-breakdown tbody tr").map((r) => [...r.cells].map((c) => c.textContent)),
       },
+      rooms: all("#rooms tbody tr").map((r) => [...r.cells].map((c) => c.textContent)),
       channels: Object.fromEntries(all("#channels tbody tr").map((r) => [r.dataset.channel,
         [...r.cells].map((c) => c.textContent)])),
       sales: all("#sales .sale").map((s) => ({ id: s.dataset.sale, available: Number(s.dataset.available),

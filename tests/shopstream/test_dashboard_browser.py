@@ -30,6 +30,9 @@ CHROMIUM = Path("/usr/bin/chromium")
 BROWSER_DIR = ROOT / "tests" / "browser"
 SCRIPT = BROWSER_DIR / "dashboard.mjs"
 CHANNELS = ("search", "ads", "live")
+REGIONS = ("east", "north")
+#: Screenshots of the browser tests land here (git-ignored), for a person to look at.
+ARTIFACTS = ROOT / "artifacts"
 
 
 @pytest.fixture
@@ -69,7 +72,8 @@ def shop_events(now: int) -> list[dict[str, Any]]:
     events: list[dict[str, Any]] = []
     for i in range(10):
         user, ts = f"shopper{i}", now - 150_000 + i * 1_000
-        base = {"user_id": user, "channel": CHANNELS[i % 3], "session_id": f"s{i}"}
+        base = {"user_id": user, "channel": CHANNELS[i % 3], "session_id": f"s{i}",
+                "region": REGIONS[i % 2]}
         amount = 10_000 * (i + 1) + 99
         steps: list[dict[str, Any]] = [
             {"type": "page_view", "page": "home"},
@@ -91,6 +95,19 @@ def shop_events(now: int) -> list[dict[str, Any]]:
     return events
 
 
+def room_events(now: int) -> list[dict[str, Any]]:
+    """A room on air with four viewers (one joins twice, one leaves) and a few comments."""
+    events: list[dict[str, Any]] = [{"event_id": "room-start", "type": "live_start",
+                                     "ts": now - 120_000, "user_id": "host1", "room_id": "r1"}]
+    for i, (kind, user) in enumerate([("live_join", "fan1"), ("live_join", "fan2"),
+                                      ("live_join", "fan1"), ("live_join", "fan3"),
+                                      ("live_join", "fan4"), ("live_comment", "fan2"),
+                                      ("live_leave", "fan3"), ("live_comment", "fan1")]):
+        events.append({"event_id": f"room-{i}", "type": kind, "ts": now - 100_000 + i * 1_000,
+                       "user_id": user, "room_id": "r1", "channel": "live"})
+    return events
+
+
 def funnel_counts(definition: dict[str, Any], events: list[dict[str, Any]]) -> list[int]:
     """Users reaching each step, in event-time order (every user enters once here)."""
     reached = [0] * len(definition["steps"])
@@ -108,10 +125,22 @@ def funnel_counts(definition: dict[str, Any], events: list[dict[str, Any]]) -> l
     return reached
 
 
-def start(settings, spawn, start_worker, read_key: str) -> int:
-    start_worker(settings)
+#: The purchase funnel, broken down by channel (first) and by region.
+FUNNELS_TOML = """
+[[funnels]]
+name = "purchase"
+breakdowns = ["channel", "region"]
+steps = ["page_view", "product_view", "cart_add", "order_submit",
+         {type = "payment", where = {status = "success"}}]
+"""
+
+
+def start(settings, spawn, start_worker, read_key: str, config: Path) -> int:
+    config.write_text(FUNNELS_TOML)
+    start_worker(settings, SHOPSTREAM_CONFIG=str(config))
     port = new_port()
-    spawn(settings, "api", "--port", str(port), env={"SHOPSTREAM_READ_KEY": read_key})
+    spawn(settings, "api", "--port", str(port),
+          env={"SHOPSTREAM_READ_KEY": read_key, "SHOPSTREAM_CONFIG": str(config)})
 
     def up() -> bool:
         try:
@@ -127,11 +156,12 @@ def start(settings, spawn, start_worker, read_key: str) -> int:
 def test_the_dashboard_shows_what_the_events_imply(browser_tools, settings, spawn, start_worker,
                                                    tmp_path):
     key = secrets.token_urlsafe(16)
-    port = start(settings, spawn, start_worker, key)
+    port = start(settings, spawn, start_worker, key, tmp_path / "funnels.toml")
     now = int(time.time() * 1000)
     events = shop_events(now)
-    status, body = call(port, "POST", "/v1/events", events)
-    assert status == 200 and body["accepted"] == len(events), body
+    live = room_events(now)
+    status, body = call(port, "POST", "/v1/events", events + live)
+    assert status == 200 and body["accepted"] == len(events + live), body
 
     sale = {"sale_id": "drop1", "sku": "flash-sku", "stock": 50, "per_user_limit": 5,
             "starts_at": now - 60_000, "ends_at": now + 3_600_000}
@@ -142,7 +172,8 @@ def test_the_dashboard_shows_what_the_events_imply(browser_tools, settings, spaw
         status, body = call(port, "POST", "/v1/flash-sales/drop1/claims",
                             {"user_id": user, "qty": qty})
         assert status == 200, body
-    total_events = len(events) + len(claims)  # each claim also travels as an event
+    # Each claim also travels as an event.
+    total_events = len(events) + len(live) + len(claims)
 
     def applied() -> int:
         status, body = call(port, "GET", "/v1/stats", token=key)
@@ -152,10 +183,12 @@ def test_the_dashboard_shows_what_the_events_imply(browser_tools, settings, spaw
     status, funnels = call(port, "GET", "/v1/funnels", token=key)
     assert status == 200
 
-    shot = tmp_path / "dashboard.png"
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / "dashboard.png"
+    shot.unlink(missing_ok=True)
     run = subprocess.run(
         ["node", str(SCRIPT), "--url", f"http://127.0.0.1:{port}/", "--key", key,
-         "--out", str(shot), "--width", "1920", "--height", "1080"],
+         "--out", str(shot), "--width", "1920", "--height", "1080", "--by", "region"],
         cwd=BROWSER_DIR, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr[-3000:]
     page = json.loads(run.stdout)
@@ -184,9 +217,24 @@ def test_the_dashboard_shows_what_the_events_imply(browser_tools, settings, spaw
     assert [s["text"] for s in page["funnel"]["steps"]] == [f"{n:,}" for n in expected]
     assert page["funnel"]["drop"].startswith("Biggest drop")
 
+    # The breakdown switched to region: the table equals the API's answer for that breakdown.
+    assert page["funnel"]["by"] == "region"
+    status, api = call(port, "GET", "/v1/funnels/purchase?view=flow&by=region", token=key)
+    assert status == 200
+    assert [row[:3] for row in page["funnel"]["breakdown"]] == [
+        [b["value"], f"{b['steps'][0]['count']:,}", f"{b['steps'][-1]['count']:,}"]
+        for b in api["breakdown"]]
+    assert sorted(row[0] for row in page["funnel"]["breakdown"]) == sorted(REGIONS)
+
+    # Live rooms: the page's room equals the API's (and the viewers the events imply).
+    status, rooms = call(port, "GET", "/v1/live/rooms", token=key)
+    assert status == 200
+    assert [(r["room_id"], f"{r['viewers']:,}") for r in rooms["rooms"]] == [("r1", "3")]
+    assert [row[:2] for row in page["rooms"]] == [["r1", "3"]]
+
     for channel in CHANNELS:
         row = page["channels"][channel]
-        of = [e for e in events if e["channel"] == channel]
+        of = [e for e in events + live if e.get("channel") == channel]
         assert row[1] == f"{len(of):,}"
         assert row[4] == str(sum(e["type"] == "order_submit" for e in of))
 
