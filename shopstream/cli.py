@@ -62,6 +62,8 @@ def cmd_config(settings: Settings, args: argparse.Namespace) -> int:
 def _port_taken(command: str, host: str, port: int, flag: str) -> bool:
     """True, after one line saying what to do, when ``port`` on ``host`` is already taken."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        # As the servers bind: a port left in TIME_WAIT by a stopped process is free to them.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError:

@@ -183,11 +183,18 @@ function renderRooms(body) {
 
 // ---- alerts: anomalies, plus what the sales and the pipeline show ----
 
+/** An anomaly's value in its metric's unit: ratios as percentages, GMV in yuan. */
+function anomalyValue(metric, v) {
+  if (metric === "payment_success_ratio" || metric.startsWith("funnel:")) return pct(v);
+  return metric === "paid_gmv" ? yuan(v) : count(Math.round(v));
+}
+
 function renderAlerts(anomalies, sales, pipe) {
   const items = [];
   for (const a of (anomalies && anomalies.anomalies) || []) {
+    const v = (x) => anomalyValue(a.metric, x);
     items.push({ at: a.minute, severity: a.severity,
-                 text: `${a.metric}: ${a.value} vs baseline ${a.baseline} (score ${a.score})` });
+                 text: `${a.metric} dropped: ${v(a.value)} vs usual ${v(a.baseline)} (score ${a.score})` });
   }
   for (const s of (sales && sales.sales) || []) {
     if (s.state !== "live") continue;
