@@ -204,6 +204,22 @@ def live_phase(s: Settings, r: redis.Redis, worker: subprocess.Popen[bytes],
     }
 
 
+def funnels_toml(n: int) -> str:
+    """``n`` funnels for the worker (none: the default purchase funnel), varied in steps,
+    windows and breakdowns so each does its own work."""
+    if n <= 1:
+        return ""
+    steps = ('"page_view", "product_view", "cart_add", "order_submit"',
+             '"product_view", "cart_add", "order_submit", "payment"',
+             '"page_view", "cart_add", "payment"',
+             '"live_join", "order_submit", "payment"')
+    breakdowns = ('"channel"', '"channel", "region"', '"device"', '"campaign", "channel"')
+    return "".join(
+        f'\n[[funnels]]\nname = "f{i}"\nsteps = [{steps[i % 4]}]\n'
+        f'breakdowns = [{breakdowns[(i // 4) % 4]}]\nwindow_ms = {(i % 3 + 1) * 1_800_000}\n'
+        for i in range(n))
+
+
 def wait_assigned(worker: subprocess.Popen[bytes], web_port: int, timeout_s: float = 60) -> None:
     """Until the worker's /healthz lists partitions it owns."""
     deadline = time.perf_counter() + timeout_s
@@ -247,6 +263,10 @@ def main() -> int:
                     help="claims per claims run (stock: one unit per 20 claims)")
     ap.add_argument("--baselines", type=int, default=0, metavar="EVENTS",
                     help="also run bench/compare.py on this many events (naive Faust, Quix)")
+    ap.add_argument("--users", type=int, default=200_000, help="simulated user population")
+    ap.add_argument("--funnels", type=int, default=1, help="funnels configured (1 = default)")
+    ap.add_argument("--rooms", type=int, default=6, help="live rooms on air at once")
+    ap.add_argument("--workers", type=int, default=1, help="workers sharing the partitions")
     ap.add_argument("--dedup-horizon-ms", type=int, default=None,
                     help="worker's dedup horizon (its memory grows for one horizon, then is flat)")
     args = ap.parse_args()
@@ -265,7 +285,9 @@ def main() -> int:
         sim_rate = 5_000
         start_ms = int(time.time() * 1000) - n * 1000 // sim_rate
         users: set[str] = set()
-        for ev in Simulator(users=200_000, rate=sim_rate, seed=42, start_ms=start_ms).events(n):
+        sim = Simulator(users=args.users, rate=sim_rate, seed=42, start_ms=start_ms,
+                        rooms=args.rooms)
+        for ev in sim.events(n):
             users.add(ev["user_id"])
             prod.add(ev)
         prod.flush()
@@ -276,22 +298,24 @@ def main() -> int:
         # Quiet hours off ("00:00-00:00"): pushes are then decided and relayed whatever the
         # hour the bench runs at (in quiet hours they would wait for 08:00 in Redis).
         config = Path(tempfile.mkdtemp(prefix="shopstream-bench-")) / "bench.toml"
-        config.write_text('[coupons]\nquiet_hours = "00:00-00:00"\n')
+        config.write_text('[coupons]\nquiet_hours = "00:00-00:00"\n' + funnels_toml(args.funnels))
         env = {**os.environ, "SHOPSTREAM_CONFIG": str(config), "SHOPSTREAM_BROKER": infra.broker,
                "SHOPSTREAM_REDIS_URL": infra.redis_url, "SHOPSTREAM_APP_ID": "bench",
                "SHOPSTREAM_PARTITIONS": str(args.partitions), "PYTHONPATH": str(ROOT),
                "SHOPSTREAM_LOG_LEVEL": "WARNING"}
         if args.dedup_horizon_ms is not None:
             env["SHOPSTREAM_DEDUP_HORIZON_MS"] = str(args.dedup_horizon_ms)
-        web_port = free_port()
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "shopstream", "worker", "--web-port", str(web_port)],
-            env=env, cwd=ROOT)
+        web_ports = [free_port() for _ in range(args.workers)]
+        workers = [subprocess.Popen(
+            [sys.executable, "-m", "shopstream", "worker", "--web-port", str(port)],
+            env=env, cwd=ROOT) for port in web_ports]
+        worker, web_port = workers[0], web_ports[0]
         r = redis.Redis.from_url(infra.redis_url)
         try:
             # The clock starts once the worker owns its partitions: timing from the first
             # applied event would miss the events of the first batches.
-            wait_assigned(worker, web_port)
+            for w, port in zip(workers, web_ports, strict=True):
+                wait_assigned(w, port)
             first_t = time.perf_counter()
             first_n = applied(r, "bench", args.partitions)
             rss_peak = 0.0
@@ -299,13 +323,13 @@ def main() -> int:
             while True:
                 done = applied(r, "bench", args.partitions)
                 now = time.perf_counter()
-                rss_peak = max(rss_peak, rss_mb(worker.pid))
+                rss_peak = max(rss_peak, sum(rss_mb(w.pid) for w in workers))
                 if done >= total:
                     break
                 if now - last_report >= 5:
                     last_report = now
                     print(f"bench: {done:,}/{total:,} applied", file=sys.stderr, flush=True)
-                if worker.poll() is not None:
+                if any(w.poll() is not None for w in workers):
                     raise SystemExit("worker died")
                 time.sleep(0.05)
             elapsed = now - first_t
@@ -319,8 +343,10 @@ def main() -> int:
             live = live_phase(s, r, worker, web_port, round(rate * args.live_fraction), live_s,
                               servers)
         finally:
-            worker.terminate()
-            worker.wait(30)
+            for w in workers:
+                w.terminate()
+            for w in workers:
+                w.wait(30)
             r.close()
         claims = {} if args.no_claims else claims_phase(infra.redis_url, infra.broker,
                                                         args.claims)
@@ -345,6 +371,8 @@ def main() -> int:
         **claims,
         **baselines,
         "partitions": args.partitions,
+        "users": args.users, "funnels": args.funnels, "rooms": args.rooms,
+        "workers": args.workers,
         "machine": f"{platform.machine()} {os.cpu_count()} cores, "
                    f"Python {platform.python_version()}",
     }

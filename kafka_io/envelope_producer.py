@@ -16,6 +16,7 @@ from shopstream.core.settings import Settings
 from shopstream.kafka_io.partitioner import partition_for
 from shopstream.kafka_io.producer import RecordProducer
 from shopstream.schemas.events import ROOM_WIDE_TYPES
+from shopstream.schemas.validate import validate_event
 
 
 class EnvelopeProducer:
@@ -45,12 +46,13 @@ class EnvelopeProducer:
 
     def add(self, event: dict[str, Any]) -> int:
         """Queue one event object; returns its partition."""
-        return self.add_encoded(codec.dumps(event), str(event.get("user_id", "")),
-                                event.get("type") in ROOM_WIDE_TYPES)
+        room_wide = event.get("type") in ROOM_WIDE_TYPES and validate_event(event) is None
+        return self.add_encoded(codec.dumps(event), str(event.get("user_id", "")), room_wide)
 
     def add_encoded(self, data: bytes, user_id: str, room_wide: bool = False) -> int:
         """Queue an already-encoded event object, keeping its bytes as they are; a room-wide
-        event is queued for every partition (its user's one first)."""
+        event (a valid one: callers validate first) is queued for every partition, its
+        user's one first."""
         part = partition_for(user_id, self.partitions)
         self._queue(data, part)
         if room_wide:

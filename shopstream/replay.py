@@ -13,6 +13,7 @@ from shopstream.core.settings import Settings
 from shopstream.kafka_io.envelope_producer import EnvelopeProducer
 from shopstream.progress import Progress
 from shopstream.schemas.events import ROOM_WIDE_TYPES
+from shopstream.schemas.validate import validate_event
 from shopstream.sinks import keys
 
 #: Progress line every this many events.
@@ -26,7 +27,9 @@ def _user_of(line: bytes) -> tuple[str, bool] | None:
     except codec.DecodeError:
         return None
     if type(doc) is dict and type(doc.get("user_id")) is str:
-        return str(doc["user_id"]), doc.get("type") in ROOM_WIDE_TYPES
+        # Only a valid room-wide event is copied: an invalid one is dead-lettered once.
+        room_wide = doc.get("type") in ROOM_WIDE_TYPES and validate_event(doc) is None
+        return str(doc["user_id"]), room_wide
     return None
 
 

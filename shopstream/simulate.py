@@ -35,7 +35,7 @@ PAGES = ("home", "search", "category", "campaign", "live")
 N_SKUS = 400
 
 
-#: Live rooms on air at once, and how long their audience takes to ramp up.
+#: Live rooms on air at once (by default), and how long their audience takes to ramp up.
 N_ROOMS = 6
 RAMP_MS = 10 * 60_000
 INCIDENT_KINDS = ("payment-failures", "orders-drop")
@@ -80,11 +80,12 @@ class Simulator:
     """Iterates events in time order; ``rate`` events per simulated second."""
 
     def __init__(self, users: int, rate: float, seed: int, start_ms: int = DOUBLE_11_MS,
-                 incidents: tuple[Incident, ...] = ()) -> None:
+                 incidents: tuple[Incident, ...] = (), rooms: int = N_ROOMS) -> None:
         self.rng = random.Random(seed)
         self.incidents = incidents
+        self.rooms = max(1, rooms)
         #: Viewers in each room now (users who joined and have not left).
-        self._viewers: dict[str, list[str]] = {f"room{i}": [] for i in range(N_ROOMS)}
+        self._viewers: dict[str, list[str]] = {f"room{i}": [] for i in range(self.rooms)}
         self._now = start_ms
         self.users = max(1, users)
         self.rate = max(rate, 1.0)
@@ -146,7 +147,7 @@ class Simulator:
         order: dict[str, Any] = {"type": "order_submit", "order_id": order_id, "items": items,
                                  "amount": amount}
         if s.channel == "live" and r.random() < 0.5:
-            order["live_room_id"] = f"room{r.randrange(N_ROOMS)}"
+            order["live_room_id"] = f"room{r.randrange(self.rooms)}"
         out.append(order)
         roll = r.random()
         if self._trouble("payment-failures"):
@@ -170,7 +171,7 @@ class Simulator:
         """(user, event) in a room: joins ramp up after going on air, viewers comment (in
         bursts on the five-minute marks), like and leave."""
         r = self.rng
-        room = f"room{r.randrange(N_ROOMS)}"
+        room = f"room{r.randrange(self.rooms)}"
         viewers = self._viewers[room]
         ramp = min(1.0, on_air_ms / RAMP_MS)
         burst = ts % 300_000 < 30_000
@@ -207,7 +208,7 @@ class Simulator:
                 kind = "live_start" if live else "live_end"
                 for viewers in self._viewers.values():
                     viewers.clear()
-                for room in range(N_ROOMS):
+                for room in range(self.rooms):
                     yield {"event_id": self._id("e"), "type": kind, "ts": ts,
                            "user_id": f"host{room}", "room_id": f"room{room}", "channel": "live"}
             if len(active) < 200 or r.random() < 0.02:
