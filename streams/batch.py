@@ -208,8 +208,8 @@ class BatchProcessor:
             plans[p] = (fence, Fence(last, dedup.watermark), counts, dead)
             all_dead.extend(dead)
 
-        # Loads only read, each into its own ``loaded`` slot: their round trips overlap.
-        await asyncio.gather(*(agent.load(batches) for agent in self.agents))
+        for agent in self.agents:
+            await agent.load(batches)
         for batch in batches:
             for agent in self.agents:
                 agent.apply(batch)
