@@ -148,10 +148,11 @@ class AnomalyJudge(NoHooks):
             buckets = await read_buckets(self.redis, self.app_id, self.settings.partitions, fd,
                                          "flow", "m", fd.breakdowns[0], from_ms, to_ms)
             n = len(fd.steps)
+            reached = {m: [sum(v[i] for v in buckets.get(m, {}).values()) for i in range(n)]
+                       for m in span}
             for step in range(2, n + 1):
                 points = out.setdefault(f"funnel:{fd.name}:{step}", {})
-                for m in span:
-                    counts = [sum(v[i] for v in buckets.get(m, {}).values()) for i in range(n)]
+                for m, counts in reached.items():
                     prev = counts[step - 2]
                     points[m] = Point(counts[step - 1] / prev if prev else 0.0, prev)
         return out

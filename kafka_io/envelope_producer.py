@@ -41,7 +41,8 @@ class EnvelopeProducer:
         self.events_sent = 0
         #: Copies of room-wide events handed to Kafka so far.
         self.copies_sent = 0
-
+        #: Copies among each partition's buffered events.
+        self._buffered_copies: dict[int, int] = {}
         self.records_sent = 0
 
     def add(self, event: dict[str, Any]) -> int:
@@ -62,16 +63,15 @@ class EnvelopeProducer:
         return part
 
     def _queue(self, data: bytes, part: int, copy: bool = False) -> None:
-        if copy:
-            self.copies_sent += 1
-            self.events_sent -= 1
         if len(data) >= self.max_bytes:
             # Too big to share a record: alone it is judged (and maybe dead-lettered) alone.
             self._produce(data, None, part)
-            self.events_sent += 1
+            self._count(1, int(copy))
             return
         buf = self._buffers.setdefault(part, [])
         buf.append(data)
+        if copy:
+            self._buffered_copies[part] = self._buffered_copies.get(part, 0) + 1
         size = self._sizes.get(part, 0) + len(data) + 1
         self._sizes[part] = size
         if len(buf) >= self.max_events or size >= self.max_bytes:
@@ -85,10 +85,15 @@ class EnvelopeProducer:
     def _send(self, part: int) -> None:
         buf = self._buffers.pop(part, None)
         self._sizes.pop(part, None)
+        copies = self._buffered_copies.pop(part, 0)
         if not buf:
             return
         self._produce(b"[" + b",".join(buf) + b"]", None, part)
-        self.events_sent += len(buf)
+        self._count(len(buf), copies)
+
+    def _count(self, items: int, copies: int) -> None:
+        self.events_sent += items - copies
+        self.copies_sent += copies
 
     def _produce(self, value: bytes, key: bytes | None, partition: int | None) -> None:
         self._producer.produce(self.topic, value, key=key, partition=partition)

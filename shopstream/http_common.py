@@ -38,30 +38,26 @@ def error(status: int, message: str, **extra: Any) -> web.Response:
     return json_response({"error": message, **extra}, status)
 
 
+def bad_request(message: str) -> web.HTTPBadRequest:
+    return web.HTTPBadRequest(text=codec.dumps({"error": message}).decode(),
+                              content_type="application/json")
+
+
 def int_param(request: web.Request, name: str, default: int | None = None) -> int:
     """Query parameter as an integer; raises HTTPBadRequest naming it."""
     raw = request.query.get(name)
     if raw is None:
         if default is None:
-            raise web.HTTPBadRequest(body=codec.dumps({"error": f"{name}: required"}),
-                                     content_type="application/json")
+            raise bad_request(f"{name}: required")
         return default
     try:
         return int(raw)
     except ValueError:
-        raise web.HTTPBadRequest(
-            body=codec.dumps({"error": f"{name}: expected epoch milliseconds, got {raw!r}"}),
-            content_type="application/json",
-        ) from None
+        raise bad_request(f"{name}: expected epoch milliseconds, got {raw!r}") from None
 
 
 #: The ``res`` query parameter and the bucket code the queries use.
 RESOLUTIONS = {"minute": "m", "hour": "h", "day": "d"}
-
-
-def bad_request(message: str) -> web.HTTPBadRequest:
-    return web.HTTPBadRequest(text=codec.dumps({"error": message}).decode(),
-                              content_type="application/json")
 
 
 def window_params(request: web.Request) -> tuple[int, int, str]:

@@ -11,9 +11,8 @@ from aiohttp import web
 
 from shopstream.agents.funnel_query import read_funnel
 from shopstream.agents.funnel_rules import parse_funnels
-from shopstream.http_common import CTX, ApiContext, error, int_param, json_response
+from shopstream.http_common import CTX, ApiContext, error, json_response, window_params
 
-_RES = {"minute": "m", "hour": "h", "day": "d"}
 _VIEWS = ("cohort", "flow")
 
 
@@ -37,17 +36,11 @@ def setup(app: web.Application, ctx: ApiContext) -> None:
         by = request.query.get("by", fd.breakdowns[0])
         if by not in fd.breakdowns:
             return error(400, f"by: expected one of {list(fd.breakdowns)}, got {by!r}")
-        res = request.query.get("res", "minute")
-        if res not in _RES:
-            return error(400, f"res: expected one of {list(_RES)}, got {res!r}")
-        from_ms = int_param(request, "from", 0)
-        to_ms = int_param(request, "to", 2**62)
-        if to_ms < from_ms:
-            return error(400, "to: expected >= from")
+        from_ms, to_ms, res = window_params(request)
         s = request.app[CTX].settings
         body = await read_funnel(request.app[CTX].redis, s.app_id, s.partitions, fd, view,
-                                 _RES[res], by, from_ms, to_ms)
-        body["res"] = res
+                                 res, by, from_ms, to_ms)
+        body["res"] = request.query.get("res", "minute")
         return json_response(body)
 
     app.router.add_get("/v1/funnels", list_funnels)

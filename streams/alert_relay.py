@@ -76,7 +76,8 @@ class AlertRelay:
             if msg.error():
                 log.warning("ops alert relay: %s", msg.error())
                 break
-            answer = await self.sender.deliver(alert_id_of(msg), msg.value() or b"")
+            alert_id = alert_id_of(msg)
+            answer = await self.sender.deliver(alert_id, msg.value() or b"")
             if answer.outcome == "retry":
                 self._held = msg
                 self._attempts += 1
@@ -86,7 +87,7 @@ class AlertRelay:
                 break
             if answer.outcome == "failed":
                 log.error("ops alert refused by the webhook for good",
-                          extra={"alert_id": alert_id_of(msg), "reason": answer.reason})
+                          extra={"alert_id": alert_id, "reason": answer.reason})
             self.metrics.alerts_relayed.labels(answer.outcome).inc()
             await asyncio.to_thread(consumer.commit, message=msg, asynchronous=False)
             self._held, self._attempts = None, 0

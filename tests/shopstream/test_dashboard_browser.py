@@ -22,7 +22,8 @@ from typing import Any
 
 import pytest
 
-from tests.support import ROOT, new_port, wait_until
+from tests.shopstream.test_api_events import start_api
+from tests.support import ROOT, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -138,19 +139,8 @@ steps = ["page_view", "product_view", "cart_add", "order_submit",
 def start(settings, spawn, start_worker, read_key: str, config: Path) -> int:
     config.write_text(FUNNELS_TOML)
     start_worker(settings, SHOPSTREAM_CONFIG=str(config))
-    port = new_port()
-    spawn(settings, "api", "--port", str(port),
-          env={"SHOPSTREAM_READ_KEY": read_key, "SHOPSTREAM_CONFIG": str(config)})
-
-    def up() -> bool:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/livez", timeout=1):
-                return True
-        except OSError:
-            return False
-
-    wait_until(up, 30, "api up")
-    return port
+    return start_api(settings, spawn, SHOPSTREAM_READ_KEY=read_key,
+                     SHOPSTREAM_CONFIG=str(config))
 
 
 def test_the_dashboard_shows_what_the_events_imply(browser_tools, settings, spawn, start_worker,
