@@ -1,8 +1,11 @@
-"""Reading latency histograms back from a /metrics page, as Prometheus would."""
+"""Reading a worker's latency histograms back as Prometheus would, and Redis memory by kind of
+state."""
 
 from __future__ import annotations
 
 import urllib.request
+
+import redis
 
 
 def quantile(buckets: list[tuple[float, float]], q: float) -> float:
@@ -35,3 +38,39 @@ def scrape_histogram(port: int, metric: str) -> list[tuple[float, float]]:
             le = line.split('le="')[1].split('"')[0]
             out.append((float(le), float(line.rsplit(" ", 1)[1])))
     return out
+
+
+def key_family(key: bytes) -> str:
+    """A key's kind of state: the app id and hash tag dropped, ids and times folded
+    (``bench:{p3}:funnel:u:u123`` -> ``funnel:u:*``)."""
+    parts = key.decode("utf-8", "replace").split(":")[1:]
+    if parts and parts[0].startswith("{"):
+        parts = parts[1:]
+    kept = []
+    for part in parts:
+        if kept and (part[:1].isdigit() or len(kept) >= 2 and kept[-1] in ("u", "r", "o")
+                     or kept[-1] in ("seen", "buyers", "open", "viewers")):
+            kept.append("*")
+            break
+        kept.append(part)
+    return ":".join(kept)
+
+
+def memory_by_family(r: redis.Redis, sample_every: int = 20) -> dict[str, tuple[int, int]]:
+    """{family: (keys, estimated bytes)} over every key, from MEMORY USAGE of one key in
+    ``sample_every`` per family (the first of each family always)."""
+    seen: dict[str, int] = {}
+    sampled: dict[str, list[int]] = {}
+    pipe = r.pipeline(transaction=False)
+    asked: list[str] = []
+    for key in r.scan_iter(count=10_000):
+        fam = key_family(key)
+        n = seen.get(fam, 0)
+        seen[fam] = n + 1
+        if n % sample_every == 0:
+            pipe.memory_usage(key, samples=0)
+            asked.append(fam)
+    for fam, size in zip(asked, pipe.execute(), strict=True):
+        sampled.setdefault(fam, []).append(int(size or 0))
+    sizes = {fam: (n, round(n * sum(sampled[fam]) / len(sampled[fam]))) for fam, n in seen.items()}
+    return dict(sorted(sizes.items(), key=lambda kv: -kv[1][1]))

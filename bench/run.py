@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import claims_bench, compare  # noqa: E402
-from bench.measure import quantile, scrape_histogram, since  # noqa: E402
+from bench.measure import memory_by_family, quantile, scrape_histogram, since  # noqa: E402
 from shopstream.core import codec  # noqa: E402
 from shopstream.core.settings import Settings, load_settings  # noqa: E402
 from shopstream.infra import embedded, free_port  # noqa: E402
@@ -337,6 +337,11 @@ def main() -> int:
             redis_mem = int(r.info("memory")["used_memory"])
             per_user, progress_per_user = memory_per_user(r, sorted(users), args.partitions)
             relayed, waiting = pushes_decided(r, "bench", args.partitions)
+            families = memory_by_family(r)
+            for fam, (count, size) in list(families.items())[:12]:
+                print(f"bench: redis {fam:<24} {count:>9,} keys  "
+                      f"{size / max(len(users), 1):6.0f} bytes per active user",
+                      file=sys.stderr, flush=True)
             print(f"bench: live phase at {rate * args.live_fraction:,.0f} events/s "
                   f"for {live_s:.0f}s ...", file=sys.stderr, flush=True)
             servers = {"broker": infra.procs[0].pid, "redis": infra.procs[-1].pid}
@@ -365,6 +370,9 @@ def main() -> int:
         "active_users": len(users),
         "redis_bytes_per_active_user": round(per_user),
         "funnel_progress_bytes_per_user": round(progress_per_user),
+        "redis_bytes_per_active_user_by_family": {
+            fam: round(size / max(len(users), 1)) for fam, (_, size) in families.items()
+            if size / max(len(users), 1) >= 1},
         "pushes_relayed_at_phase1_end": relayed,
         "pushes_in_outbox_at_phase1_end": waiting,
         **live,
