@@ -36,7 +36,7 @@ from shopstream.core.settings import Settings
 from shopstream.monitoring.metrics import Metrics
 from shopstream.sinks.coupon_keys import coupon_keys, live_ended_key, user_key, viewers_key
 from shopstream.sinks.outbox import OutboxRelay
-from shopstream.sinks.redis_state import Redis, mget_slots
+from shopstream.sinks.redis_state import Redis, get_many
 from shopstream.sinks.webhook import WebhookSender, parse_webhook
 
 NAME = "coupons"
@@ -97,8 +97,8 @@ class CouponAgent(NoHooks):
             for vs in viewers.values():
                 users.update(vs)
             prepared.append((b, due, rooms, ended, deferred, viewers, sorted(users)))
-        rows3 = await mget_slots(self.redis, [[user_key(a, b.partition, u) for u in names]
-                                              for b, *_, names in prepared])
+        rows3 = await get_many(self.redis, [(user_key(a, b.partition, ""), names)
+                                            for b, *_, names in prepared])
         for (b, due, rooms, ended, deferred, viewers, names), raws in zip(prepared, rows3,
                                                                           strict=True):
             b.loaded[NAME] = {

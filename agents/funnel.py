@@ -39,7 +39,7 @@ from shopstream.sinks.funnel_keys import (
     late_key,
     user_key,
 )
-from shopstream.sinks.redis_state import Redis, mget_slots
+from shopstream.sinks.redis_state import Redis, get_many
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ class Funnels(NoHooks):
         self._last_gauge = 0
 
     async def load(self, batches: list[PartitionBatch]) -> None:
-        """One MGET per partition (pipelined where Redis allows) of the batch's users' progress."""
+        """One read per partition of the batch's users' progress (the partitions concurrently)."""
         wanted = [
             (b, list(dict.fromkeys(e["user_id"] for e in b.events if e["type"] in self.by_type)))
             for b in batches
@@ -77,8 +77,8 @@ class Funnels(NoHooks):
         wanted = [(b, uids) for b, uids in wanted if uids]
         if not wanted or self.redis is None:
             return
-        key_lists = [[user_key(self.app_id, b.partition, u) for u in uids] for b, uids in wanted]
-        rows = await mget_slots(self.redis, key_lists)
+        prefixes = [user_key(self.app_id, b.partition, "") for b, _ in wanted]
+        rows = await get_many(self.redis, list(zip(prefixes, (u for _, u in wanted), strict=True)))
         for (b, uids), blobs in zip(wanted, rows, strict=True):
             b.loaded[self.name] = {u: blob for u, blob in zip(uids, blobs, strict=True) if blob}
 

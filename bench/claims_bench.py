@@ -65,7 +65,7 @@ class Measured:
         return len(self.latencies) / self.wall_s
 
     def as_dict(self, prefix: str) -> dict[str, float | str]:
-        out = {f"{prefix}_claims_per_s": round(self.per_s),
+        out: dict[str, float | str] = {f"{prefix}_claims_per_s": round(self.per_s),
                f"{prefix}_p50_ms": round(self.quantile_ms(0.5), 2),
                f"{prefix}_p99_ms": round(self.quantile_ms(0.99), 2)}
         if self.inside_ms:
@@ -74,7 +74,7 @@ class Measured:
         out[f"{prefix}_units_granted_of_stock"] = f"{self.units}/{self.stock}"
         return out
 
-    def __str__(self) -> Measured:
+    def __str__(self) -> str:
         return (f"{self.name:<5} claims={len(self.latencies):>6} claims/s={self.per_s:>9,.0f} "
                 f"p50={self.quantile_ms(0.5):6.2f}ms p99={self.quantile_ms(0.99):6.2f}ms "
                 f"results={self.results} units={self.units}/{self.stock}{self.note}" + (
@@ -250,7 +250,7 @@ def api_process(redis_url: str, broker: str, token: str) -> Iterator[int]:
         wait_up(port)
         yield port
     finally:
-        stop(api)  # type: ignore[arg-type]
+        stop(api)
 
 
 def main() -> None:

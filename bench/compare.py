@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench import baseline_faust  # noqa: E402
+from bench import baseline_faust, targets  # noqa: E402
 from bench.funnel_reference import as_rows, reference_funnel  # noqa: E402
 from bench.workload import create_topic, generate, measure_quix, produce_per_event  # noqa: E402
 from shopstream.agents.funnel_query import read_buckets  # noqa: E402
@@ -37,7 +37,8 @@ from shopstream.sinks import keys  # noqa: E402
 from shopstream.sinks.redis_state import make_redis  # noqa: E402
 
 PARTITIONS = 4
-ALL_AGENTS = "event_stats,funnel,inventory,coupons"
+#: Every agent a worker runs by default (live rooms, pulse and anomaly judge included).
+ALL_AGENTS = Settings.agents
 ENVELOPES_TOPIC = "cmp-envelopes"
 #: shopstream runs: (name, topic, agents). The peers compute one funnel; "funnel" runs only
 #: the funnel agent (its default funnels, the purchase funnel among them), like for like.
@@ -146,7 +147,10 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--events", type=int, default=200_000)
     args = ap.parse_args()
-    print(json.dumps(compare(args.events), indent=2))
+    out = compare(args.events)
+    checked = targets.check(out, targets.COMPARE)
+    print(json.dumps({**out, "targets": checked}, indent=2))
+    targets.print_table(checked)
     return 0
 
 

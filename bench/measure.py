@@ -3,9 +3,12 @@ state."""
 
 from __future__ import annotations
 
+import tracemalloc
 import urllib.request
 
 import redis
+
+from shopstream.streams.dedup import Deduplicator
 
 
 def quantile(buckets: list[tuple[float, float]], q: float) -> float:
@@ -40,13 +43,37 @@ def scrape_histogram(port: int, metric: str) -> list[tuple[float, float]]:
     return out
 
 
+def scrape_gauge(port: int, metric: str) -> float:
+    """An unlabelled gauge's value on a /metrics page (0 when absent)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+        for line in resp.read().decode().splitlines():
+            if line.startswith(f"{metric} "):
+                return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def dedup_bytes_per_id(ids: int = 300_000) -> float:
+    """Bytes a remembered event id costs the worker (its string and its dict slot), traced
+    while one partition's deduplicator fills with ids shaped like the bench's live ones."""
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        dedup = Deduplicator(horizon_ms=10**12, max_ids=ids + 1)
+        for i in range(ids):
+            dedup.is_duplicate(f"L{i % 1000:06d}e{i}", 1_700_000_000_000 + i)
+        used = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    return used / ids
+
+
 def key_family(key: bytes) -> str:
     """A key's kind of state: the app id and hash tag dropped, ids and times folded
     (``bench:{p3}:funnel:u:u123`` -> ``funnel:u:*``)."""
     parts = key.decode("utf-8", "replace").split(":")[1:]
     if parts and parts[0].startswith("{"):
         parts = parts[1:]
-    kept = []
+    kept: list[str] = []
     for part in parts:
         if kept and (part[:1].isdigit() or len(kept) >= 2 and kept[-1] in ("u", "r", "o")
                      or kept[-1] in ("seen", "buyers", "open", "viewers")):

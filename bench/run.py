@@ -33,8 +33,15 @@ import redis
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench import claims_bench, compare  # noqa: E402
-from bench.measure import memory_by_family, quantile, scrape_histogram, since  # noqa: E402
+from bench import claims_bench, compare, targets  # noqa: E402
+from bench.measure import (  # noqa: E402
+    dedup_bytes_per_id,
+    memory_by_family,
+    quantile,
+    scrape_gauge,
+    scrape_histogram,
+    since,
+)
 from shopstream.core import codec  # noqa: E402
 from shopstream.core.settings import Settings, load_settings  # noqa: E402
 from shopstream.infra import embedded, free_port  # noqa: E402
@@ -46,6 +53,7 @@ from shopstream.simulate import Simulator  # noqa: E402
 from shopstream.sinks import keys  # noqa: E402
 from shopstream.sinks.coupon_keys import coupon_keys  # noqa: E402
 from shopstream.sinks.funnel_keys import user_key as funnel_user_key  # noqa: E402
+from shopstream.streams.dedup import GENERATIONS  # noqa: E402
 
 
 def applied(r: redis.Redis, app_id: str, partitions: int) -> int:
@@ -153,6 +161,20 @@ def send_paced(s: Settings, envelopes: list[tuple[int, bytes, int]], rate: float
 
 #: Seconds between the live phase's progress lines (latency of that window, RSS).
 LIVE_REPORT_S = 10
+DEDUP_METRIC = "shopstream_dedup_ids"
+
+
+def rss_formula_mb(s: Settings, rss_mb_now: float, ids_now: float, rate: float) -> dict[str, float]:
+    """The worker's RSS once its dedup horizon is full at ``rate``: what it holds besides
+    event ids, plus bytes per id x the ids of one horizon (and 1/GENERATIONS more, the
+    generation not yet dropped), capped at ``dedup_max_ids`` per partition."""
+    per_id = dedup_bytes_per_id()
+    base_mb = rss_mb_now - ids_now * per_id / 2**20
+    ids_full = min(rate * s.dedup_horizon_ms / 1000 * (1 + 1 / GENERATIONS),
+                   s.partitions * s.dedup_max_ids)
+    return {"dedup_bytes_per_id": round(per_id, 1), "worker_rss_base_mb": round(base_mb, 1),
+            "dedup_ids_horizon_full": round(ids_full),
+            "worker_rss_formula_mb": round(base_mb + ids_full * per_id / 2**20, 1)}
 
 
 def live_phase(s: Settings, r: redis.Redis, worker: subprocess.Popen[bytes],
@@ -162,6 +184,7 @@ def live_phase(s: Settings, r: redis.Redis, worker: subprocess.Popen[bytes],
     expected = int(rate * seconds)
     envelopes = live_envelopes(s, expected)
     before = scrape_histogram(web_port, LAG_METRIC)
+    ids_before, rss_before = scrape_gauge(web_port, DEDUP_METRIC), rss_mb(worker.pid)
     start_in = applied(r, "bench", s.partitions)
     sender = threading.Thread(target=send_paced, args=(s, envelopes, rate, expected))
     started = time.perf_counter()
@@ -192,6 +215,8 @@ def live_phase(s: Settings, r: redis.Redis, worker: subprocess.Popen[bytes],
     after = scrape_histogram(web_port, LAG_METRIC)
     delta = since(after, before)
     return {
+        **rss_formula_mb(s, rss_before, ids_before, rate),
+        "dedup_ids_at_live_end": round(scrape_gauge(web_port, DEDUP_METRIC)),
         "live_rate_events_per_s": rate,
         "live_seconds": seconds,
         "latency_p50_ms": round(quantile(delta, 0.50) * 1000, 1),
@@ -274,8 +299,10 @@ def main() -> int:
     live_s = 10.0 if args.quick else args.live_seconds
 
     with embedded(durable=False) as infra:
+        horizon = {} if args.dedup_horizon_ms is None else {
+            "dedup_horizon_ms": args.dedup_horizon_ms}
         s = load_settings(env={}, broker=infra.broker, redis_url=infra.redis_url,
-                          partitions=args.partitions, app_id="bench")
+                          partitions=args.partitions, app_id="bench", **horizon)
         ensure_topics(s)
         print(f"bench: producing {n:,} events ...", file=sys.stderr, flush=True)
         t0 = time.perf_counter()
@@ -384,10 +411,18 @@ def main() -> int:
         "machine": f"{platform.machine()} {os.cpu_count()} cores, "
                    f"Python {platform.python_version()}",
     }
+    checked = targets.check(result, targets.RUN) + (
+        targets.check(result, targets.COMPARE, prefix="baseline_") if baselines else [])
+    result["targets"] = checked
     Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
     width = max(len(k) for k in result)
     for k, v in result.items():
-        print(f"{k:<{width}}  {v}")
+        if k != "targets":
+            print(f"{k:<{width}}  {v}")
+    targets.print_table(checked)
+    if live_s < 600:
+        print(f"(the live p99 target is for every 10-s window of 600 s; this run's live phase "
+              f"was {live_s:.0f} s)")
     return 0
 
 

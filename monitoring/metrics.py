@@ -118,6 +118,10 @@ class Metrics:
                      1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
             registry=r,
         )
+        self.dedup_ids = Gauge(
+            f"{PREFIX}_dedup_ids", "Event ids the worker remembers for deduplication (its "
+            "memory grows with them for one horizon, then is flat)", registry=r,
+        )
         self.rebuilds = Counter(
             f"{PREFIX}_partition_rebuilds_total", "Partition state rebuilds from Kafka", registry=r
         )

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 Redis = aioredis.Redis | RedisCluster
 
 _APPLY_LUA = (Path(__file__).parent / "apply_batch.lua").read_text()
+_GET_MANY_LUA = (Path(__file__).parent / "get_many.lua").read_text()
 
 
 def make_redis(settings: Settings) -> Redis:
@@ -41,22 +42,20 @@ def make_redis(settings: Settings) -> Redis:
                                    socket_timeout=wait, socket_connect_timeout=wait)
 
 
-async def mget_slots(redis: Redis, key_lists: list[list[str]]) -> list[list[bytes | None]]:
-    """MGET each list of same-slot keys: one pipeline on Redis, concurrent calls on Cluster
-    (whose pipelines refuse multi-key commands). An empty list reads as an empty row."""
-    asked = [k for k in key_lists if k]
-    if not asked:
-        return [[] for _ in key_lists]
-    if isinstance(redis, RedisCluster):
-        rows = await asyncio.gather(*(redis.mget(k) for k in asked))
-    else:
-        async with redis.pipeline(transaction=False) as pipe:
-            for keys_ in asked:
-                pipe.mget(keys_)
-            rows = await pipe.execute()
-    it = iter(rows)
-    # decode_responses=False: values are bytes, never str.
-    return [cast(list[bytes | None], next(it)) if k else [] for k in key_lists]
+async def get_many(redis: Redis, rows: list[tuple[str, list[str]]]) -> list[list[bytes | None]]:
+    """Values of ``prefix + name`` for each (prefix, names) row, one Lua call per row, the
+    rows concurrently. A row's keys must share one hash tag (one partition's state); an
+    empty row reads as an empty list."""
+    script = redis.register_script(_GET_MANY_LUA)
+
+    async def one(prefix: str, names: list[str]) -> list[bytes | None]:
+        if not names:
+            return []
+        got = await script(keys=[prefix], args=[prefix, orjson.dumps(names)])
+        # decode_responses=False: values are bytes, never str; a missing key reads as None.
+        return cast(list[bytes | None], got)
+
+    return list(await asyncio.gather(*(one(prefix, names) for prefix, names in rows)))
 
 
 @dataclass(slots=True)
@@ -176,28 +175,24 @@ class RedisState:
         }
 
     async def apply(self, writes: dict[int, tuple[Fence, Fence, Ops]]) -> None:
-        """Apply ``{partition: (fence read before, fence after, ops)}``, one Lua call each.
+        """Apply ``{partition: (fence read before, fence after, ops)}``, one Lua call each,
+        concurrently.
 
         Raises StaleFenceError naming the partitions whose fence moved meanwhile; the
         other partitions' batches are applied.
         """
-        if not writes:
-            return
-        calls: list[tuple[list[str], list[int | bytes]]] = [
-            ([self.fence_key(p)], [before.offset, after.offset, after.watermark, ops.encode()])
-            for p, (before, after, ops) in writes.items()
-        ]
-        if isinstance(self.redis, RedisCluster):
-            # Cluster pipelines refuse EVALSHA; each call goes to its slot's node, concurrently.
-            results = await asyncio.gather(*(self._apply(keys=k, args=a) for k, a in calls))
-        else:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for k, a in calls:
-                    await self._apply(keys=k, args=a, client=pipe)
-                results = await pipe.execute()
-        stale = [p for p, res in zip(writes, results, strict=True) if int(res[0]) != 1]
+        landed = await asyncio.gather(*(self.apply_one(p, *w) for p, w in writes.items()))
+        stale = [p for p, ok in zip(writes, landed, strict=True) if not ok]
         if stale:
             raise StaleFenceError(f"fence moved under this worker for partitions {stale}")
+
+    async def apply_one(self, partition: int, before: Fence, after: Fence, ops: Ops) -> bool:
+        """One partition's fenced call; False when its fence no longer holds ``before``
+        (nothing was written). Calls for different partitions may run concurrently: each
+        is atomic and touches its own partition's keys only."""
+        res = await self._apply(keys=[self.fence_key(partition)],
+                                args=[before.offset, after.offset, after.watermark, ops.encode()])
+        return int(res[0]) == 1
 
     async def checkpoints(self, partition: int) -> list[tuple[int, int]]:
         """(first offset, watermark before it) of recorded batches, oldest first."""

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -65,6 +65,34 @@ def split_by_bytes(records: list[Record], max_bytes: int) -> list[list[Record]]:
     if run:
         runs.append(run)
     return runs
+
+
+class Plan(NamedTuple):
+    """What a partition's batch will write besides the agents' ops."""
+
+    #: The fence read before the batch: its call lands only if Redis still holds it.
+    fence: Fence
+    #: The fence once the batch landed (last offset, watermark).
+    after: Fence
+    counts: Counter[str]
+    dead: list[DeadLetter]
+
+
+async def first_error(*aws: Awaitable[Any]) -> list[Any]:
+    """Await all; on the first failure cancel and await the rest, then raise it, so that a
+    retry never runs beside leftovers of the failed try."""
+    tasks = [asyncio.ensure_future(a) for a in aws]
+    try:
+        return await asyncio.gather(*tasks)
+    except BaseException:
+        await cancel_all(tasks)
+        raise
+
+
+async def cancel_all(tasks: list[asyncio.Task[Any]] | list[asyncio.Future[Any]]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 @dataclass(slots=True)
@@ -149,11 +177,6 @@ class BatchProcessor:
         # Partitions new to this worker are rebuilt from Kafka concurrently (I/O bound).
         await asyncio.gather(*(self._ensure_current(p, fences[p]) for p in by_part))
 
-        batches: list[PartitionBatch] = []
-        plans: dict[int, tuple[Fence, Fence, Counter[str], list[DeadLetter]]] = {}
-        all_dead: list[DeadLetter] = []
-        max_bytes = self.settings.max_record_bytes
-        n_parts = self.settings.partitions
         gaps = {p: first for p, recs in by_part.items()
                 if (first := self._first_unapplied(p, recs, fences[p])) > fences[p].offset + 1}
         if gaps and not self._catching_up:
@@ -162,6 +185,38 @@ class BatchProcessor:
             fences = await self.state.read_fences(sorted(by_part))
         for p in [p for p in by_part if p in self._refused]:
             del by_part[p]
+        try:
+            batches, plans = self._plan(by_part, fences)
+            await self._compute_and_write(batches, plans)
+        except BaseException:
+            # Deduplication already saw these records: a retry must start from state rebuilt
+            # up to the fence, or it would take the batch's own events for duplicates.
+            self.forget(list(by_part))
+            raise
+        applied = 0
+        now_ms = time.time() * 1000
+        for batch in batches:
+            fence_after = plans[batch.partition].after
+            self._export_lag(batch.partition, fence_after.offset)
+            self._parts[batch.partition].offset = fence_after.offset
+            self._parts[batch.partition].dedup.evict()
+            applied += len(batch.events)
+            self._observe(batch, plans[batch.partition].counts, now_ms)
+        self.metrics.dedup_ids.set(sum(len(part.dedup) for part in self._parts.values()))
+        for agent in self.agents:
+            await agent.after_apply(batches)
+        self.metrics.batches.inc()
+        self.metrics.batch_seconds.observe(time.perf_counter() - started)
+        return applied
+
+    def _plan(
+        self, by_part: dict[int, list[Record]], fences: dict[int, Fence]
+    ) -> tuple[list[PartitionBatch], dict[int, Plan]]:
+        """Decode and deduplicate each partition's records beyond its fence."""
+        batches: list[PartitionBatch] = []
+        plans: dict[int, Plan] = {}
+        max_bytes = self.settings.max_record_bytes
+        n_parts = self.settings.partitions
         for p, recs in by_part.items():
             fence = fences[p]
             part = self._parts[p]
@@ -205,39 +260,39 @@ class BatchProcessor:
                                    copies=copies)
             self._checkpoint(part, batch, first)
             batches.append(batch)
-            plans[p] = (fence, Fence(last, dedup.watermark), counts, dead)
-            all_dead.extend(dead)
+            plans[p] = Plan(fence, Fence(last, dedup.watermark), counts, dead)
+        return batches, plans
 
-        for agent in self.agents:
-            await agent.load(batches)
-        for batch in batches:
-            for agent in self.agents:
-                agent.apply(batch)
-            self._record_counts(batch, plans[batch.partition][2], plans[batch.partition][3])
+    async def _compute_and_write(self, batches: list[PartitionBatch],
+                                 plans: dict[int, Plan]) -> None:
+        """Loads (and the dead letters' flush) concurrently, then each partition's agents and
+        its fenced call: a partition's call is on its way while the next one is computed.
 
-        await self.dead_letters.publish(all_dead)
-        writes = {b.partition: (*plans[b.partition][:2], b.ops) for b in batches}
+        Dead letters are flushed before any fence moves, so a crash may repeat one, never
+        lose one.
+        """
+        all_dead = [d for plan in plans.values() for d in plan.dead]
+        await first_error(self.dead_letters.publish(all_dead),
+                          *(agent.load(batches) for agent in self.agents))
+        writes: list[asyncio.Task[bool]] = []
         try:
-            await self.state.apply(writes)
-        except StaleFenceError:
+            for batch in batches:
+                for agent in self.agents:
+                    agent.apply(batch)
+                plan = plans[batch.partition]
+                self._record_counts(batch, plan.counts, plan.dead)
+                writes.append(asyncio.create_task(
+                    self.state.apply_one(batch.partition, plan.fence, plan.after, batch.ops)))
+                await asyncio.sleep(0)  # let the call go out before computing the next one
+            landed = await asyncio.gather(*writes)
+        except BaseException:
+            await cancel_all(writes)
+            raise
+        stale = [b.partition for b, ok in zip(batches, landed, strict=True) if not ok]
+        if stale:
             self.metrics.stale_fences.inc()
             log.warning("fence moved under this worker; partition state will be reloaded")
-            self.forget(list(writes))
-            raise
-        applied = 0
-        now_ms = time.time() * 1000
-        for batch in batches:
-            fence_after = plans[batch.partition][1]
-            self._export_lag(batch.partition, fence_after.offset)
-            self._parts[batch.partition].offset = fence_after.offset
-            self._parts[batch.partition].dedup.evict()
-            applied += len(batch.events)
-            self._observe(batch, plans[batch.partition][2], now_ms)
-        for agent in self.agents:
-            await agent.after_apply(batches)
-        self.metrics.batches.inc()
-        self.metrics.batch_seconds.observe(time.perf_counter() - started)
-        return applied
+            raise StaleFenceError(f"fence moved under this worker for partitions {stale}")
 
     def _export_lag(self, p: int, applied: int) -> None:
         """Log end minus the applied fence (clamped at 0: the broker's high watermark may lag

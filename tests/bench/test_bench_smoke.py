@@ -33,3 +33,12 @@ def test_bench_run_small(tmp_path):
         # 2,000 claims on 100 units: the sale sells out, and never beyond its stock.
         assert granted == stock == 100, run
         assert 0 < r[f"{run}_p50_ms"] <= r[f"{run}_p99_ms"]
+    # Every target of bench/targets.py is reported beside its measured figure.
+    rows = {row["target"]: row for row in r["targets"]}
+    assert len(rows) == 8 and all(row["measured"] is not None for row in rows.values())
+    speed = rows["one worker, all agents, sustained"]
+    assert speed["measured"] == r["worker_events_per_s"]
+    assert speed["met"] == (r["worker_events_per_s"] >= 100_000)
+    # The RSS formula: the ids of one full horizon at the live rate, each at its traced cost.
+    assert 50 < r["dedup_bytes_per_id"] < 1000 and r["dedup_ids_at_live_end"] > 0
+    assert r["worker_rss_formula_mb"] > r["worker_rss_base_mb"] > 0
