@@ -58,7 +58,7 @@ class Settings:
     batch_within_s: float = 0.05
     #: Event-time horizon within which a repeated event_id counts as a duplicate.
     dedup_horizon_ms: int = 600_000
-    #: Hard cap on remembered event ids per worker, so memory stays bounded at any rate.
+    #: Hard cap on remembered event ids per partition, so memory stays bounded at any rate.
     dedup_max_ids: int = 5_000_000
     #: Larger Kafka record values are dead-lettered whole.
     max_record_bytes: int = 1_048_576
