@@ -49,7 +49,7 @@ async def test_flaky_receiver_gets_each_push_once_or_dead_letter(settings) -> No
     port = new_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     # The receiver shares the worker's event loop, where a batch can hold the loop for more
-    # than 150 ms on a loaded machine: a shorter timeout would retry answers already sent.
+    # than 150 ms on a loaded machine: a timeout that short would retry answers already sent.
     hook = {"url": f"http://127.0.0.1:{port}/push", "secret": SECRET, "timeout_ms": 1000,
             "max_attempts": 3, "backoff_ms": 5}
     s = with_sections(settings, **SECTIONS, webhook=hook)
