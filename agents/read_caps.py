@@ -16,8 +16,9 @@ from shopstream.sinks.redis_state import Redis
 MAX_ROWS: Final = 100_000
 #: Most buckets one answer may hold: a week at minute resolution.
 MAX_BUCKETS: Final = 10_080
-#: Most rooms one page of ``/v1/live/rooms`` lists.
+#: Most items one page of a list route holds (``limit``), and the largest ``offset``.
 MAX_PAGE: Final = 500
+MAX_OFFSET: Final = 1_000_000
 
 
 class ReadTooLarge(ValueError):

@@ -10,7 +10,7 @@ import time
 from aiohttp import web
 
 from shopstream.agents.live_query import on_air, read_room
-from shopstream.agents.read_caps import MAX_PAGE
+from shopstream.agents.read_caps import MAX_OFFSET, MAX_PAGE
 from shopstream.http_common import (
     CTX,
     ApiContext,
@@ -22,8 +22,6 @@ from shopstream.http_common import (
 
 #: Rooms per page unless ``limit`` says otherwise.
 DEFAULT_PAGE = 100
-#: Largest ``offset``: far beyond any real number of rooms on air.
-MAX_OFFSET = 1_000_000
 
 
 def setup(app: web.Application, ctx: ApiContext) -> None:

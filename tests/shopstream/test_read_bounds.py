@@ -4,9 +4,13 @@ bare 500."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,7 +23,7 @@ from shopstream.core.settings import Settings
 from shopstream.http_common import MAX_TIME_MS
 from shopstream.infra import start_redis, stop
 from shopstream.sinks.keys import stats_index_key
-from tests.support import Infra
+from tests.support import Infra, Proc, new_port, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -109,5 +113,39 @@ async def test_stalled_redis_answers_json_503_with_retry_after(infra: Infra,
             # Redis back: the same routes answer again.
             resp = await client.get("/healthz")
             assert resp.status == 200, await resp.text()
+    finally:
+        stop(proc)
+
+
+def _get(url: str) -> tuple[int, dict[str, str], bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=30) as resp:
+            return resp.status, dict(resp.headers), resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), exc.read()
+    except OSError:
+        return 0, {}, b""
+
+
+def test_worker_healthz_answers_json_503_while_redis_is_stalled(
+    infra: Infra, tmp_path: Path, spawn: Callable[..., Proc]
+) -> None:
+    proc, url = start_redis(data_dir=tmp_path / "redis")
+    try:
+        settings = infra.settings(redis_url=url, redis_timeout_s=1.0)
+        port = new_port()
+        worker = spawn(settings, "worker", "--web-port", str(port))
+        healthz = f"http://127.0.0.1:{port}/healthz"
+        wait_until(lambda: _get(healthz)[0] == 200, 90, "worker /healthz")
+        os.kill(proc.pid, signal.SIGSTOP)
+        try:
+            status, headers, body = _get(healthz)
+            assert status == 503, (status, body, worker.log_text()[-2000:])
+            assert headers["Content-Type"].startswith("application/json")
+            assert headers["Retry-After"].isdigit()
+            assert json.loads(body)["status"] == "redis unavailable"
+        finally:
+            os.kill(proc.pid, signal.SIGCONT)
+        wait_until(lambda: _get(healthz)[0] == 200, 60, "worker /healthz again")
     finally:
         stop(proc)
