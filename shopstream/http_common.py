@@ -63,13 +63,14 @@ def int_param(request: web.Request, name: str, default: int | None = None, *, lo
         if default is None:
             raise bad_request(f"{name}: required")
         return default
+    value: int | None
     try:
         value = int(raw)
     except ValueError:
-        raise bad_request(f"{name}: expected {unit} {low}..{high}, got {raw[:40]!r}") from None
-    if not low <= value <= high:
+        value = None
+    if value is None or not low <= value <= high:
         raise web.HTTPBadRequest(
-            text=codec.dumps({"error": f"{name}: expected {unit} {low}..{high}, got {raw[:40]}",
+            text=codec.dumps({"error": f"{name}: expected {unit} {low}..{high}, got {raw[:40]!r}",
                               "parameter": name, "min": low, "max": high}).decode(),
             content_type="application/json")
     return value

@@ -49,9 +49,8 @@ async def test_out_of_range_integers_answer_400_naming_the_parameter(settings: S
                     body = await _json_400(client, path, {name: raw})
                     assert body["error"].startswith(f"{name}: expected"), body
                     assert f"0..{MAX_TIME_MS}" in body["error"], body
-                    if raw.lstrip("-").isdigit():
-                        assert (body["parameter"], body["min"], body["max"]) == (
-                            name, 0, MAX_TIME_MS)
+                    assert (body["parameter"], body["min"], body["max"]) == (
+                        name, 0, MAX_TIME_MS)
             # The bounds themselves are accepted.
             resp = await client.get(path, params={"from": "0", "to": str(MAX_TIME_MS)})
             assert resp.status in (200, 404), (path, await resp.text())
