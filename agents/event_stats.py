@@ -11,6 +11,7 @@ from collections import Counter
 from typing import Any
 
 from shopstream.agents.base import NoHooks, PartitionBatch
+from shopstream.agents.read_caps import check_buckets, check_rows
 from shopstream.sinks.keys import stats_index_key, stats_minute_key
 from shopstream.sinks.redis_state import Redis
 
@@ -60,7 +61,10 @@ class EventStats(NoHooks):
 async def read_stats(
     redis: Redis, app_id: str, partitions: int, from_ms: int, to_ms: int
 ) -> dict[str, Any]:
-    """Counts and GMV per minute in [from_ms, to_ms), summed over all partitions."""
+    """Counts and GMV per minute in [from_ms, to_ms), summed over all partitions; ReadTooLarge
+    over the row cap (a row per partition and minute: the minutes are the answer's rows too)."""
+    await check_rows(redis, [stats_index_key(app_id, p) for p in range(partitions)], from_ms,
+                     to_ms)
     async with redis.pipeline(transaction=False) as pipe:
         for p in range(partitions):
             pipe.zrangebyscore(stats_index_key(app_id, p), from_ms, f"({to_ms}")
@@ -89,6 +93,7 @@ async def read_stats(
             tot = totals["counts"].setdefault(etype, {})
             tot[channel] = tot.get(channel, 0) + n
             totals["events"] += n
+    check_buckets(len(per_minute))
     return {
         "from": from_ms,
         "to": to_ms,

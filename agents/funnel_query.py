@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from shopstream.agents.funnel_rules import FunnelDef
+from shopstream.agents.read_caps import check_buckets, check_rows
 from shopstream.sinks.funnel_keys import bucket_key, index_key, late_key
 from shopstream.sinks.redis_state import Redis
 
@@ -16,10 +17,13 @@ async def read_buckets(
     redis: Redis, app_id: str, partitions: int, fd: FunnelDef, view: str, res: str, by: str,
     from_ms: int, to_ms: int,
 ) -> dict[int, dict[str, list[int]]]:
-    """{bucket start: {breakdown value: [entries reaching step 1..n]}} for buckets in [from, to)."""
+    """{bucket start: {breakdown value: [entries reaching step 1..n]}} for buckets in [from, to);
+    ReadTooLarge over the row or bucket cap."""
+    indexes = [index_key(app_id, p, fd.key_id, view, res) for p in range(partitions)]
+    await check_rows(redis, indexes, from_ms, to_ms)
     async with redis.pipeline(transaction=False) as pipe:
-        for p in range(partitions):
-            pipe.zrangebyscore(index_key(app_id, p, fd.key_id, view, res), from_ms, f"({to_ms}")
+        for key in indexes:
+            pipe.zrangebyscore(key, from_ms, f"({to_ms}")
         starts = await pipe.execute()
     wanted = [(p, int(s)) for p, rows in enumerate(starts) for s in rows]
     async with redis.pipeline(transaction=False) as pipe:
@@ -37,6 +41,7 @@ async def read_buckets(
             value, step = fld[len(prefix):].rsplit("|", 1)
             counts = out.setdefault(start, {}).setdefault(value, [0] * n)
             counts[int(step) - 1] += int(raw_n)
+    check_buckets(len(out))
     return {start: out[start] for start in sorted(out)}
 
 

@@ -4,7 +4,8 @@ Per batch: ``load`` reads, per partition, the state of the users the batch touch
 views of rooms a ``live_end`` closes, the views the advancing watermark may drop as idle, and
 the rooms of orders being paid; ``apply`` runs ``live_rules.LiveShard`` (pure) over the events
 and room-wide copies in partition order; the changes ride the batch's fenced write (keys in
-``sinks/live_keys``). Every ~5 s ``tick`` refreshes the room gauges of the top rooms.
+``sinks/live_keys``). Every ~5 s ``tick`` refreshes the room gauges of the top rooms (their
+details only: bounded work whatever the number of rooms on air).
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ from redis.exceptions import RedisError
 from shopstream.agents.base import NoHooks, PartitionBatch
 from shopstream.agents.live_query import on_air
 from shopstream.agents.live_rules import (
+    LIVE_TYPES,
     RELEVANT,
+    Changes,
     LiveConfig,
     LiveShard,
     decode_user,
@@ -61,10 +64,13 @@ class LiveRooms(NoHooks):
         users: list[str] = []
         ending: set[str] = set()
         orders: list[str] = []
+        rooms = {ev["room_id"] for _, ev in b.copies}
         for ev in b.events:
             etype = ev["type"]
             if etype not in RELEVANT:
                 continue
+            if etype in LIVE_TYPES:
+                rooms.add(ev["room_id"])
             if etype == "live_end":
                 ending.add(ev["room_id"])
             elif etype == "payment":
@@ -78,7 +84,12 @@ class LiveRooms(NoHooks):
             pipe.zrangebyscore(lk.idle_key(a, p), "-inf", f"({horizon}")
             for room in sorted(ending):
                 pipe.hkeys(lk.open_key(a, p, room))
+            active = sorted(rooms)
+            if active:
+                pipe.zmscore(lk.onair_key(a, p), active)
             idle, *open_rows = await pipe.execute()
+        on_air = ({room: int(score) for room, score in zip(active, open_rows.pop(), strict=True)
+                   if score is not None} if active else {})
         order_rooms: list[bytes | None] = []
         if orders:
             order_rooms = cast(list[bytes | None],
@@ -98,6 +109,7 @@ class LiveRooms(NoHooks):
             "candidates": candidates,
             "orders": {o: room.decode() for o, room in zip(orders, order_rooms, strict=True)
                        if room is not None},
+            "on_air": on_air,
         }
 
     def apply(self, batch: PartitionBatch) -> None:
@@ -109,6 +121,7 @@ class LiveRooms(NoHooks):
         shard.run(batch.events, batch.copies)
         shard.sweep(loaded["candidates"])
         self._write(batch, shard)
+        self._write_on_air(batch, shard.out, loaded["on_air"])
         batch.loaded[self.name] = shard.out
 
     def _write(self, batch: PartitionBatch, shard: LiveShard) -> None:
@@ -125,13 +138,6 @@ class LiveRooms(NoHooks):
         for room, ts in out.ends.items():
             ops.hmax(lk.room_key(a, p, room), "end", ts)
             rooms.add(room)
-        for room in sorted(out.starts.keys() | out.ends.keys()):
-            start, end = out.starts.get(room, -1), out.ends.get(room, -1)
-            # On air while its latest start is later than its latest end (as far as known).
-            if start > end:
-                ops.zadd(lk.onair_key(a, p), start, room)
-            else:
-                ops.zrem(lk.onair_key(a, p), room)
         for room, ts in out.rooms.items():
             ops.hsetnx(lk.rooms_key(a, p), room, ts)
         for room, uid in sorted(out.seen):
@@ -172,6 +178,32 @@ class LiveRooms(NoHooks):
         if out.late:
             ops.incrby(lk.late_key(a, p), out.late)
 
+    def _write_on_air(self, batch: PartitionBatch, out: Changes,
+                      on_air: dict[str, int]) -> None:
+        """Rooms on air here: started later than ended, scored by their latest event here;
+        those silent for ``on_air_silence_ms`` of this partition's watermark leave. Open views
+        per room here (``watching``), for ordering the list without reading every room."""
+        a, p, ops = self.app_id, batch.partition, batch.ops
+        key = lk.onair_key(a, p)
+        for room, last in sorted(out.last.items()):
+            if room in out.starts or room in out.ends:
+                # On air while its latest start is later than its latest end (as far as known).
+                if out.starts.get(room, -1) > out.ends.get(room, -1):
+                    ops.zadd(key, max(last, on_air.get(room, last)), room)
+                else:
+                    ops.zrem(key, room)
+            elif room in on_air:
+                ops.zadd(key, max(last, on_air[room]), room)
+        ops.zremrangebyscore(key, "-inf", f"({batch.watermark - self.cfg.on_air_silence_ms}")
+        watching = lk.watching_key(a, p)
+        changed = False
+        for (room, fld), n in sorted(out.fields.items()):
+            if fld == "now" and n:
+                ops.zincrby(watching, n, room)
+                changed = True
+        if changed:
+            ops.zremrangebyscore(watching, "-inf", 0)
+
     async def after_apply(self, batches: list[PartitionBatch]) -> None:
         if self.metrics is None:
             return
@@ -180,14 +212,16 @@ class LiveRooms(NoHooks):
             self.metrics.events_late.labels(self.name).inc(late)
 
     async def tick(self, now_ms: int) -> None:
-        """Room gauges for the top rooms by viewers now; the rest summed under ``other``."""
+        """Room gauges for the top rooms by viewers now (only they are read in detail); the
+        viewers of the rest summed under ``other``."""
         if self.metrics is None or now_ms - self._last_gauge < GAUGE_EVERY_MS:
             return
         self._last_gauge = now_ms
         try:
-            rooms = await on_air(self.redis, self.app_id, self.partitions, now_ms)
+            page = await on_air(self.redis, self.app_id, self.partitions, now_ms,
+                                self.cfg.top_rooms)
         except RedisError as exc:
             log.warning("live room gauges not refreshed: %s", exc)
             return
-        self.metrics.set_live_rooms(rooms, self.cfg.top_rooms)
+        self.metrics.set_live_rooms(page.rooms, page.total, page.viewers_elsewhere)
 

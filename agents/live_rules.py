@@ -48,7 +48,7 @@ LIVE_TYPES: Final = frozenset({"live_start", "live_end", "live_join", "live_leav
                                "live_comment", "live_like"})
 #: Events the live agent reads: live ones, and orders and payments for attribution.
 RELEVANT: Final = LIVE_TYPES | {"order_submit", "payment"}
-_KEYS: Final = {"idle_ms", "attribution_ms", "top_rooms"}
+_KEYS: Final = {"idle_ms", "attribution_ms", "top_rooms", "on_air_silence_ms"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +57,9 @@ class LiveConfig:
     attribution_ms: int = 30 * MINUTE_MS
     #: Rooms with their own label in Prometheus (by viewers now); the rest fold into ``other``.
     top_rooms: int = 20
+    #: A room on air leaves the list after this long without any event of it (event time:
+    #: against the partition's watermark, so a replayed log shows its rooms as they were).
+    on_air_silence_ms: int = 6 * 60 * MINUTE_MS
     lateness_ms: int = 5 * MINUTE_MS
 
 
@@ -69,7 +72,7 @@ def parse_config(sections: Mapping[str, Any]) -> LiveConfig:
     if unknown:
         raise ConfigError(f"live: unknown keys {sorted(unknown)}, expected {sorted(_KEYS)}")
     limits = {"idle_ms": (1_000, 86_400_000), "attribution_ms": (0, 7 * 86_400_000),
-              "top_rooms": (1, 200)}
+              "top_rooms": (1, 200), "on_air_silence_ms": (MINUTE_MS, 30 * 86_400_000)}
     values: dict[str, int] = {}
     for name, (low, high) in limits.items():
         value = raw.get(name, getattr(LiveConfig(), name))
@@ -132,8 +135,9 @@ class Changes:
     #: room -> latest live_start / live_end time in the batch.
     starts: dict[str, int] = field(default_factory=dict)
     ends: dict[str, int] = field(default_factory=dict)
-    #: room -> earliest event time in the batch (the rooms index).
+    #: room -> earliest and latest event time in the batch (the rooms index; on air).
     rooms: dict[str, int] = field(default_factory=dict)
+    last: dict[str, int] = field(default_factory=dict)
     #: order -> room attributed in this batch; orders whose first successful payment landed.
     orders: dict[str, str] = field(default_factory=dict)
     paid: set[str] = field(default_factory=set)
@@ -229,9 +233,14 @@ class LiveShard:
         elif etype == "payment" and ev["status"] == "success":
             self._payment(ev, ts)
 
-    def _room_wide(self, etype: str, room: str, ts: int) -> None:
+    def _seen(self, room: str, ts: int) -> None:
         out = self.out
         out.rooms[room] = min(ts, out.rooms.get(room, ts))
+        out.last[room] = max(ts, out.last.get(room, ts))
+
+    def _room_wide(self, etype: str, room: str, ts: int) -> None:
+        out = self.out
+        self._seen(room, ts)
         if etype == "live_start":
             out.starts[room] = max(ts, out.starts.get(room, ts))
             return
@@ -245,7 +254,7 @@ class LiveShard:
     def _viewer(self, etype: str, ev: dict[str, Any], ts: int) -> None:
         room, uid = ev["room_id"], ev["user_id"]
         out = self.out
-        out.rooms[room] = min(ts, out.rooms.get(room, ts))
+        self._seen(room, ts)
         if etype == "live_comment":
             self._count(room, "c", ts)
         elif etype == "live_like":

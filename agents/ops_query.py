@@ -10,6 +10,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from shopstream.agents.ops import MEASURES, derived, pulse_rows
+from shopstream.agents.read_caps import check_buckets, check_rows
 from shopstream.sinks import ops_keys as ok
 from shopstream.sinks.funnel_keys import bucket_start
 from shopstream.sinks.redis_state import Redis
@@ -53,11 +54,13 @@ async def _read(redis: Redis, app_id: str, partitions: int, from_ms: int,
 
 async def read_summary(redis: Redis, app_id: str, partitions: int, from_ms: int, to_ms: int,
                        res: str, by_channel: bool, top: int, zone: ZoneInfo) -> dict[str, Any]:
-    """The API answer: per bucket (and channel), totals, by channel, top SKUs, late events."""
+    """The API answer: per bucket (and channel), totals, by channel, top SKUs, late events;
+    ReadTooLarge over the row or bucket cap."""
     buckets: dict[int, dict[str, int]] = {}
     bucket_channels: dict[int, dict[str, dict[str, int]]] = {}
     by: dict[str, dict[str, int]] = {}
     skus: dict[str, list[int]] = {}
+    await check_rows(redis, [ok.index_key(app_id, p) for p in range(partitions)], from_ms, to_ms)
     for minute, raw in await _read(redis, app_id, partitions, from_ms, to_ms):
         start = bucket_start(minute, res, zone)
         channels, sku_rows = pulse_rows(raw)
@@ -70,6 +73,7 @@ async def read_summary(redis: Redis, app_id: str, partitions: int, from_ms: int,
             acc = skus.setdefault(sku, [0, 0])
             acc[0] += units
             acc[1] += gmv
+    check_buckets(len(buckets))
     total = _zero()
     for row in by.values():
         _add(total, row)

@@ -198,7 +198,8 @@ class Metrics:
         self.alerts_relayed = Counter(f"{PREFIX}_ops_alerts_relayed_total",
                                       "Ops alerts to the ops webhook by outcome: sent, retry, "
                                       "failed (refused for good)", ["outcome"], registry=r)
-        # Live rooms: the top rooms by viewers get their own label, the rest fold into other.
+        # Live rooms: the top rooms by viewers get their own label, the rest's viewers fold
+        # into other.
         self.live_viewers = Gauge(f"{PREFIX}_live_room_viewers", "Viewers now, top rooms",
                                   ["room"], registry=r)
         self.live_comments = Gauge(f"{PREFIX}_live_room_comments_per_minute",
@@ -209,18 +210,19 @@ class Metrics:
                               registry=r)
         self.live_on_air = Gauge(f"{PREFIX}_live_rooms_on_air", "Rooms on air now", registry=r)
 
-    def set_live_rooms(self, rooms: list[dict[str, Any]], top: int) -> None:
-        """Gauges of the ``top`` rooms (most viewers first in ``rooms``), the rest as other."""
+    def set_live_rooms(self, top: list[dict[str, Any]], on_air: int, other_viewers: int) -> None:
+        """Gauges of the ``top`` rooms (the most watched, read in detail); the viewers of the
+        other rooms on air as ``other`` (their comments and GMV are not read: bounded work)."""
         gauges = ((self.live_viewers, "viewers"), (self.live_comments, "comments_per_minute"),
                   (self.live_gmv, "paid_gmv"))
         for gauge, _ in gauges:
             gauge.clear()
         for gauge, name in gauges:
-            for room in rooms[:top]:
+            for room in top:
                 gauge.labels(room["room_id"]).set(room[name])
-            if len(rooms) > top:
-                gauge.labels("other").set(sum(room[name] for room in rooms[top:]))
-        self.live_on_air.set(len(rooms))
+        if on_air > len(top):
+            self.live_viewers.labels("other").set(other_viewers)
+        self.live_on_air.set(on_air)
 
     def set_sale_units(self, sale_id: str, available: int, reserved: int, sold: int) -> None:
         label = self.sale_label(sale_id)

@@ -30,7 +30,14 @@ from shopstream.agents.event_stats import read_stats
 from shopstream.core import codec
 from shopstream.core.settings import Settings
 from shopstream.http_auth import require_keys
-from shopstream.http_common import CTX, ApiContext, error, int_param, json_response
+from shopstream.http_common import (
+    CTX,
+    ApiContext,
+    error,
+    json_response,
+    read_errors,
+    time_window,
+)
 from shopstream.http_metrics import count_requests
 from shopstream.kafka_io.envelope import classify
 from shopstream.kafka_io.envelope_producer import EnvelopeProducer
@@ -149,15 +156,13 @@ async def post_events(request: web.Request) -> web.Response:
 
 async def get_stats(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
-    from_ms = int_param(request, "from", 0)
-    to_ms = int_param(request, "to", 2**62)
-    if to_ms < from_ms:
-        return error(400, "to: expected >= from")
+    from_ms, to_ms = time_window(request)
     s = ctx.settings
     return json_response(await read_stats(ctx.redis, s.app_id, s.partitions, from_ms, to_ms))
 
 
 async def healthz(request: web.Request) -> web.Response:
+    """Redis answers (a stalled or absent Redis: 503 with Retry-After, ``read_errors``)."""
     await request.app[CTX].redis.ping()
     return json_response({"status": "ok"})
 
@@ -195,7 +200,7 @@ async def metrics_page(request: web.Request) -> web.Response:
 
 def create_api(settings: Settings, metrics: ApiMetrics | None = None) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY_BYTES,
-                          middlewares=[count_requests, require_keys])
+                          middlewares=[count_requests, require_keys, read_errors])
     ctx = ApiContext(settings, make_redis(settings), EnvelopeProducer(settings, max_events=500),
                      metrics or ApiMetrics())
     app[CTX] = ctx

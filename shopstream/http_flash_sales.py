@@ -20,8 +20,9 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from shopstream.agents.inventory import parse_config, read_unreserved
+from shopstream.agents.read_caps import MAX_OFFSET, MAX_PAGE
 from shopstream.core import codec
-from shopstream.http_common import CTX, ApiContext, error, json_response
+from shopstream.http_common import CTX, ApiContext, error, int_param, json_response
 from shopstream.kafka_io.errors import ProduceError
 from shopstream.kafka_io.producer import RecordProducer
 from shopstream.schemas.validate import MAX_TS, MIN_TS, FieldError, is_id
@@ -212,10 +213,14 @@ async def patch_sale(request: web.Request) -> web.Response:
 
 
 async def list_sales(request: web.Request) -> web.Response:
-    """Every sale's view, read concurrently (the sales index is a small set)."""
+    """A page of the sales by id (``limit``/``offset``), read concurrently, and the total."""
+    limit = int_param(request, "limit", MAX_PAGE, low=1, high=MAX_PAGE, unit="sales")
+    offset = int_param(request, "offset", 0, high=MAX_OFFSET, unit="sales")
     sales, now = request.app[SALES], request.app[CLOCK]()
-    views = await asyncio.gather(*(sales.read(i, now) for i in await sales.sale_ids()))
-    return json_response({"sales": [v for v in views if v is not None]})
+    ids = await sales.sale_ids()
+    views = await asyncio.gather(*(sales.read(i, now) for i in ids[offset:offset + limit]))
+    return json_response({"sales": [v for v in views if v is not None], "total": len(ids),
+                          "limit": limit, "offset": offset})
 
 
 async def get_sale(request: web.Request) -> web.Response:

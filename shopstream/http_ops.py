@@ -6,15 +6,18 @@ from __future__ import annotations
 from aiohttp import web
 
 from shopstream.agents.ops_query import read_summary
+from shopstream.agents.read_caps import check_rows
 from shopstream.http_common import (
     CTX,
     ApiContext,
     bad_request,
     int_param,
     json_response,
+    time_window,
     window_params,
 )
 from shopstream.sinks.anomaly_store import AnomalyStore
+from shopstream.sinks.ops_keys import anomalies_key
 
 #: ``by`` values: per-bucket rows split by channel, or not.
 _BY = ("channel", "none")
@@ -27,9 +30,7 @@ def setup(app: web.Application, ctx: ApiContext) -> None:
         by = request.query.get("by", "none")
         if by not in _BY:
             raise bad_request(f"by: expected one of {list(_BY)}, got {by!r}")
-        top = int_param(request, "top", 10)
-        if not 1 <= top <= MAX_TOP:
-            raise bad_request(f"top: expected 1..{MAX_TOP}, got {top}")
+        top = int_param(request, "top", 10, low=1, high=MAX_TOP, unit="SKUs")
         s = request.app[CTX].settings
         body = await read_summary(request.app[CTX].redis, s.app_id, s.partitions, from_ms,
                                   to_ms, res, by == "channel", top, s.zone)
@@ -37,8 +38,9 @@ def setup(app: web.Application, ctx: ApiContext) -> None:
         return json_response(body)
 
     async def anomalies(request: web.Request) -> web.Response:
-        from_ms, to_ms, _ = window_params(request)
+        from_ms, to_ms = time_window(request)
         store = AnomalyStore(request.app[CTX].redis, request.app[CTX].settings.app_id)
+        await check_rows(request.app[CTX].redis, [anomalies_key(store.app_id)], from_ms, to_ms)
         return json_response(await store.read(from_ms, to_ms))
 
     app.router.add_get("/v1/ops/summary", summary)

@@ -19,12 +19,13 @@ end
 local arity = {
   HINCRBY = 3, HSET = 3, HSETNX = 3, HDEL = 2, ZADD = 3, ZREM = 2, ZREMRANGEBYSCORE = 3,
   PEXPIRE = 2, PEXPIREAT = 2, DEL = 1, SET = 2, INCRBY = 2, SADD = 2, RPUSH = 2, XADD = 4,
-  HMAX = 3,
+  HMAX = 3, ZINCRBY = 3,
 }
 -- The type a key must have (or not exist) for the op to succeed; nil: any type will do.
 local needs = {
   HINCRBY = 'hash', HSET = 'hash', HSETNX = 'hash', HDEL = 'hash', HMAX = 'hash',
-  ZADD = 'zset', ZREM = 'zset', ZREMRANGEBYSCORE = 'zset', SADD = 'set', RPUSH = 'list',
+  ZADD = 'zset', ZREM = 'zset', ZREMRANGEBYSCORE = 'zset', ZINCRBY = 'zset', SADD = 'set',
+  RPUSH = 'list',
   XADD = 'stream', INCRBY = 'string',
 }
 

@@ -13,7 +13,10 @@ partition only, so counts of distinct viewers add up exactly).
   ``live_end`` closes).
 - ``{app}:{pN}:live:idle`` sorted set: member ``[room, user]`` (JSON), score the view's last
   activity: the views an advancing watermark may drop as idle.
-- ``{app}:{pN}:live:onair`` sorted set: rooms on air (score: their live_start time).
+- ``{app}:{pN}:live:onair`` sorted set: rooms on air (score: the latest event of the room in
+  this partition; rooms silent for ``live.on_air_silence_ms`` of this partition's event time
+  are removed).
+- ``{app}:{pN}:live:watching`` sorted set: rooms with open views here (score: how many).
 - ``{app}:{pN}:live:rooms`` hash: every room seen -> the time of its first event here.
 - ``{app}:{pN}:live:o:<order_id>`` string: the room an unpaid order is attributed to.
 - ``{app}:{pN}:live:late`` integer: live events ignored as too late.
@@ -50,6 +53,10 @@ def idle_key(app_id: str, partition: int) -> str:
 
 def onair_key(app_id: str, partition: int) -> str:
     return f"{app_id}:{keys.tag(partition)}:live:onair"
+
+
+def watching_key(app_id: str, partition: int) -> str:
+    return f"{app_id}:{keys.tag(partition)}:live:watching"
 
 
 def rooms_key(app_id: str, partition: int) -> str:

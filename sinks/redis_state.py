@@ -121,6 +121,9 @@ class Ops:
     def zadd(self, key: str, score: int | float, member: str) -> None:
         self.args += ("ZADD", key, score, member)
 
+    def zincrby(self, key: str, amount: int, member: str) -> None:
+        self.args += ("ZINCRBY", key, amount, member)
+
     def zrem(self, key: str, member: str) -> None:
         self.args += ("ZREM", key, member)
 

@@ -169,7 +169,12 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
 
     @app.page("/healthz")
     async def healthz(web: Any, request: Any) -> Any:
-        await redis.ping()
+        try:
+            await redis.ping()
+        except RedisError as exc:
+            # Like the API's read routes: JSON 503 with Retry-After, never a bare 500.
+            return web.json({"status": "redis unavailable", "error": type(exc).__name__},
+                            status=503, headers={"Retry-After": "5"})
         assigned = sorted(
             tp.partition for tp in app.consumer.assignment() if tp.topic == settings.events_topic
         )

@@ -10,6 +10,7 @@ const KEY_STORE = "shopstream.readKey";
 const LAG_WARN = 10000; // records behind the log end before the lag is an alert
 const LOW_STOCK = 0.1; // share of a sale's units left that counts as low stock
 const EPS_SPAN_MS = 10000; // events/s is measured over this span, never over less than 1.5 s
+const ROOMS_SHOWN = 20; // rooms on air listed (the most watched); the rest are counted
 
 const state = {
   key: localStorage.getItem(KEY_STORE) || "",
@@ -173,12 +174,14 @@ function renderRooms(body) {
     return setPanel("#p-rooms", "na", "not available: this API has no /v1/live/rooms");
   }
   const rooms = [...body.rooms].sort((a, b) => b.viewers - a.viewers);
+  const more = (body.total ?? rooms.length) - rooms.length;
   table($("#rooms"), ["room", "viewers", "comments/min", "room GMV", "on air"], rooms.map((r) => ({
     attrs: { "data-room": r.room_id },
     cells: [r.room_id, count(r.viewers), count(r.comments_per_minute), yuan(r.paid_gmv),
             duration(Date.now() - r.started_at)],
   })));
-  setPanel("#p-rooms", "ok", rooms.length ? "" : "no room on air");
+  setPanel("#p-rooms", "ok", !rooms.length ? "no room on air"
+    : more > 0 ? `${count(more)} more on air` : "");
 }
 
 // ---- alerts: anomalies, plus what the sales and the pipeline show ----
@@ -252,7 +255,7 @@ async function tick() {
   const funnelPath = fd && `/v1/funnels/${encodeURIComponent(fd.name)}?view=flow&res=minute&${range}&by=${encodeURIComponent($("#funnel-by").value)}`;
   const jobs = { summary: get(`/v1/ops/summary?${range}&res=minute`), stats: get(`/v1/stats?${range}`),
                  funnel: fd ? get(funnelPath) : Promise.resolve(null), sales: get("/v1/flash-sales"),
-                 rooms: get("/v1/live/rooms"), anomalies: get(`/v1/ops/anomalies?${range}`),
+                 rooms: get(`/v1/live/rooms?limit=${ROOMS_SHOWN}`), anomalies: get(`/v1/ops/anomalies?${range}`),
                  pipe: get("/v1/pipeline") };
   const names = Object.keys(jobs);
   const settled = await Promise.allSettled(Object.values(jobs));

@@ -183,8 +183,8 @@ def _answer(r: Room) -> dict[str, Any]:
             row["viewers"] = sum(1 for j, e in spans
                                  if j // MIN * MIN <= m and (e is None or m <= e // MIN * MIN))
             series[m] = row
-        busy = [m for m, row in series.items() if any(row.values())]
-        series = {m: row for m, row in series.items() if busy and busy[0] <= m <= busy[-1]}
+        # A minute with nothing counted and nobody watching is no row (docs/live-and-ops.md).
+        series = {m: row for m, row in series.items() if any(row.values())}
     return {"viewers_now": len(r.open), "unique_viewers": len(r.seen),
             "buyers": len(r.buyers), "viewer_buyers": len(r.seen & r.buyers),
             "series": series}

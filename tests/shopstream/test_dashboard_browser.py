@@ -97,9 +97,12 @@ def shop_events(now: int) -> list[dict[str, Any]]:
 
 
 def room_events(now: int) -> list[dict[str, Any]]:
-    """A room on air with four viewers (one joins twice, one leaves) and a few comments."""
+    """A room on air with four viewers (one joins twice, one leaves) and a few comments, and
+    24 rooms on air without viewers (more than the page lists)."""
     events: list[dict[str, Any]] = [{"event_id": "room-start", "type": "live_start",
                                      "ts": now - 120_000, "user_id": "host1", "room_id": "r1"}]
+    events += [{"event_id": f"quiet-{k}", "type": "live_start", "ts": now - 110_000,
+                "user_id": f"host-q{k}", "room_id": f"q{k:02}"} for k in range(24)]
     for i, (kind, user) in enumerate([("live_join", "fan1"), ("live_join", "fan2"),
                                       ("live_join", "fan1"), ("live_join", "fan3"),
                                       ("live_join", "fan4"), ("live_comment", "fan2"),
@@ -219,8 +222,13 @@ def test_the_dashboard_shows_what_the_events_imply(browser_tools, settings, spaw
     # Live rooms: the page's room equals the API's (and the viewers the events imply).
     status, rooms = call(port, "GET", "/v1/live/rooms", token=key)
     assert status == 200
-    assert [(r["room_id"], f"{r['viewers']:,}") for r in rooms["rooms"]] == [("r1", "3")]
-    assert [row[:2] for row in page["rooms"]] == [["r1", "3"]]
+    assert rooms["total"] == 25
+    assert [(r["room_id"], f"{r['viewers']:,}") for r in rooms["rooms"][:2]] == [
+        ("r1", "3"), ("q00", "0")]
+    # The page lists the 20 most watched and counts the rest.
+    assert [row[:2] for row in page["rooms"]] == [
+        [r["room_id"], f"{r['viewers']:,}"] for r in rooms["rooms"][:20]]
+    assert page["panels"]["p-rooms"]["note"] == "5 more on air"
 
     for channel in CHANNELS:
         row = page["channels"][channel]
