@@ -163,8 +163,15 @@ def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"shopstream simulate: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    run_simulation(settings, users=args.users, rate=args.rate, duration_s=args.duration,
-                   seed=args.seed, out=args.out, incidents=incidents)
+    stop = threading.Event()
+    if not args.out:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+    sent = run_simulation(settings, users=args.users, rate=args.rate, duration_s=args.duration,
+                          seed=args.seed, out=args.out, incidents=incidents, stop=stop)
+    if not args.out:
+        done = "stopped after" if stop.is_set() else "sent"
+        print(f"simulate: {done} {sent} events", file=sys.stderr, flush=True)
     return 0
 
 
@@ -187,9 +194,9 @@ def cmd_reset(settings: Settings, args: argparse.Namespace) -> int:
         try:
             found = await app_keys(redis, settings.app_id)
             what = ", ".join(f"{n} {kind}" for kind, n in sorted(found.items())) or "none"
-            print(f"app {settings.app_id!r} in {mask_url(settings.redis_url)}: {sum(found.values())} keys "
-                  f"({what}): fences, dedup checkpoints, counters, dead-letter streams and "
-                  "every capability's state. Kafka topics are not touched.")
+            print(f"app {settings.app_id!r} in {mask_url(settings.redis_url)}: "
+                  f"{sum(found.values())} keys ({what}): fences, dedup checkpoints, counters, "
+                  "dead-letter streams and every capability's state. Kafka topics are not touched.")
             if not args.yes:
                 print("nothing deleted: run again with --yes to delete them")
                 return EXIT_USAGE
@@ -228,7 +235,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--wait-timeout", type=float, default=600.0, help="seconds (with --wait)")
     s = sub.add_parser("simulate", help="generate realistic promotion traffic")
     s.add_argument("--users", type=int, default=10_000)
-    s.add_argument("--rate", type=float, default=2_000.0, help="events/s, 0 = as fast as possible")
+    s.add_argument("--rate", type=float, default=2_000.0,
+                   help="events per second of traffic (live: paced to it); 0 = as fast as "
+                        "possible, the traffic of 2,000 events/s unpaced")
     s.add_argument("--duration", type=float, default=60.0, help="seconds of traffic")
     s.add_argument("--seed", type=int, default=1)
     s.add_argument("--out", help="write JSONL to this file instead of producing to Kafka")
