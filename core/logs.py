@@ -8,6 +8,11 @@ import time
 
 import orjson
 
+#: librdkafka's own lines (every confluent-kafka client's ``logger``). Its connection errors are
+#: retried by the client and a failure surfaces as an error of the operation, so they are shown
+#: only at DEBUG: a broker stopping under a client prints nothing.
+LIBRDKAFKA_LOGGER = "shopstream.librdkafka"
+
 _STD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
 
 
@@ -36,3 +41,5 @@ def setup(level: str = "INFO") -> None:
     # Faust, aiokafka and mode log every rebalance step at INFO; keep them to warnings.
     for noisy in ("faust", "aiokafka", "mode", "kafka"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    quiet = logging.DEBUG if root.level <= logging.DEBUG else logging.CRITICAL
+    logging.getLogger(LIBRDKAFKA_LOGGER).setLevel(quiet)

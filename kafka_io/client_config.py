@@ -18,6 +18,7 @@ Faust's aiokafka consumer gets the same credentials through Faust's ``broker_cre
 
 from __future__ import annotations
 
+import logging
 import os
 import ssl
 from collections.abc import Mapping
@@ -26,6 +27,7 @@ from typing import Any
 
 from shopstream.core.env import KAFKA_SASL_PASSWORD as PASSWORD_ENV
 from shopstream.core.errors import ConfigError
+from shopstream.core.logs import LIBRDKAFKA_LOGGER
 from shopstream.core.settings import Settings
 
 PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
@@ -96,10 +98,15 @@ def kafka_config(settings: Settings) -> KafkaConfig:
 
 
 def librdkafka_config(settings: Settings) -> dict[str, Any]:
-    """Connection settings for confluent-kafka clients (producers, admin, consumers)."""
+    """Connection settings for confluent-kafka clients (producers, admin, consumers).
+
+    librdkafka's log lines go to Python logging (``core.logs.LIBRDKAFKA_LOGGER``), served by
+    the client's poll and flush calls, instead of being written to stderr from its threads.
+    """
     cfg = kafka_config(settings)
     conf: dict[str, Any] = {"bootstrap.servers": settings.bootstrap_servers,
-                            "security.protocol": cfg.security_protocol}
+                            "security.protocol": cfg.security_protocol,
+                            "logger": logging.getLogger(LIBRDKAFKA_LOGGER)}
     pairs = (("sasl.mechanism", cfg.sasl_mechanism), ("sasl.username", cfg.sasl_username),
              ("sasl.password", cfg.sasl_password), ("ssl.ca.location", cfg.ssl_cafile),
              ("ssl.certificate.location", cfg.ssl_certfile),

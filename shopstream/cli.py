@@ -16,8 +16,9 @@ import orjson
 
 from shopstream import __version__
 from shopstream.core import logs
+from shopstream.core.env import ENV_FIELDS
 from shopstream.core.errors import ConfigError, ShopstreamError
-from shopstream.core.settings import Settings, load_settings
+from shopstream.core.settings import Settings, infra_state_path, load_settings, mask_url
 from shopstream.infra import free_port
 
 #: Exit statuses: a failure while running; a usage error (bad arguments, a missing file, a
@@ -45,17 +46,45 @@ def cmd_infra(settings: Settings, args: argparse.Namespace) -> int:
 
     with embedded(settings.state_dir) as infra:
         ensure_topics(load_settings(broker=infra.broker, redis_url=infra.redis_url))
-        print(f"broker: {infra.broker}", flush=True)
-        print(f"redis:  {infra.redis_url}", flush=True)
-        print("export SHOPSTREAM_BROKER=" + infra.broker, flush=True)
-        print("export SHOPSTREAM_REDIS_URL=" + infra.redis_url, flush=True)
-        print("Ctrl-C stops both.", flush=True)
+        state = infra_state_path(settings.state_dir).resolve()
+        # The password stays in the state file (mode 0600); the export line reads it from there.
+        read_url = ("python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))"
+                    f"[\"redis_url\"])' {state}")
+        print(f"""broker: {infra.broker}
+redis:  {mask_url(infra.redis_url)}
+Commands run here find both through {state} (mode 0600, it holds the Redis password).
+From elsewhere:
+export SHOPSTREAM_BROKER={infra.broker}
+export SHOPSTREAM_REDIS_URL="$({read_url})"
+Ctrl-C stops both.""", flush=True)
         _wait_for_stop(1.0, infra.supervise)
     return 0
 
 
+#: What ``config`` shows for a server that would come from ``shopstream infra``, not running.
+NOT_RUNNING = "embedded, not running (start `shopstream infra`)"
+
+
+def shown_settings(settings: Settings) -> dict[str, Any]:
+    """``public_dict`` with the broker and Redis said as they will be used: the embedded infra's
+    (and which state file named them), or embedded but not running."""
+    out = settings.public_dict()
+    path = infra_state_path(settings.state_dir)
+    try:
+        state = orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        state = {}
+    for name in ("broker", "redis_url"):
+        value = getattr(settings, name)
+        if value is None:
+            out[name] = NOT_RUNNING
+        elif isinstance(state, dict) and state.get(name) == value:
+            out[name] = f"embedded (from {path}: {mask_url(value)})"
+    return out
+
+
 def cmd_config(settings: Settings, args: argparse.Namespace) -> int:
-    print(orjson.dumps(settings.public_dict(), option=orjson.OPT_INDENT_2).decode())
+    print(orjson.dumps(shown_settings(settings), option=orjson.OPT_INDENT_2).decode())
     return 0
 
 
@@ -134,8 +163,15 @@ def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"shopstream simulate: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    run_simulation(settings, users=args.users, rate=args.rate, duration_s=args.duration,
-                   seed=args.seed, out=args.out, incidents=incidents)
+    stop = threading.Event()
+    if not args.out:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+    sent = run_simulation(settings, users=args.users, rate=args.rate, duration_s=args.duration,
+                          seed=args.seed, out=args.out, incidents=incidents, stop=stop)
+    if not args.out:
+        done = "stopped after" if stop.is_set() else "sent"
+        print(f"simulate: {done} {sent} events", file=sys.stderr, flush=True)
     return 0
 
 
@@ -158,9 +194,9 @@ def cmd_reset(settings: Settings, args: argparse.Namespace) -> int:
         try:
             found = await app_keys(redis, settings.app_id)
             what = ", ".join(f"{n} {kind}" for kind, n in sorted(found.items())) or "none"
-            print(f"app {settings.app_id!r} in {settings.redis_url}: {sum(found.values())} keys "
-                  f"({what}): fences, dedup checkpoints, counters, dead-letter streams and "
-                  "every capability's state. Kafka topics are not touched.")
+            print(f"app {settings.app_id!r} in {mask_url(settings.redis_url)}: "
+                  f"{sum(found.values())} keys ({what}): fences, dedup checkpoints, counters, "
+                  "dead-letter streams and every capability's state. Kafka topics are not touched.")
             if not args.yes:
                 print("nothing deleted: run again with --yes to delete them")
                 return EXIT_USAGE
@@ -199,7 +235,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--wait-timeout", type=float, default=600.0, help="seconds (with --wait)")
     s = sub.add_parser("simulate", help="generate realistic promotion traffic")
     s.add_argument("--users", type=int, default=10_000)
-    s.add_argument("--rate", type=float, default=2_000.0, help="events/s, 0 = as fast as possible")
+    s.add_argument("--rate", type=float, default=2_000.0,
+                   help="events per second of traffic (live: paced to it); 0 = as fast as "
+                        "possible, the traffic of 2,000 events/s unpaced")
     s.add_argument("--duration", type=float, default=60.0, help="seconds of traffic")
     s.add_argument("--seed", type=int, default=1)
     s.add_argument("--out", help="write JSONL to this file instead of producing to Kafka")
@@ -228,10 +266,26 @@ COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
 }
 
 
-def _needs_servers(args: argparse.Namespace) -> bool:
-    if args.command in ("infra", "config", "demo", "reset"):
-        return False
-    return not (args.command == "simulate" and args.out)
+def _servers_needed(args: argparse.Namespace) -> tuple[str, ...]:
+    """Settings fields naming the servers ``args.command`` talks to."""
+    live_sim = args.command == "simulate" and not args.out
+    kafka = args.command in ("worker", "api", "replay", "tail") or live_sim
+    redis = args.command in ("worker", "api", "reset") or (args.command == "replay" and args.wait)
+    return (("broker",) if kafka else ()) + (("redis_url",) if redis else ())
+
+
+#: Each server a command may need: how a person calls it.
+SERVER_NAMES = {"broker": "Kafka broker", "redis_url": "Redis"}
+
+
+def missing_server(settings: Settings, args: argparse.Namespace) -> str | None:
+    """Why ``args.command`` cannot run for want of a server, and the remedy; None if it can."""
+    for name in _servers_needed(args):
+        if getattr(settings, name) is None:
+            var = next(v for v, f in ENV_FIELDS.items() if f == name)
+            return (f"no {SERVER_NAMES[name]} to use: start `shopstream infra` (commands run "
+                    f"here find it through {infra_state_path(settings.state_dir)}), or set {var}")
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -246,8 +300,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings(config_path=args.config, **overrides)
         logs.setup(settings.log_level)
-        if _needs_servers(args):
-            settings.bootstrap_servers  # noqa: B018 - fail early with a clear message
+        if (missing := missing_server(settings, args)) is not None:
+            print(f"shopstream {args.command}: {missing}", file=sys.stderr)
+            return EXIT_CONFIG
         return COMMANDS[args.command](settings, args)
     except ConfigError as exc:
         print(f"shopstream {args.command}: {exc}", file=sys.stderr)

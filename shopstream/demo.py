@@ -14,7 +14,9 @@ from dataclasses import replace
 
 import redis
 
-from shopstream.core.settings import Settings
+from shopstream.core.settings import Settings, mask_url
+from shopstream.demo_flash import SALES as FLASH_SALES
+from shopstream.demo_flash import FlashShoppers
 from shopstream.infra import embedded, free_port
 from shopstream.kafka_io.topics import ensure_topics
 from shopstream.simulate import Incident, run_simulation
@@ -41,6 +43,8 @@ def _spawn(settings: Settings, *args: str) -> subprocess.Popen[bytes]:
 
 #: Minutes into the demo when payments start failing (for 10 minutes): an anomaly fires.
 DEMO_INCIDENT_MIN = 15
+#: Simulated shoppers (the simulator's and the flash sales' user ids share this range).
+DEMO_USERS = 20_000
 #: The demo judges anomalies after 10 minutes of history (production default: 30 of 60).
 DEMO_ANOMALIES = {"window": 30, "min_history": 10}
 
@@ -69,6 +73,24 @@ def _open_dashboard(host: str, port: int) -> None:
     browser.open(f"http://{host}:{port}/")
 
 
+def _stop_all(stop: threading.Event, traffic: list[threading.Thread],
+              children: list[subprocess.Popen[bytes]]) -> None:
+    """Traffic first (its producer flushed), then worker and API, all before the infra stops,
+    so no client is left talking to a stopped broker."""
+    stop.set()
+    print("demo: stopping", flush=True)
+    for thread in traffic:
+        thread.join(15)
+    for child in children:
+        child.send_signal(signal.SIGTERM)
+    for child in children:
+        try:
+            child.wait(20)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait(5)
+
+
 def run_demo(settings: Settings, duration_s: float = 0.0, rate: float = 2_000.0) -> int:
     """Runs until Ctrl-C (or ``duration_s``); every child is stopped on the way out."""
     stop = threading.Event()
@@ -84,23 +106,26 @@ def run_demo(settings: Settings, duration_s: float = 0.0, rate: float = 2_000.0)
             _spawn(s, "worker", "--web-port", str(s.worker_web_port)),
             _spawn(s, "api", "--port", str(api_port)),
         ]
-        sim = threading.Thread(
-            target=run_simulation,
-            kwargs={"settings": s, "users": 20_000, "rate": rate,
-                    "duration_s": duration_s or 86_400.0, "seed": 1,
-                    "incidents": (Incident("payment-failures", DEMO_INCIDENT_MIN),)},
-            daemon=True,
-        )
-        sim.start()
         api = f"http://{s.api_host}:{api_port}"
+        traffic = [
+            threading.Thread(target=run_simulation, daemon=True, kwargs={
+                "settings": s, "users": DEMO_USERS, "rate": rate,
+                "duration_s": duration_s or 86_400.0, "seed": 1, "stop": stop,
+                "incidents": (Incident("payment-failures", DEMO_INCIDENT_MIN),)}),
+            threading.Thread(target=FlashShoppers(s, s.api_host, api_port, DEMO_USERS, stop).run,
+                             daemon=True),
+        ]
+        for thread in traffic:
+            thread.start()
         threading.Thread(target=_open_dashboard, args=(s.api_host, api_port), daemon=True).start()
         print(f"""
 shopstream demo is running
   dashboard {api}/
   broker    {infra.broker}
-  redis     {infra.redis_url}
+  redis     {mask_url(infra.redis_url)}
   api       {api}/v1/stats   {api}/metrics
   live      {api}/v1/live/rooms   {api}/v1/ops/summary?by=channel
+  flash     {api}/v1/flash-sales   ({len(FLASH_SALES)} sales, shoppers claiming through the API)
   incident  payments start failing {DEMO_INCIDENT_MIN} minutes in: {api}/v1/ops/anomalies
   worker    http://127.0.0.1:{s.worker_web_port}/metrics  /healthz
 Ctrl-C stops everything.
@@ -114,13 +139,6 @@ Ctrl-C stops everything.
                 if duration_s and elapsed >= duration_s:
                     break
         finally:
-            for child in children:
-                child.send_signal(signal.SIGTERM)
-            for child in children:
-                try:
-                    child.wait(20)
-                except subprocess.TimeoutExpired:
-                    child.kill()
-                    child.wait(5)
+            _stop_all(stop, traffic, children)
     print("demo: stopped; broker and redis-server are down", flush=True)
     return 0

@@ -143,7 +143,8 @@ class EmbeddedInfra:
     """A running broker and redis-server, with their URLs."""
 
     broker: str
-    redis_url: str
+    #: Holds the generated password: kept out of repr (print it with ``mask_url``).
+    redis_url: str = field(repr=False)
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
     #: How to start redis-server again on the same port, data and password (supervision).
     restart_redis: Callable[[], subprocess.Popen[bytes]] | None = None

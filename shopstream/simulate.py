@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -20,6 +21,8 @@ from shopstream.core.settings import Settings
 
 #: Live mode hands partly filled envelopes to Kafka at least this often (bounds latency).
 FLUSH_EVERY_S = 0.02
+#: Events per second of event time when ``--rate 0`` asks for unpaced traffic.
+UNPACED_RATE = 2_000
 #: 2026-11-11 00:00 Asia/Shanghai: the default start of generated logs.
 DOUBLE_11_MS = 1_794_326_400_000
 
@@ -234,42 +237,59 @@ class Simulator:
 def run_simulation(
     settings: Settings, users: int, rate: float, duration_s: float, seed: int,
     out: str | None = None, start_ms: int | None = None, incidents: tuple[Incident, ...] = (),
+    stop: threading.Event | None = None,
 ) -> int:
-    """Write a JSONL log (``out``) or produce paced live traffic to Kafka; returns events."""
-    from shopstream.core import codec
-    from shopstream.kafka_io.envelope_producer import EnvelopeProducer
+    """Write a JSONL log (``out``) or produce paced live traffic to Kafka; returns events.
 
+    ``rate`` 0 is unpaced: the traffic of ``UNPACED_RATE`` events/s, as fast as it goes. Live
+    traffic ends early when ``stop`` is set, everything queued flushed first.
+    """
+    from shopstream.core import codec
+
+    paced = rate > 0
+    rate = rate if paced else UNPACED_RATE
     count = int(rate * duration_s)
     if out:
         sim = Simulator(users, rate, seed, start_ms if start_ms is not None else DOUBLE_11_MS,
                         incidents)
+        written = 0
         with open(out, "wb") as fh:
             for ev in sim.events(count):
                 fh.write(codec.dumps(ev) + b"\n")
-        print(f"simulate: wrote {count} events to {out}", file=sys.stderr)
-        return count
-    begin = time.time()
-    sim = Simulator(users, rate, seed, start_ms if start_ms is not None else int(begin * 1000),
-                    incidents)
+                written += 1
+        print(f"simulate: wrote {written} events to {out}", file=sys.stderr)
+        return written
+    begin = start_ms if start_ms is not None else int(time.time() * 1000)
+    sim = Simulator(users, rate, seed, begin, incidents)
+    return _produce_live(settings, sim.events(count), paced, stop or threading.Event())
+
+
+def _produce_live(settings: Settings, events: Iterator[dict[str, Any]], paced: bool,
+                  stop: threading.Event) -> int:
+    """Send ``events`` in envelopes, each when its ts is due if ``paced``, until ``stop``."""
+    from shopstream.kafka_io.envelope_producer import EnvelopeProducer
+
     prod = EnvelopeProducer(settings, max_events=200)
     sent = 0
-    last_report = last_flush = begin
-    for ev in sim.events(count):
+    last_report = last_flush = time.time()
+    for ev in events:
         # Pace by event time so the stream is live: an event goes out when its ts is due,
         # stamped with the wall clock in case generation fell behind.
         now = time.time()
         wait = ev["ts"] / 1000 - now
-        if wait > 0.005:
-            time.sleep(wait)
+        if paced and wait > 0.005:
+            stop.wait(wait)
             now = time.time()
+        if stop.is_set():
+            break
         ev["ts"] = int(now * 1000)
         prod.add(ev)
         sent += 1
         if now - last_flush >= FLUSH_EVERY_S:
             prod.send_all()
             last_flush = now
-        if time.time() - last_report >= 5:
-            last_report = time.time()
+        if now - last_report >= 5:
+            last_report = now
             print(f"simulate: {sent} events sent", file=sys.stderr, flush=True)
     prod.flush()
     return sent

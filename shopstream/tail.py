@@ -64,6 +64,10 @@ def tail(settings: Settings, kind: str, from_beginning: bool = False, as_json: b
         parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
         start = OFFSET_BEGINNING if from_beginning else OFFSET_END
         consumer.assign([TopicPartition(topic, p, start) for p in sorted(parts)])
+        since = "the beginning" if from_beginning else "now on"
+        plural = "" if len(parts) == 1 else "s"
+        print(f"shopstream tail: following {kind} (topic {topic}, {len(parts)} partition{plural})"
+              f" from {since}; waiting for records (Ctrl-C stops)", file=sys.stderr, flush=True)
         printed, last = 0, time.monotonic()
         while not should_stop():
             msg = consumer.poll(0.2)

@@ -11,6 +11,7 @@ import logging
 import os
 import time
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -71,8 +72,13 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
     """A Faust app wired to the batch loop; ``app.main()`` or a Worker runs it."""
     metrics = metrics or Metrics()
     _shorten_fetch_wait()
+    # Faust's data dir (empty with memory tables) goes under the state dir, not the working one;
+    # Faust creates only its last level and reads braces in it as a template.
+    datadir = Path(settings.state_dir) / "faust" / settings.app_id
+    datadir.parent.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         settings.app_id,
+        datadir=str(datadir).replace("{", "{{").replace("}", "}}"),
         broker=settings.broker,
         broker_credentials=faust_credentials(settings),
         value_serializer="raw",

@@ -137,8 +137,10 @@ def read_records(settings: Settings, topic: str | None = None, timeout_s: float 
     """Every record now in ``topic`` (default: events), as (partition, offset, value, headers)."""
     from confluent_kafka import Consumer, KafkaError, TopicPartition
 
+    from shopstream.kafka_io.client_config import librdkafka_config
+
     topic = topic or settings.events_topic
-    c = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": "test-reader",
+    c = Consumer({**librdkafka_config(settings), "group.id": "test-reader",
                   "enable.auto.commit": False, "enable.partition.eof": True})
     meta = c.list_topics(topic, timeout=timeout_s).topics[topic]
     parts = sorted(meta.partitions)

@@ -23,6 +23,8 @@ def test_redis_requires_its_password_and_is_restarted_with_its_data(tmp_path):
         state = infra_state_path(str(tmp_path))
         assert stat.S_IMODE(os.stat(state).st_mode) == 0o600
         assert orjson.loads(state.read_bytes())["redis_url"] == infra.redis_url
+        password = infra.redis_url.split("://:", 1)[1].split("@", 1)[0]
+        assert password not in repr(infra)
         host_port = infra.redis_url.rsplit("@", 1)[1]
         with pytest.raises(redis.AuthenticationError):
             redis.Redis.from_url(f"redis://{host_port}").set("k", "v")

@@ -41,3 +41,14 @@ def test_tail_prints_a_line_per_record_and_json_for_machines(settings):
     pushes = [json.loads(line) for line in _tail(settings, "pushes", "--json")]
     assert len(pushes) == 1 and pushes[0]["value"]["push_id"] == "p1"
     assert pushes[0]["topic"] == settings.pushes_topic and pushes[0]["offset"] == 0
+
+
+def test_tail_says_on_stderr_what_it_follows_while_waiting(settings):
+    out = subprocess.run([sys.executable, "-m", "shopstream", "tail", "alerts", "--idle-exit",
+                          "2"], cwd=ROOT, env=settings_env(settings), capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == ""
+    assert out.stderr.splitlines() == [
+        f"shopstream tail: following alerts (topic {settings.alerts_topic}, 1 partition) "
+        "from now on; waiting for records (Ctrl-C stops)"]

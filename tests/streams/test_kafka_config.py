@@ -56,3 +56,50 @@ def test_topics_take_the_replication_factor(settings):
                                          settings.alerts_topic, settings.pushes_topic}
     assert {t.replication_factor for t in topics} == {3}
     assert {t.replication_factor for t in new_topics(settings, existing=set())} == {1}
+
+
+PROBE = """
+import sys
+import time
+from shopstream.core import logs
+from shopstream.core.settings import load_settings
+from shopstream.infra import start_broker, stop
+from shopstream.kafka_io.producer import RecordProducer
+from shopstream.kafka_io.topics import ensure_topics
+
+logs.setup(sys.argv[1])
+proc, url = start_broker()
+s = load_settings(env={}, broker=url, events_topic="probe", partitions=1)
+ensure_topics(s)
+producer = RecordProducer(s)
+producer.produce("probe", b"x")
+producer.flush()
+stop(proc)
+for _ in range(20):
+    producer.flush(0.1)
+    time.sleep(0.1)
+"""
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("level", ["INFO", "DEBUG"])
+def test_librdkafka_logs_go_through_python_logging_quietly(level, tmp_path):
+    """A broker that goes away under a client: no raw librdkafka lines on stderr; its log
+    lines reach Python logging (shown as JSON at DEBUG)."""
+    import json
+    import subprocess
+    import sys
+
+    from tests.support import ROOT
+
+    out = subprocess.run([sys.executable, "-c", PROBE, level], cwd=ROOT, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    raw = [ln for ln in out.stderr.splitlines() if ln.startswith("%")]
+    assert raw == []
+    lost = [json.loads(ln) for ln in out.stderr.splitlines()
+            if ln.startswith("{") and ("Connect to" in ln or "Disconnected" in ln)]
+    if level == "INFO":
+        assert lost == []
+    else:
+        assert lost and {r["logger"] for r in lost} == {"shopstream.librdkafka"}

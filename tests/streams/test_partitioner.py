@@ -1,6 +1,7 @@
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
+from shopstream.kafka_io.client_config import librdkafka_config
 from shopstream.kafka_io.partitioner import murmur2, partition_for
 from shopstream.kafka_io.producer import make_producer
 
@@ -23,8 +24,7 @@ def test_envelopes_land_where_keyed_records_land(settings):
     for u in users:
         prod.produce(settings.events_topic, key=u.encode(), value=b"{}")
     assert prod.flush(10) == 0
-    c = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": "pt",
-                  "enable.partition.eof": True})
+    c = Consumer({**librdkafka_config(settings), "group.id": "pt", "enable.partition.eof": True})
     c.assign([TopicPartition(settings.events_topic, p, 0) for p in range(settings.partitions)])
     seen = {}
     eofs = 0
