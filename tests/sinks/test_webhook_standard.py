@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import random
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -13,8 +14,15 @@ from aiohttp import web
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from shopstream.core.errors import ConfigError
-from shopstream.sinks.webhook import WebhookSender, parse_webhook
-from tests.support import new_port
+from shopstream.sinks.webhook import (
+    ID_HEADER,
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    WebhookSender,
+    parse_webhook,
+    sign,
+)
+from tests.support import ROOT, new_port
 
 KEY = bytes(range(32))
 WHSEC = "whsec_" + base64.b64encode(KEY).decode()
@@ -119,3 +127,18 @@ def test_retry_delays_are_jittered() -> None:
     assert cfg.delay_s(3, 120.0, lambda: 0.5) == 120.0
     # with the default source, delays of one attempt differ
     assert len({cfg.delay_s(5, None) for _ in range(100)}) > 90
+
+
+@pytest.mark.parametrize("secret", [WHSEC, PLAIN])
+def test_the_documented_receiver_verifies_our_signatures(secret) -> None:
+    doc = (ROOT / "docs" / "cart-recovery.md").read_text()
+    blocks = [b.split("\n", 1)[1] for b in doc.split("```")[1::2] if b.startswith("python\n")]
+    receiver = next(b for b in blocks if "standardwebhooks" in b)
+    scope: dict[str, Any] = {"secret": secret}
+    exec(receiver, scope)  # noqa: S102 - the docs' own example, run as written
+    now = int(time.time())
+    headers = {ID_HEADER: "p1", TIMESTAMP_HEADER: str(now),
+               SIGNATURE_HEADER: sign(secret, "p1", now, b'{"a":1}')}
+    assert scope["verify"](headers, b'{"a":1}')
+    assert not scope["verify"](headers, b'{"a":2}')
+    assert not scope["verify"]({**headers, TIMESTAMP_HEADER: str(now - 600)}, b'{"a":1}')
