@@ -230,6 +230,12 @@ def _validate(s: Settings) -> None:
         raise ConfigError(f"redis_url: expected redis://host:port/db, got {s.redis_url!r}")
     if s.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError(f"log_level: expected DEBUG|INFO|WARNING|ERROR, got {s.log_level!r}")
+    for name in SECRET_FIELDS:
+        # An Authorization header loses surrounding spaces on the way: such a key never matches.
+        key = getattr(s, name)
+        if key is not None and (not key.strip() or key != key.strip()):
+            raise ConfigError(f"{name}: expected a key without surrounding spaces (or unset), "
+                              "got a blank or space-padded one")
 
 
 def infra_state_path(state_dir: str) -> Path:

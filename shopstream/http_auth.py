@@ -1,6 +1,7 @@
 """Who may call which route: an ingest key for writes, a read key for reads, the admin token for
 managing flash sales. Keys are compared in constant time; on loopback they are optional, off
-it the API refuses to start without them (and with the demo admin token)."""
+it the API refuses to start without them, with one shorter than MIN_KEY_CHARS, or with the demo
+admin token."""
 
 from __future__ import annotations
 
@@ -17,6 +18,10 @@ from shopstream.http_common import CTX, error
 #: Routes anyone who reaches the API may call: probes, metrics, the API document, the page.
 OPEN_PATHS = frozenset({"/livez", "/readyz", "/healthz", "/metrics", "/openapi.json", "/",
                         "/dashboard/app.js", "/dashboard/draw.js", "/dashboard/style.css"})
+
+#: Off loopback every key and the admin token have at least this many characters (the webhook
+#: secret's floor too): short keys are guessed.
+MIN_KEY_CHARS = 16
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -55,15 +60,21 @@ def is_loopback(host: str) -> bool:
 
 
 def check_exposure(settings: Settings) -> None:
-    """Refuse to serve beyond this machine with open routes or the demo admin token."""
+    """Refuse to serve beyond this machine with open routes, weak keys or the demo admin
+    token."""
     if is_loopback(settings.api_host):
         return
-    missing = [name for name, value in (("ingest_key", settings.ingest_key),
-                                        ("read_key", settings.read_key)) if not value]
-    if settings.admin_token == DEMO_ADMIN_TOKEN:
-        missing.append("admin_token (not the demo default)")
-    if missing:
+    problems = []
+    for name, value in (("ingest_key", settings.ingest_key), ("read_key", settings.read_key),
+                        ("admin_token", settings.admin_token)):
+        if not value:
+            problems.append(name)
+        elif value == DEMO_ADMIN_TOKEN:
+            problems.append(f"{name} (not the demo default)")
+        elif len(value.strip()) < MIN_KEY_CHARS:
+            problems.append(f"{name} (at least {MIN_KEY_CHARS} characters, got {len(value)})")
+    if problems:
         raise ConfigError(
             f"api_host {settings.api_host!r} is reachable from other machines: set "
-            f"{', '.join(missing)} (SHOPSTREAM_INGEST_KEY, SHOPSTREAM_READ_KEY, "
+            f"{', '.join(problems)} (SHOPSTREAM_INGEST_KEY, SHOPSTREAM_READ_KEY, "
             "SHOPSTREAM_ADMIN_TOKEN), or bind 127.0.0.1")

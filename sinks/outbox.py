@@ -4,17 +4,20 @@ The agent writes each push into ``{app}:{pN}:outbox`` (hash push_id -> JSON) in 
 atomic call as the decision. This relay then, per push: claims a coupon from the campaign
 budget (idempotent by push_id, sinks/budget_claim.lua), publishes granted pushes to the
 pushes topic, and moves them from the outbox to the partition's webhook queue in one
-pipeline. The webhook queue is attempted when due, with backoff (and ``Retry-After``), until
-the receiver accepts a push or the retry horizon passes (then it is dead-lettered with the
-reason). A crash anywhere repeats a step (receivers dedupe by push_id, the Idempotency-Key)
-but never loses a push. A per-partition lease keeps two workers from relaying the same
-partition at once; partitions are relayed concurrently.
+pipeline. The webhook queue is attempted when due, with jittered backoff (and
+``Retry-After``), until the receiver accepts a push or the retry horizon passes (then it is
+dead-lettered with the reason). A crash anywhere repeats a step (receivers dedupe by push_id,
+the Idempotency-Key) but never loses a push; a graceful stop (``close``) records the outcome of
+every request in flight, so nothing the receiver accepted is sent again. A per-partition lease
+keeps two workers from relaying the same partition at once; partitions are relayed
+concurrently.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
@@ -39,7 +42,8 @@ _CLAIM_LUA = (Path(__file__).parent / "budget_claim.lua").read_text()
 #: A relay holding a partition's lease longer than this is presumed dead (one pass makes
 #: one webhook attempt per due push, each bounded by the webhook timeout).
 LOCK_MS = 20_000
-#: At shutdown, webhook retries due within this many seconds are still made.
+#: Grace of a graceful stop: for this long relays go on and webhook retries falling due are
+#: made; then no request starts, and those in flight finish (each within the webhook timeout).
 CLOSE_WAIT_S = 5.0
 
 
@@ -66,12 +70,17 @@ class OutboxRelay:
         self._claim = redis.register_script(_CLAIM_LUA)
         #: Wall clock of retry schedules (epoch ms); tests move it to cross long outages.
         self.clock_ms: Callable[[], int] = lambda: int(time.time() * 1000)
+        #: Random source of the retry jitter; tests pin it.
+        self.rand: Callable[[], float] = random.random
         self._pending: set[int] = set()
         self._task: asyncio.Task[None] | None = None
+        self._closing = False
 
     def schedule(self, partitions: Iterable[int]) -> None:
         """Relay these partitions soon, off the batch loop's path (one relay task at a time,
-        so the worker never contends with itself for a partition's lock)."""
+        so the worker never contends with itself for a partition's lock); none once closing."""
+        if self._closing:
+            return
         self._pending.update(partitions)
         if self._pending and (self._task is None or self._task.done()):
             self._task = asyncio.create_task(self._drain())
@@ -160,13 +169,15 @@ class OutboxRelay:
             attempts = w["attempts"] + 1
             expired = (now - w["first_ms"] >= cfg.retry_horizon_s * 1000
                        or (cfg.max_attempts is not None and attempts >= cfg.max_attempts))
+            if answer.outcome == "skipped":
+                continue  # not attempted: left as it is for the next relay
             if answer.outcome == "sent":
                 results[pid] = "sent"
             elif answer.outcome == "failed" or expired:
                 results[pid] = "failed"
                 dead[pid] = f"{answer.reason} after {attempts} attempts"
             else:
-                delay_ms = int(cfg.delay_s(attempts, answer.retry_after_s) * 1000)
+                delay_ms = int(cfg.delay_s(attempts, answer.retry_after_s, self.rand) * 1000)
                 again[pid] = codec.dumps({**w, "attempts": attempts, "next_ms": now + delay_ms})
         async with self.redis.pipeline(transaction=False) as pipe:
             if dead:
@@ -206,16 +217,28 @@ class OutboxRelay:
         await self._producer.flush_async()
 
     async def close(self) -> None:
-        """Finish the scheduled relays and the webhook retries due within CLOSE_WAIT_S, then
-        release the webhook session; later retries are left to the next worker."""
-        if self._task is not None:
-            await self._task
-        deadline = self.clock_ms() + CLOSE_WAIT_S * 1000
-        while self.webhook is not None:
-            await self.relay(range(self.partitions))
-            left, soonest = await self.waiting()
-            if not left or soonest is None or soonest > deadline:
-                break
-            await asyncio.sleep(max(0.0, (soonest - self.clock_ms()) / 1000))
+        """Graceful stop: no new relay is scheduled; for CLOSE_WAIT_S the scheduled relays go on
+        and webhook retries falling due are made; then the sender starts no request, those in
+        flight finish and every outcome is recorded before the session is released. Pushes not
+        attempted stay queued for whoever relays the partition next."""
+        self._closing = True
+        drain = asyncio.ensure_future(self._drain_until(time.monotonic() + CLOSE_WAIT_S))
+        done, _ = await asyncio.wait({drain}, timeout=CLOSE_WAIT_S)
+        if not done and self.webhook is not None:
+            self.webhook.hold()
+        await drain
         if self.webhook is not None:
             await self.webhook.close()
+
+    async def _drain_until(self, until: float) -> None:
+        if self._task is not None:
+            await asyncio.wait({self._task})  # its failure is logged by _log_failure
+        while self.webhook is not None and not self.webhook.holding:
+            await self.relay(range(self.partitions))
+            left, soonest = await self.waiting()
+            if not left or soonest is None:
+                break
+            wait_s = max(0.0, (soonest - self.clock_ms()) / 1000)
+            if time.monotonic() + wait_s >= until:
+                break
+            await asyncio.sleep(wait_s)

@@ -4,29 +4,35 @@ Config ``[webhook]``: ``url``, ``secret``, ``timeout_ms`` (default 2000), ``back
 retry delay, doubled each time, default 200), ``max_backoff_ms`` (default 60000),
 ``retry_horizon_s`` (how long a push is retried before it is dead-lettered, default 86400 = a
 day) and optionally ``max_attempts`` (also dead-letter after that many attempts; unset by
-default, so an outage shorter than the horizon loses nothing). A receiver's ``Retry-After``
-(seconds) is honoured.
+default, so an outage shorter than the horizon loses nothing). Retry delays are jittered
+(``core.backoff``) so pushes that failed together are not retried together; a receiver's
+``Retry-After`` (seconds) is a floor. Redirects are never followed: a 3xx is a failed attempt,
+retried like a 5xx (the signed request must not go to a URL nobody configured).
 
-Signed per the Standard Webhooks scheme: ``webhook-id`` (the push id, also sent as
-``Idempotency-Key``), ``webhook-timestamp`` (Unix seconds) and ``webhook-signature:
-v1,<base64 HMAC-SHA256(secret, "<id>.<timestamp>.<body>")>``. The timestamp is signed, so a
-receiver that rejects stale timestamps (``verify``: 5 minutes) cannot be replayed a captured
-request; it dedupes by the id. A verifier is in docs/cart-recovery.md.
+Signed per Standard Webhooks: ``webhook-id`` (the push id, also sent as ``Idempotency-Key``),
+``webhook-timestamp`` (Unix seconds) and ``webhook-signature: v1,<base64 HMAC-SHA256(key,
+"<id>.<timestamp>.<body>")>``. The key is the base64-decoded rest of a ``whsec_<base64>``
+secret (the convention of the spec and its libraries), else the secret's UTF-8 bytes. The
+timestamp is signed, so a receiver that rejects stale timestamps (``verify``: 5 minutes) cannot
+be replayed a captured request; it dedupes by the id. Receivers: docs/cart-recovery.md.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import binascii
 import hashlib
 import hmac
+import random
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import aiohttp
 
+from shopstream.core.backoff import full_jitter
 from shopstream.core.errors import ConfigError
 
 ID_HEADER = "webhook-id"
@@ -37,6 +43,10 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 TOLERANCE_S = 300
 #: Requests in flight at once per sender: a slow receiver must not take every socket.
 MAX_IN_FLIGHT = 16
+#: Prefix of a Standard Webhooks secret: base64 of the key bytes follows.
+WHSEC_PREFIX = "whsec_"
+#: Fewest key bytes (or characters of a plain secret): short keys are guessed.
+MIN_KEY_BYTES = 16
 
 
 @dataclass(frozen=True)
@@ -50,14 +60,22 @@ class WebhookConfig:
     max_backoff_s: float = 60.0
     retry_horizon_s: float = 86_400.0
 
-    def delay_s(self, attempts: int, retry_after_s: float | None) -> float:
-        """Wait before the next attempt, after ``attempts`` failed ones."""
-        doubled = min(self.backoff_s * 2 ** min(attempts - 1, 30), self.max_backoff_s)
-        return max(doubled, retry_after_s or 0.0)
+    @property
+    def key(self) -> bytes:
+        """The HMAC key the secret stands for."""
+        return signing_key(self.secret)
+
+    def delay_s(self, attempts: int, retry_after_s: float | None,
+                rand: Callable[[], float] = random.random) -> float:
+        """Wait before the next attempt, after ``attempts`` failed ones: full jitter over the
+        doubled backoff, at least the receiver's ``Retry-After``."""
+        jittered = full_jitter(attempts - 1, self.backoff_s, self.max_backoff_s, rand)
+        return max(jittered, retry_after_s or 0.0)
 
 
 class Delivery(NamedTuple):
-    """What one attempt came to: ``sent``, ``retry`` (transient) or ``failed`` (for good)."""
+    """What one attempt came to: ``sent``, ``retry`` (transient), ``failed`` (for good), or
+    ``skipped`` (not made: the sender is stopping, see ``WebhookSender.hold``)."""
 
     outcome: str
     reason: str = ""
@@ -75,8 +93,19 @@ def parse_webhook(sections: Mapping[str, Any], name: str = "webhook") -> Webhook
     url, secret = raw.get("url"), raw.get("secret")
     if not isinstance(url, str) or not url.startswith(("http://", "https://")):
         raise ConfigError(f"{name}.url: expected an http(s) URL, got {url!r}")
-    if not isinstance(secret, str) or len(secret) < 16:
-        raise ConfigError(f"{name}.secret: expected a string of >= 16 characters, got other")
+    if not isinstance(secret, str):
+        raise ConfigError(f"{name}.secret: expected a string, got other")
+    if secret.startswith(WHSEC_PREFIX):
+        try:
+            key_bytes = signing_key(secret)
+        except binascii.Error:
+            key_bytes = b""
+        if len(key_bytes) < MIN_KEY_BYTES:
+            raise ConfigError(f"{name}.secret: expected whsec_<base64> of >= {MIN_KEY_BYTES} "
+                              "key bytes, got other")
+    elif len(secret) < MIN_KEY_BYTES:
+        raise ConfigError(f"{name}.secret: expected a string of >= {MIN_KEY_BYTES} characters "
+                          "or whsec_<base64>, got other")
     nums: dict[str, int | None] = {}
     limits = (("timeout_ms", 2000, 1), ("max_attempts", None, 1), ("backoff_ms", 200, 0),
               ("max_backoff_ms", 60_000, 1), ("retry_horizon_s", 86_400, 1))
@@ -94,14 +123,25 @@ def parse_webhook(sections: Mapping[str, Any], name: str = "webhook") -> Webhook
                          float(nums["retry_horizon_s"] or 0))
 
 
-def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
+def signing_key(secret: str | bytes) -> bytes:
+    """Key bytes of a secret: ``whsec_<base64>`` decoded (binascii.Error when it is not base64),
+    another string as UTF-8; bytes are the key itself."""
+    if isinstance(secret, bytes):
+        return secret
+    if secret.startswith(WHSEC_PREFIX):
+        encoded = secret[len(WHSEC_PREFIX):]
+        return base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
+    return secret.encode()
+
+
+def sign(secret: str | bytes, msg_id: str, timestamp: int, body: bytes) -> str:
     """The ``webhook-signature`` value of one request."""
     signed = f"{msg_id}.{timestamp}.".encode() + body
-    return "v1," + base64.b64encode(hmac.new(secret.encode(), signed, hashlib.sha256).digest()
-                                    ).decode()
+    mac = hmac.new(signing_key(secret), signed, hashlib.sha256)
+    return "v1," + base64.b64encode(mac.digest()).decode()
 
 
-def verify(secret: str, headers: Mapping[str, str], body: bytes,
+def verify(secret: str | bytes, headers: Mapping[str, str], body: bytes,
            now_s: float | None = None) -> bool:
     """Receiver side: the signature matches and the timestamp is within TOLERANCE_S."""
     msg_id, stamp = headers.get(ID_HEADER, ""), headers.get(TIMESTAMP_HEADER, "")
@@ -115,33 +155,50 @@ def verify(secret: str, headers: Mapping[str, str], body: bytes,
     return any(hmac.compare_digest(expected, sig) for sig in given)
 
 
+def classify(status: int, headers: Mapping[str, str]) -> Delivery:
+    """``sent`` on 2xx; ``failed`` on a 4xx that retrying cannot change; ``retry`` on anything
+    else: 3xx (never followed), 5xx, 408, 429."""
+    if 200 <= status < 300:
+        return Delivery("sent")
+    if 300 <= status < 400:
+        return Delivery("retry", f"http {status} (redirect not followed)",
+                        _retry_after(headers.get("Retry-After")))
+    if 400 <= status < 500 and status not in (408, 429):
+        return Delivery("failed", f"http {status}")
+    return Delivery("retry", f"http {status}", _retry_after(headers.get("Retry-After")))
+
+
 class WebhookSender:
     def __init__(self, cfg: WebhookConfig) -> None:
         self.cfg = cfg
+        self._key = cfg.key
         self._session: aiohttp.ClientSession | None = None
         self._sem = asyncio.Semaphore(MAX_IN_FLIGHT)
+        self.holding = False
+
+    def hold(self) -> None:
+        """Start no new request (the worker is stopping): requests in flight finish, later
+        calls answer ``skipped`` at once."""
+        self.holding = True
 
     async def deliver(self, push_id: str, body: bytes) -> Delivery:
-        """One attempt: ``sent`` on 2xx, ``failed`` on a 4xx that retrying cannot change,
-        ``retry`` on anything else (5xx, 408, 429, timeouts, refused connections)."""
-        if self._session is None:
-            timeout = aiohttp.ClientTimeout(total=self.cfg.timeout_s)
-            self._session = aiohttp.ClientSession(timeout=timeout)
-        stamp = int(time.time())
-        headers = {"Content-Type": "application/json", ID_HEADER: push_id,
-                   TIMESTAMP_HEADER: str(stamp), IDEMPOTENCY_HEADER: push_id,
-                   SIGNATURE_HEADER: sign(self.cfg.secret, push_id, stamp, body)}
-        try:
-            post = self._session.post(self.cfg.url, data=body, headers=headers)
-            async with self._sem, post as resp:
-                if 200 <= resp.status < 300:
-                    return Delivery("sent")
-                reason = f"http {resp.status}"
-                if 400 <= resp.status < 500 and resp.status not in (408, 429):
-                    return Delivery("failed", reason)
-                return Delivery("retry", reason, _retry_after(resp.headers.get("Retry-After")))
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            return Delivery("retry", type(exc).__name__)
+        """One attempt (see ``classify``); timeouts and refused connections are ``retry``."""
+        async with self._sem:
+            if self.holding:
+                return Delivery("skipped", "sender stopping")
+            if self._session is None:
+                timeout = aiohttp.ClientTimeout(total=self.cfg.timeout_s)
+                self._session = aiohttp.ClientSession(timeout=timeout)
+            stamp = int(time.time())
+            headers = {"Content-Type": "application/json", ID_HEADER: push_id,
+                       TIMESTAMP_HEADER: str(stamp), IDEMPOTENCY_HEADER: push_id,
+                       SIGNATURE_HEADER: sign(self._key, push_id, stamp, body)}
+            try:
+                async with self._session.post(self.cfg.url, data=body, headers=headers,
+                                              allow_redirects=False) as resp:
+                    return classify(resp.status, resp.headers)
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                return Delivery("retry", type(exc).__name__)
 
     async def close(self) -> None:
         if self._session is not None:

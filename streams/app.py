@@ -148,6 +148,14 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
         async def relay_alerts() -> None:
             await guarded("alert_relay", relay.tick, metrics)
 
+    closers = [close for agent in agents if (close := getattr(agent, "close", None))]
+
+    @app.on_before_shutdown.connect  # type: ignore[arg-type]  # faust's signal stubs
+    async def finish_in_flight(app: faust.App, **_: Any) -> None:
+        """Graceful stop, once the consumer has stopped: what agents have in flight (webhook
+        requests) finishes within their grace and its outcome is recorded before the exit."""
+        await asyncio.gather(*(close() for close in closers))
+
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # faust's signal stubs
     async def on_revoked(app: faust.App, revoked: set[TP], **_: Any) -> None:
         processor.forget([tp.partition for tp in revoked if tp.topic == settings.events_topic])

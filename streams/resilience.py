@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from collections.abc import Awaitable, Callable
 
@@ -26,6 +25,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from shopstream.core.backoff import full_jitter
 from shopstream.core.errors import ShopstreamError
 from shopstream.monitoring.metrics import Metrics
 from shopstream.sinks.errors import StaleFenceError
@@ -72,7 +72,7 @@ class RedisHealth:
 
 def backoff(attempt: int) -> float:
     """Full-jitter exponential backoff (seconds) for the given attempt (0-based)."""
-    return random.uniform(0, min(MAX_DELAY_S, FIRST_DELAY_S * 2 ** min(attempt, 16)))
+    return full_jitter(attempt, FIRST_DELAY_S, MAX_DELAY_S)
 
 
 async def until_applied(process: Callable[[], Awaitable[int]], health: RedisHealth,

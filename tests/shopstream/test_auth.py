@@ -113,3 +113,26 @@ async def test_requests_are_counted_by_route_template_and_status_class(keyed):
     for worker_series in ("shopstream_events_total", "shopstream_batches_total",
                           "shopstream_flash_sale_units", "shopstream_redis_up"):
         assert worker_series not in text
+
+
+@pytest.mark.parametrize("weak", ["a", "short-key-15-ch"])
+@pytest.mark.parametrize("role", ["ingest_key", "read_key", "admin_token"])
+def test_off_loopback_refuses_weak_keys(settings, role, weak):
+    strong = {"ingest_key": "i" * 16, "read_key": "r" * 16, "admin_token": "a" * 16}
+    check_exposure(dataclasses.replace(settings, api_host="0.0.0.0", **strong))
+    check_exposure(dataclasses.replace(settings, api_host="127.0.0.1", **{**strong, role: "a"}))
+    with pytest.raises(ConfigError, match=f"{role} \\(at least 16 characters"):
+        check_exposure(dataclasses.replace(settings, api_host="0.0.0.0", **{**strong, role: weak}))
+
+
+def test_keys_with_surrounding_spaces_are_refused_at_load(settings):
+    """A header's value loses its surrounding spaces on the way, so such a key never matches."""
+    for role, var in (("ingest_key", "SHOPSTREAM_INGEST_KEY"), ("read_key", "SHOPSTREAM_READ_KEY"),
+                      ("admin_token", "SHOPSTREAM_ADMIN_TOKEN")):
+        for bad in (" " * 20, " padded-key-0123456789", "padded-key-0123456789\t"):
+            with pytest.raises(ConfigError, match=f"{role}: expected a key without"):
+                dataclasses.replace(settings, **{role: bad})
+        env = {**settings_env(settings), var: "   "}
+        out = subprocess.run([sys.executable, "-m", "shopstream", "config"], cwd=ROOT, env=env,
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 3 and f"{role}: expected a key without" in out.stderr

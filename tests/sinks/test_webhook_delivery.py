@@ -10,16 +10,24 @@ import pytest
 import redis
 from aiohttp import web
 
+from shopstream.agents.coupons import CouponAgent
+from shopstream.core.settings import Settings
+from shopstream.kafka_io.envelope_producer import EnvelopeProducer
 from shopstream.monitoring.metrics import Metrics
 from shopstream.sinks.coupon_keys import coupon_keys
+from shopstream.sinks.redis_state import Redis, make_redis
 from shopstream.sinks.webhook import ID_HEADER, verify
 from tests.agents.coupon_reference import SECTIONS, generate_day
-from tests.agents.coupon_support import metric, run, with_sections
-from tests.support import new_port
+from tests.agents.coupon_support import metric, pushes, with_sections
+from tests.support import new_port, process_topic
 
 pytestmark = pytest.mark.integration
 
 SECRET = "test-secret-0123456789"
+
+
+async def _in_outbox(client: Redis, s: Settings) -> int:
+    return sum([await client.hlen(coupon_keys(s.app_id, p).outbox) for p in range(s.partitions)])
 
 
 async def test_flaky_receiver_gets_each_push_once_or_dead_letter(settings) -> None:
@@ -54,10 +62,23 @@ async def test_flaky_receiver_gets_each_push_once_or_dead_letter(settings) -> No
             "max_attempts": 3, "backoff_ms": 5}
     s = with_sections(settings, **SECTIONS, webhook=hook)
     m = Metrics()
+    prod = EnvelopeProducer(s, max_events=50)
+    for ev in sorted(generate_day(users=400, partitions=s.partitions), key=lambda e: e["ts"]):
+        prod.add(ev)
+    prod.flush()
+    client = make_redis(s)
+    agent = CouponAgent(s, client, m)
     try:
-        got = await run(s, generate_day(users=400, partitions=s.partitions), metrics=m)
+        await process_topic(s, agents=[agent])
+        # close() is a stop with a grace period: relay until every push is settled first.
+        while (await agent.relay.waiting())[0] or await _in_outbox(client, s):
+            await agent.relay.relay(range(s.partitions))
+            await asyncio.sleep(0.01)
+        await agent.close()
     finally:
+        await client.aclose()
         await runner.cleanup()
+    got = pushes(s)
 
     r = redis.Redis.from_url(s.redis_url or "")
     dead = {k.decode(): v.decode() for p in range(s.partitions)
