@@ -154,14 +154,11 @@ def _release(ts: int) -> int | None:
     return int(datetime(day.year, day.month, day.day, 8, tzinfo=SH).timestamp() * 1000)
 
 
-def reference(
-    events: list[dict[str, Any]], live: bool = True
-) -> tuple[set[tuple], Counter[tuple[str, str]]]:
+def reference(events: list[dict[str, Any]]) -> tuple[set[tuple], Counter[tuple[str, str]]]:
     """(push_id, rule, user, ts, step) of every push, and counts of other decisions.
 
     The log is ``events`` sorted by time (stable), as the tests produce it; every user's
-    stream gets each other user's ``live_end`` at its place (room-wide). ``live``: whether the
-    live follow-up rule is on."""
+    stream gets each other user's ``live_end`` at its place (room-wide)."""
     log = sorted(events, key=lambda e: e["ts"])
     ends = [(i, e, True) for i, e in enumerate(log) if e["type"] == "live_end"]
     per_user: dict[str, list[tuple[int, dict[str, Any], bool]]] = {}
@@ -172,12 +169,12 @@ def reference(
     for user, own in per_user.items():
         wide = [x for x in ends if x[1]["user_id"] != user]
         stream = [(e, is_wide) for _, e, is_wide in heapq.merge(own, wide, key=lambda x: x[0])]
-        _simulate(user, stream, live, pushes, counts)
+        _simulate(user, stream, pushes, counts)
     return pushes, counts
 
 
-def _simulate(user: str, stream: list[tuple[dict[str, Any], bool]], live: bool,
-              pushes: set[tuple], counts: Counter[tuple[str, str]]) -> None:
+def _simulate(user: str, stream: list[tuple[dict[str, Any], bool]], pushes: set[tuple],
+              counts: Counter[tuple[str, str]]) -> None:
     items: dict[str, list[int]] = {}
     episode: int | None = None
     step = -1
@@ -265,7 +262,7 @@ def _simulate(user: str, stream: list[tuple[dict[str, Any], bool]], live: bool,
         if v is not None:
             close(room, min(t, v[1] + IDLE))
         watched = watch.pop(room, 0)
-        if live and watched >= MIN_WATCH:
+        if watched >= MIN_WATCH:
             push(t + WITHIN, 0, "live", (room, t))
 
     for e, is_wide in stream:
