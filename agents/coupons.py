@@ -66,11 +66,11 @@ class CouponAgent(NoHooks):
         """Three pipelined reads: due timers and the rooms ending in the batch, then deferred
         pushes, then users."""
         a = self.app
+        ending = [_ending_rooms(b) for b in batches]
         async with self.redis.pipeline(transaction=False) as pipe:
-            for b in batches:
+            for b, rooms in zip(batches, ending, strict=True):
                 k = coupon_keys(a, b.partition)
                 pipe.zrangebyscore(k.timers, "-inf", b.watermark, withscores=True)
-                rooms = _ending_rooms(b)
                 if rooms:
                     pipe.hmget(k.live_ends, rooms)
                 for room in rooms:
@@ -78,9 +78,8 @@ class CouponAgent(NoHooks):
             rows = iter(await pipe.execute())
         plans = []
         async with self.redis.pipeline(transaction=False) as pipe:
-            for b in batches:
+            for b, rooms in zip(batches, ending, strict=True):
                 due = [(m.decode(), int(s)) for m, s in next(rows)]
-                rooms = _ending_rooms(b)
                 last_end = {}
                 if rooms:
                     last_end = {room: int(v) for room, v in zip(rooms, next(rows), strict=True)
