@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from shopstream.agents.live_rules import parse_config as parse_live_config
 from shopstream.core.errors import ConfigError
 
 MINUTE_MS = 60_000
@@ -67,6 +68,8 @@ class CouponConfig:
     min_watch_ms: int
     within_ms: int
     zone: ZoneInfo
+    #: A view with no activity for this long closes (``[live] idle_ms``, docs/live-and-ops.md).
+    idle_ms: int
 
 
 def _int(table: Mapping[str, Any], where: str, key: str, default: int, low: int = 0) -> int:
@@ -165,6 +168,7 @@ def parse_config(sections: Mapping[str, Any], zone: ZoneInfo) -> CouponConfig:
         min_watch_ms=_int(live, f"coupons.{LIVE_FOLLOWUP}", "min_watch_min", 10) * MINUTE_MS,
         within_ms=_int(live, f"coupons.{LIVE_FOLLOWUP}", "within_min", 30, low=1) * MINUTE_MS,
         zone=zone,
+        idle_ms=parse_live_config(sections).idle_ms,
     )
 
 
@@ -238,3 +242,47 @@ def decide(
     if cand["rule"] == CART_RECOVERY:
         user["last_episode"] = cand["episode"]
     return "outbox", None
+
+
+def view_event(user: dict[str, Any], room: str, etype: str, ts: int, idle_ms: int) -> None:
+    """The user's own ``live_join|comment|like|leave`` in ``room``, as the live rooms define
+    views (docs/live-and-ops.md): a join opens a view unless one is open (then it is activity,
+    the view keeps its first join); comments and likes are activity; a view idle for
+    ``idle_ms`` closed at its last activity plus ``idle_ms``; a leave closes the open view."""
+    views = user.setdefault("views", {})
+    view = views.get(room)
+    if view is not None and ts > view[1] + idle_ms:
+        _close_view(user, room, view[1] + idle_ms)
+        view = None
+    if view is None:
+        if etype == "live_join":
+            views[room] = [ts, ts]
+    elif etype == "live_leave":
+        _close_view(user, room, ts)
+    elif ts > view[1]:
+        view[1] = ts
+    if not views:
+        del user["views"]
+
+
+def view_end(user: dict[str, Any], room: str, end: int, idle_ms: int) -> int:
+    """The room's ``live_end``: closes the user's open view at the end (or its idle time if
+    earlier) and returns the watch time of the session it ends (views closed since the room's
+    previous end), forgetting it."""
+    view = user.get("views", {}).get(room)
+    if view is not None:
+        _close_view(user, room, min(end, view[1] + idle_ms))
+        if not user["views"]:
+            del user["views"]
+    watch = user.get("watch", {})
+    watched = int(watch.pop(room, 0))
+    if "watch" in user and not watch:
+        del user["watch"]
+    return watched
+
+
+def _close_view(user: dict[str, Any], room: str, at: int) -> None:
+    """Close the open view at ``at`` (never before its join), adding to the session's watch."""
+    join, _ = user["views"].pop(room)
+    watch = user.setdefault("watch", {})
+    watch[room] = watch.get(room, 0) + max(0, at - join)

@@ -1,8 +1,8 @@
 """Cart recovery and coupon pushes: one agent, driven by event time.
 
 State per partition (keys and what each holds: sinks/coupon_keys.py) is written in the batch's
-fenced call; ``{app}:cu:live_ended`` is written after apply (idempotent), because a ``live_end``
-arrives on the host's partition but its viewers live on every partition.
+fenced call. A ``live_end`` reaches every partition (its copies, ``PartitionBatch.copies``), so
+each partition follows up its own viewers from its own log, whatever the others' progress.
 
 Clock: a batch fires every timer due at or before the partition watermark, interleaved with the
 batch's events in event-time order (a timer due at t fires before events at ts >= t). Replays
@@ -30,16 +30,20 @@ from shopstream.agents.coupon_rules import (
     in_band,
     parse_config,
     push_id,
+    view_end,
+    view_event,
 )
 from shopstream.core import codec
 from shopstream.core.settings import Settings
 from shopstream.monitoring.metrics import Metrics
-from shopstream.sinks.coupon_keys import coupon_keys, live_ended_key, user_key, viewers_key
+from shopstream.sinks.coupon_keys import coupon_keys, user_key, viewers_key
 from shopstream.sinks.outbox import OutboxRelay
 from shopstream.sinks.redis_state import Redis, get_many
 from shopstream.sinks.webhook import WebhookSender, parse_webhook
 
 NAME = "coupons"
+#: A viewer's own events in a room (``live_end`` concerns the whole room).
+VIEWER_TYPES = frozenset({"live_join", "live_comment", "live_like", "live_leave"})
 
 
 class CouponAgent(NoHooks):
@@ -59,51 +63,53 @@ class CouponAgent(NoHooks):
         )
 
     async def load(self, batches: list[PartitionBatch]) -> None:
-        """Three pipelined reads: due timers, then deferred pushes and viewers, then users."""
+        """Three pipelined reads: due timers and the rooms ending in the batch, then deferred
+        pushes, then users."""
         a = self.app
+        ending = [_ending_rooms(b) for b in batches]
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hgetall(live_ended_key(a))
-            for b in batches:
+            for b, rooms in zip(batches, ending, strict=True):
                 k = coupon_keys(a, b.partition)
                 pipe.zrangebyscore(k.timers, "-inf", b.watermark, withscores=True)
-                pipe.hgetall(k.live_done)
-            rows = await pipe.execute()
-        ended = {k.decode(): int(v) for k, v in rows[0].items()}
+                if rooms:
+                    pipe.hmget(k.live_ends, rooms)
+                for room in rooms:
+                    pipe.smembers(viewers_key(a, b.partition, room))
+            rows = iter(await pipe.execute())
         plans = []
         async with self.redis.pipeline(transaction=False) as pipe:
-            for i, b in enumerate(batches):
-                due = [(m.decode(), int(s)) for m, s in rows[1 + 2 * i]]
-                done = {k.decode() for k in rows[2 + 2 * i]}
-                rooms = sorted((end + self.cfg.within_ms, room) for room, end in ended.items()
-                               if room not in done and end + self.cfg.within_ms <= b.watermark)
+            for b, rooms in zip(batches, ending, strict=True):
+                due = [(m.decode(), int(s)) for m, s in next(rows)]
+                last_end = {}
+                if rooms:
+                    last_end = {room: int(v) for room, v in zip(rooms, next(rows), strict=True)
+                                if v is not None}
+                viewers = {room: sorted(m.decode() for m in next(rows)) for room in rooms}
                 pids = [m[2:] for m, _ in due if m.startswith("d|")]
                 if pids:
                     pipe.hmget(coupon_keys(a, b.partition).deferred, pids)
-                for _, room in rooms:
-                    pipe.smembers(viewers_key(a, b.partition, room))
-                plans.append((due, rooms, pids))
-            rows2 = await pipe.execute()
-        it = iter(rows2)
+                plans.append((due, last_end, viewers, pids))
+            rows2 = iter(await pipe.execute())
         prepared = []
-        for b, (due, rooms, pids) in zip(batches, plans, strict=True):
+        for b, (due, last_end, viewers, pids) in zip(batches, plans, strict=True):
             deferred = {}
             if pids:
-                deferred = {pid: codec.loads(raw) for pid, raw in zip(pids, next(it), strict=True)
+                deferred = {pid: codec.loads(raw) for pid, raw in zip(pids, next(rows2),
+                                                                      strict=True)
                             if raw is not None}
-            viewers = {room: sorted(m.decode() for m in next(it)) for _, room in rooms}
             users = {ev["user_id"] for ev in b.events}
             users.update(m[2:] for m, _ in due if m.startswith("c|"))
+            users.update(codec.loads(m[2:])[2] for m, _ in due if m.startswith("l|"))
             users.update(c["user_id"] for c in deferred.values())
             for vs in viewers.values():
                 users.update(vs)
-            prepared.append((b, due, rooms, ended, deferred, viewers, sorted(users)))
+            prepared.append((b, due, last_end, deferred, viewers, sorted(users)))
         rows3 = await get_many(self.redis, [(user_key(a, b.partition, ""), names)
                                             for b, *_, names in prepared])
-        for (b, due, rooms, ended, deferred, viewers, names), raws in zip(prepared, rows3,
-                                                                          strict=True):
+        for (b, due, last_end, deferred, viewers, names), raws in zip(prepared, rows3,
+                                                                      strict=True):
             b.loaded[NAME] = {
-                "due": due, "rooms": [(at, room, ended[room]) for at, room in rooms],
-                "deferred": deferred, "viewers": viewers,
+                "due": due, "last_end": last_end, "deferred": deferred, "viewers": viewers,
                 "users": dict(zip(names, raws, strict=True)),
             }
 
@@ -111,18 +117,10 @@ class CouponAgent(NoHooks):
         _Timeline(self.app, self.cfg, batch).run()
 
     async def after_apply(self, batches: list[PartitionBatch]) -> None:
-        """Count decisions, publish room ends, then have the outbox of these partitions relayed."""
-        ended: dict[str, int] = {}
+        """Count decisions, then have the outbox of these partitions relayed."""
         for b in batches:
-            out = b.loaded.get(NAME, {})
-            for (rule, result), n in out.get("decisions", Counter()).items():
+            for (rule, result), n in b.loaded.get(NAME, {}).get("decisions", Counter()).items():
                 self.metrics.pushes.labels(rule, result).inc(n)
-            ended.update(out.get("ended", {}))
-        if ended:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for room, ts in ended.items():
-                    pipe.hsetnx(live_ended_key(self.app), room, ts)
-                await pipe.execute()
         self.relay.schedule(b.partition for b in batches if b.loaded.get(NAME, {}).get("pushed"))
 
     async def tick(self, now_ms: int) -> None:
@@ -131,6 +129,14 @@ class CouponAgent(NoHooks):
 
     async def close(self) -> None:
         await self.relay.close()
+
+
+def _ending_rooms(batch: PartitionBatch) -> list[str]:
+    """Rooms with a ``live_end`` in the batch: the event on the host's partition, its copies
+    on every other one (``kafka_io.partitioner.is_copy``)."""
+    rooms = {ev["room_id"] for ev in batch.events if ev["type"] == "live_end"}
+    rooms.update(ev["room_id"] for _, ev in batch.copies if ev["type"] == "live_end")
+    return sorted(rooms)
 
 
 class _Timeline:
@@ -150,19 +156,19 @@ class _Timeline:
             else:
                 self.users[u] = codec.loads(raw)
         self.deferred: dict[str, dict[str, Any]] = dict(loaded["deferred"])
+        #: Viewers of the current session, known for the rooms ending in this batch; joins of
+        #: other rooms only add to the stored set.
         self.viewers: dict[str, set[str]] = {r: set(v) for r, v in loaded["viewers"].items()}
+        self.last_end: dict[str, int] = dict(loaded["last_end"])
         self.timers: dict[str, int | None] = {}
         self.deferred_changes: dict[str, dict[str, Any] | None] = {}
         self.outbox: list[dict[str, Any]] = []
         self.decisions: Counter[tuple[str, str]] = Counter()
-        self.ended: dict[str, int] = {}
         #: Due timers; events are merged in by ``run`` (a heap entry per event cost more).
         self.heap: list[tuple[int, tuple[int, ...], int, str, Any]] = []
         self.seq = 0
         for member, at in loaded["due"]:
             self._push(at, member[0], member[2:], self._tie(member))
-        for at, room, end in loaded["rooms"]:
-            self._push(at, "l", (room, end))
 
     def _push(self, at: int, kind: str, payload: Any, tie: tuple[int, ...] = ()) -> None:
         """``tie`` orders deferred pushes released together by original trigger, rule and
@@ -182,14 +188,26 @@ class _Timeline:
             self._push(at, member[0], member[2:], self._tie(member))
 
     def run(self) -> None:
-        """Events in time order (stable: partition order within a ms), each timer before the
-        events of its ms."""
-        events = sorted(self.b.events, key=itemgetter("ts"))
+        """Events in time order (stable: partition order within a ms, copies of ``live_end``
+        at their place among the events), each timer before the events of its ms."""
+        b = self.b
+        ends = [(ev["ts"], 2 * i, ev) for i, ev in b.copies if ev["type"] == "live_end"]
+        if ends:
+            merged = [(ev["ts"], 2 * i + 1, ev) for i, ev in enumerate(b.events)]
+            merged += ends
+            merged.sort(key=itemgetter(0, 1))
+            events = [(ev, pos % 2 == 0) for _, pos, ev in merged]
+        else:
+            events = [(ev, False) for ev in sorted(b.events, key=itemgetter("ts"))]
         heap = self.heap
         i, n = 0, len(events)
         while i < n or heap:
-            if not heap or (i < n and events[i]["ts"] < heap[0][0]):
-                self._event(events[i])
+            if not heap or (i < n and events[i][0]["ts"] < heap[0][0]):
+                ev, copy = events[i]
+                if copy:
+                    self._room_end(ev["room_id"], ev["ts"])
+                else:
+                    self._event(ev)
                 i += 1
                 continue
             at, _, _, kind, payload = heapq.heappop(heap)
@@ -198,7 +216,7 @@ class _Timeline:
             elif kind == "d":
                 self._release(payload, at)
             else:
-                self._live(payload[0], payload[1], at)
+                self._followup(payload, at)
         self._write()
 
     def _consider(self, cand: dict[str, Any], now: int, allow_defer: bool = True) -> None:
@@ -247,19 +265,15 @@ class _Timeline:
             if cart.cancel(st):
                 self.decisions[(CART_RECOVERY, "suppressed")] += 1
             self._set_timer("c|" + u, None)
-        elif etype == "live_join":
-            st.setdefault("joined", {})[ev["room_id"]] = ts
-            viewers = self.viewers.setdefault(ev["room_id"], set())
-            if u not in viewers:
+        elif etype in VIEWER_TYPES:
+            room = ev["room_id"]
+            view_event(st, room, etype, ts, self.cfg.idle_ms)
+            viewers = self.viewers.setdefault(room, set())
+            if etype == "live_join" and u not in viewers:
                 viewers.add(u)
-                self.b.ops.sadd(viewers_key(self.app, self.b.partition, ev["room_id"]), u)
-        elif etype == "live_leave":
-            joined = st.get("joined", {}).pop(ev["room_id"], None)
-            if joined is not None:
-                watch = st.setdefault("watch", {})
-                watch[ev["room_id"]] = watch.get(ev["room_id"], 0) + max(0, ts - joined)
+                self.b.ops.sadd(viewers_key(self.app, self.b.partition, room), u)
         elif etype == "live_end":
-            self.ended[ev["room_id"]] = ts
+            self._room_end(ev["room_id"], ts)
 
     def _cart_timer(self, user: str, at: int) -> None:
         st = self.users[user]
@@ -281,21 +295,29 @@ class _Timeline:
         if cand is not None:
             self._consider(cand, at, allow_defer=False)
 
-    def _live(self, room: str, end: int, at: int) -> None:
-        """Follow up this partition's viewers of a room that ended ``within_ms`` ago."""
-        cfg = self.cfg
+    def _room_end(self, room: str, end: int) -> None:
+        """A session of ``room`` ended (the event or its copy): close this partition's views
+        of it and schedule the follow-up of each viewer who watched long enough. A repeated
+        or older ``live_end`` of the room is ignored."""
+        if end <= self.last_end.get(room, -1):
+            return
+        self.last_end[room] = end
+        cfg, ops, p = self.cfg, self.b.ops, self.b.partition
+        ops.hmax(coupon_keys(self.app, p).live_ends, room, end)
+        ops.delete(viewers_key(self.app, p, room))
         for u in sorted(self.viewers.pop(room, set())):
-            st = self.users[u]
-            watched = st.get("watch", {}).pop(room, 0)
-            joined = st.get("joined", {}).pop(room, None)
-            if joined is not None and joined < end:
-                watched += end - joined
-            if (cfg.rules[LIVE_FOLLOWUP].enabled and watched >= cfg.min_watch_ms
-                    and st.get("ordered", -1) < end):
-                self._consider(self._candidate(LIVE_FOLLOWUP, u, at, end, room=room), at)
-        p = self.b.partition
-        self.b.ops.hset(coupon_keys(self.app, p).live_done, room, 1)
-        self.b.ops.delete(viewers_key(self.app, p, room))
+            watched = view_end(self.users[u], room, end, cfg.idle_ms)
+            if cfg.rules[LIVE_FOLLOWUP].enabled and watched >= cfg.min_watch_ms:
+                member = "l|" + codec.dumps([room, end, u]).decode()
+                self._set_timer(member, end + cfg.within_ms)
+
+    def _followup(self, payload: str, at: int) -> None:
+        """``within`` after a session's end: the viewer's follow-up, suppressed by an order
+        at or after the end."""
+        self._set_timer("l|" + payload, None)
+        room, end, u = codec.loads(payload)
+        if self.cfg.rules[LIVE_FOLLOWUP].enabled:
+            self._consider(self._candidate(LIVE_FOLLOWUP, u, at, end, room=room), at)
 
     def _write(self) -> None:
         ops, p, a = self.b.ops, self.b.partition, self.app
@@ -316,5 +338,4 @@ class _Timeline:
                 ops.hset(k.deferred, pid, codec.dumps(cand))
         for push in self.outbox:
             ops.hset(k.outbox, push["push_id"], codec.dumps(push))
-        self.b.loaded[NAME].update(
-            decisions=self.decisions, ended=self.ended, pushed=bool(self.outbox))
+        self.b.loaded[NAME].update(decisions=self.decisions, pushed=bool(self.outbox))

@@ -1,19 +1,21 @@
 """Redis keys of cart recovery and coupon pushes (agents/coupons.py, sinks/outbox.py).
 
 Per partition ``{pN}`` (written in the batch's fenced call unless said otherwise):
-- ``{app}:{pN}:cu:u:<user>``  JSON: cart, last order, guard counters, live watch
-- ``{app}:{pN}:cu:timers``     sorted set of deadlines ``c|<user>``, ``d|<push_id>`` (score: due ms)
+- ``{app}:{pN}:cu:u:<user>``  JSON: cart, last order, guard counters, open views and the
+  current session's watch time per live room
+- ``{app}:{pN}:cu:timers``     sorted set of deadlines ``c|<user>``, ``d|<push_id>`` and
+  ``l|[room, end, user]`` (a live follow-up; score: due ms)
 - ``{app}:{pN}:cu:deferred``   hash push_id -> deferred candidate JSON
-- ``{app}:{pN}:cu:viewers:<room>`` set of this partition's viewers of a live room
-- ``{app}:{pN}:cu:live_done``  hash room -> 1 once its follow-up was evaluated here
+- ``{app}:{pN}:cu:viewers:<room>`` set of this partition's viewers of a live room's current
+  session (emptied at its ``live_end``)
+- ``{app}:{pN}:cu:live_ends``  hash room -> the latest ``live_end`` (ms) applied here
 - ``{app}:{pN}:outbox``        hash push_id -> push JSON, removed once relayed
 - ``{app}:{pN}:outbox:lock``   string: the relay holding this partition's outbox
 - ``{app}:{pN}:push:results``  hash push_id -> sent|budget_exhausted|failed
 - ``{app}:{pN}:push:dead``     hash push_id -> reason the webhook never accepted it
 - ``{app}:{pN}:push:webhook``  hash push_id -> {push, attempts, first_ms, next_ms}: published to
   Kafka, waiting for the webhook to accept it (retried until the horizon)
-Global: ``{app}:cu:live_ended`` hash room -> end ms (idempotent, written after apply);
-``{app}:{budget:<rule>}:used|claims`` a campaign's budget (one slot per rule).
+Global: ``{app}:{budget:<rule>}:used|claims`` a campaign's budget (one slot per rule).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ class CouponKeys(NamedTuple):
 
     timers: str
     deferred: str
-    live_done: str
+    live_ends: str
     outbox: str
     outbox_lock: str
     push_results: str
@@ -36,7 +38,7 @@ class CouponKeys(NamedTuple):
     push_webhook: str
 
 
-_LAYOUT = CouponKeys("cu:timers", "cu:deferred", "cu:live_done", "outbox", "outbox:lock",
+_LAYOUT = CouponKeys("cu:timers", "cu:deferred", "cu:live_ends", "outbox", "outbox:lock",
                      "push:results", "push:dead", "push:webhook")
 
 
@@ -50,10 +52,6 @@ def user_key(app: str, p: int, user: str) -> str:
 
 def viewers_key(app: str, p: int, room: str) -> str:
     return f"{app}:{tag(p)}:cu:viewers:{room}"
-
-
-def live_ended_key(app: str) -> str:
-    return f"{app}:cu:live_ended"
 
 
 def budget_keys(app: str, rule: str) -> list[str]:

@@ -1,4 +1,5 @@
-"""A generated day (>= 100,000 events) yields exactly the pushes of the plain-Python reference."""
+"""A generated day (>= 100,000 events) yields exactly the pushes of the plain-Python reference,
+whether partitions advance together in event time or one partition is replayed to the end first."""
 
 from __future__ import annotations
 
@@ -14,31 +15,32 @@ from shopstream.monitoring.metrics import Metrics
 from shopstream.sinks.dead_letters import DeadLetterSink
 from shopstream.sinks.redis_state import RedisState, make_redis
 from shopstream.streams.batch import BatchProcessor, Record
-from tests.agents.coupon_reference import SECTIONS, generate_day, reference
+from tests.agents.coupon_reference import ROOMS, SECTIONS, generate_day, reference
 from tests.agents.coupon_support import metric, pushes, with_sections
 from tests.support import read_records
 
 pytestmark = pytest.mark.integration
 
 
-async def process_in_time_order(settings, agent, batch_records: int) -> None:
-    """The batch loop over all records, ordered by their first event's time.
-
-    Partitions then advance together in event time, as live traffic does, so a room end
-    seen on the host's partition reaches the others before their follow-up is due.
-    """
+async def process_in_time_order(settings, agent, batch_records: int,
+                                 first: int | None = None) -> None:
+    """The batch loop over all records, ordered by their first event's time: partitions
+    advance together in event time, as live traffic does. ``first``: that partition's records
+    all come before any other's (a partition far ahead, as in any replay of a whole day)."""
     r = make_redis(settings)
     proc = BatchProcessor(settings, RedisState(r, settings.app_id, settings.events_topic),
                           [agent], DeadLetterSink(RecordProducer(settings),
                                                   settings.dead_letter_topic), Metrics())
     recs = [Record(p, o, v) for p, o, v, _ in read_records(settings)]
-    recs.sort(key=lambda rec: (codec.loads(rec.value)[0]["ts"], rec.partition, rec.offset))
+    recs.sort(key=lambda rec: (rec.partition != first, codec.loads(rec.value)[0]["ts"],
+                               rec.partition, rec.offset))
     for i in range(0, len(recs), batch_records):
         await proc.process(recs[i:i + batch_records])
     await r.aclose()
 
 
-async def test_generated_day_matches_reference(settings) -> None:
+@pytest.mark.parametrize("first", [None, 0], ids=["time-order", "one-partition-first"])
+async def test_generated_day_matches_reference(settings, first: int | None) -> None:
     s = with_sections(settings, **SECTIONS)
     events = generate_day(users=6_500, partitions=s.partitions)
     assert len(events) >= 100_000
@@ -52,7 +54,7 @@ async def test_generated_day_matches_reference(settings) -> None:
     r = make_redis(s)
     m = Metrics()
     agent = CouponAgent(s, r, m)
-    await process_in_time_order(s, agent, batch_records=8)
+    await process_in_time_order(s, agent, batch_records=8, first=first)
     await agent.close()
     await r.aclose()
     elapsed = time.perf_counter() - started
@@ -64,6 +66,10 @@ async def test_generated_day_matches_reference(settings) -> None:
     assert {rule for _, rule, *_ in expected} == {"cart_recovery", "threshold_nudge", "new_user",
                                                   "live_followup"}
     assert actual - expected == set() and expected - actual == set()
+    # Every room's later sessions are followed up too, and orders after an end are suppressed.
+    sessions = {(p["room"], p["trigger"]) for p in got if p["rule"] == "live_followup"}
+    assert {room for room, _ in sessions} == set(ROOMS) and len(sessions) >= 9
+    assert decisions[("live_followup", "suppressed")] > 100
     for (rule, result), n in decisions.items():
         assert metric(m, rule, result) == n, (rule, result)
     print(f"\nday replay: {len(events)} events, {len(got)} pushes, {elapsed:.1f}s "

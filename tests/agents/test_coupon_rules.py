@@ -1,11 +1,11 @@
-"""Pure rule logic: config validation and quiet hours, no I/O."""
+"""Pure rule logic: config validation, quiet hours and live watch time, no I/O."""
 
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from shopstream.agents.coupon_rules import parse_config, quiet_release
+from shopstream.agents.coupon_rules import parse_config, quiet_release, view_end, view_event
 from shopstream.core.errors import ConfigError
 
 SH = ZoneInfo("Asia/Shanghai")
@@ -51,3 +51,26 @@ def test_quiet_hours_defer_to_eight_local() -> None:
     day = parse_config({"coupons": {"quiet_hours": "12:00-13:30"}}, SH)
     assert quiet_release(ms(2026, 11, 12, 12, 15), day) == ms(2026, 11, 12, 13, 30)
     assert quiet_release(ms(2026, 11, 12, 23, 0), day) is None
+
+
+def test_watch_time_follows_the_live_rooms_views() -> None:
+    """Repeated join is activity (first join kept), idle views close at last activity + idle,
+    the end closes the open view and hands over the session's total, then starts afresh."""
+    idle, sec = 300_000, 1_000
+    t0 = ms(2026, 11, 11, 9, 20) + 5 * sec
+    st: dict = {}
+    view_event(st, "r", "live_join", t0, idle)
+    view_event(st, "r", "live_comment", t0 + 240 * sec, idle)
+    view_event(st, "r", "live_join", t0 + 480 * sec, idle)         # activity, not a new view
+    view_event(st, "r", "live_like", t0 + 720 * sec, idle)
+    view_event(st, "r", "live_comment", t0 + 960 * sec, idle)
+    view_event(st, "r", "live_leave", t0 + 1042 * sec, idle)       # 17 min 22 s
+    view_event(st, "r", "live_join", t0 + 1100 * sec, idle)        # idle after 5 min
+    view_event(st, "r", "live_like", t0 + 1500 * sec, idle)        # too late: no view open
+    view_event(st, "r", "live_leave", t0 + 1600 * sec, idle)       # ignored, nothing open
+    view_event(st, "r", "live_join", t0 + 1700 * sec, idle)
+    assert view_end(st, "r", t0 + 1760 * sec, idle) == (1042 + 300 + 60) * sec
+    assert st == {}
+    view_event(st, "r", "live_join", t0 + 1800 * sec, idle)        # the next session
+    assert view_end(st, "r", t0 + 4000 * sec, idle) == 300 * sec   # closed at its idle time
+    assert view_end(st, "r", t0 + 5000 * sec, idle) == 0

@@ -123,31 +123,3 @@ async def test_threshold_nudge_only_inside_band(settings) -> None:
     assert {p["user_id"]: p["gap_fen"] for p in raw} == {
         u: 19_900 - totals[u] for u in ("inside", "low_edge", "top")}
 
-
-async def test_live_followup_targets_only_qualifying_viewers(settings) -> None:
-    s = with_sections(settings, coupons={"new_user": {"enabled": False},
-                                         "live_followup": {"min_watch_min": 10, "within_min": 30}})
-    ev = Events()
-    end = at(11, 11)
-    ev.add("live_start", "host", at(11, 10), room_id="r1")
-    ev.add("live_end", "host", end, room_id="r1")
-    plan = {  # viewer: (join, leave or None, order ts or None)
-        "long": (at(11, 10, 30), None, None),            # 30 min, no order: follow up
-        "short": (at(11, 10, 50), at(11, 10, 55), None),  # 5 min: no
-        "bought": (at(11, 10, 30), None, at(11, 11, 10)),  # ordered within 30 min: no
-        "late_buyer": (at(11, 10, 40), at(11, 10, 59), at(11, 11, 45)),  # 19 min: yes
-        "other_room": (at(11, 10, 0), None, None),
-    }
-    for user, (join, leave, order) in plan.items():
-        ev.add("live_join", user, join, room_id="r2" if user == "other_room" else "r1")
-        if leave:
-            ev.add("live_leave", user, leave, room_id="r1")
-        if order:
-            ev.order(user, order)
-    m = Metrics()
-    await run(s, ev.items, metrics=m)
-    later = Events()
-    for i, user in enumerate([*plan, "host"]):
-        later.add("page_view", user, at(11, 12) + i, page="home", event_id=f"late{i}")
-    got = by_user(await run(s, later.items, metrics=m))
-    assert got == {"long": [("live_followup", 0, end + 30 * MIN)]}
