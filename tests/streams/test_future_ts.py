@@ -20,10 +20,16 @@ from confluent_kafka import Producer
 from shopstream.core import codec
 from shopstream.core.settings import Settings
 from shopstream.kafka_io.partitioner import partition_for
+from shopstream.kafka_io.producer import RecordProducer
+from shopstream.monitoring.metrics import Metrics
 from shopstream.replay import replay_lines
 from shopstream.sinks import funnel_keys, keys
 from shopstream.sinks import ops_keys as ok
 from shopstream.sinks.coupon_keys import coupon_keys
+from shopstream.sinks.dead_letters import DeadLetterSink
+from shopstream.sinks.redis_state import RedisState, make_redis
+from shopstream.streams import rebuild
+from shopstream.streams.batch import BatchProcessor, Record
 from tests.shopstream.test_api_events import post, start_api
 from tests.support import counts, read_records, wait_until
 
@@ -152,3 +158,35 @@ def test_future_events_are_refused_and_move_no_watermark(infra, spawn, start_wor
     finally:
         r.close()
     assert worker.popen.poll() is None
+
+
+async def apply_read_back(s: Settings, first: int, last: int) -> None:
+    """Records [first, last] of partition 0 read from Kafka, with their timestamps, through
+    a new batch processor: a restarted worker, which rebuilds its dedup memory from Kafka."""
+    r = make_redis(s)
+    proc = BatchProcessor(s, RedisState(r, s.app_id, s.events_topic), [],
+                          DeadLetterSink(RecordProducer(s), s.dead_letter_topic), Metrics())
+    rows = rebuild.read_records(s, s.events_topic, 0, first, last)
+    await proc.process([Record(0, *row) for row in rows])
+    await r.aclose()
+
+
+async def test_a_rebuild_judges_each_record_as_its_first_read_did(settings: Settings) -> None:
+    """An event refused as from the future stays refused when the partition is read again
+    later (today, when its time has long come): the rebuilt dedup memory matches the state."""
+    s = settings
+    user = one_user_per_partition("r", s.partitions)[0]
+
+    def view(ts: int) -> dict[str, Any]:
+        return {"event_id": "x", "type": "page_view", "ts": ts, "user_id": user, "page": "x"}
+
+    produce_stamped(s, view(LONG_AGO + 6 * MIN), LONG_AGO)  # from the future when sent
+    produce_stamped(s, view(LONG_AGO + MIN), LONG_AGO + MIN)  # not a repeat of a refused one
+    await apply_read_back(s, 0, 1)
+    produce_stamped(s, view(LONG_AGO + MIN + 1), LONG_AGO + 2 * MIN)  # a repeat
+    await apply_read_back(s, 2, 2)
+    c = counts(s)
+    assert (c["in"], c["processed"], c["dead:future_ts"], c["duplicate"]) == (3, 1, 1, 1)
+    r = redis.Redis.from_url(s.redis_url)
+    assert int(r.hget(keys.fence(s.app_id, s.events_topic, 0), "wm")) == LONG_AGO + MIN + 1
+    r.close()
