@@ -22,7 +22,7 @@ class Reason(StrEnum):
     NOT_AN_OBJECT = "not_an_object"
     UNKNOWN_TYPE = "unknown_type"
     INVALID_FIELD = "invalid_field"
-    #: Valid, but stamped further ahead of the record's timestamp than ``max_future_ms``.
+    #: Valid, but stamped more than ``max_future_ms`` ahead of the clock (``record_bound``).
     FUTURE_TS = "future_ts"
 
 

@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 from shopstream.agents.base import Agent, PartitionBatch
 from shopstream.core import codec
 from shopstream.core.settings import Settings
-from shopstream.kafka_io.envelope import DeadLetter, decode_record, record_bound
+from shopstream.kafka_io.envelope import DeadLetter, Reason, decode_record, record_bound
 from shopstream.kafka_io.partitioner import is_copy
 from shopstream.monitoring.metrics import KNOWN_CHANNELS, KNOWN_TYPES, Metrics, bounded
 from shopstream.sinks import keys
@@ -138,6 +138,8 @@ class BatchProcessor:
             (t, c): metrics.events_by_type.labels(t, c)
             for t in sorted(KNOWN_TYPES) for c in sorted(KNOWN_CHANNELS)
         }
+        for reason in Reason:  # every reason's counter exists from 0, so a first one shows
+            metrics.dead_letters.labels(reason.value)
 
     async def tick(self, now_ms: int) -> None:
         """Wall-clock hook for agents (timers in live mode)."""

@@ -6,7 +6,7 @@ future and at the int64 edges, and feeds them to the batch loop with a real redi
 broker. After every example, per partition: ``in = processed + dead + duplicate``, ``in`` is
 what was sent, ``dead:future_ts`` is what the plain reference below refuses, and the fence's
 watermark is the reference's (the largest ``ts`` accepted), never beyond the wall clock plus
-``max_future_ms``.
+``max_future_ms``; the worker's metric counts the refused ones too.
 """
 
 from __future__ import annotations
@@ -107,8 +107,9 @@ def test_no_input_moves_a_watermark_past_the_bound(infra) -> None:
     ref = Reference([0] * n, [0] * n, [0] * n, [0] * n, [0] * n, [0] * n)
     loop = asyncio.new_event_loop()
     redis = make_redis(s)
+    metrics = Metrics()
     proc = BatchProcessor(s, RedisState(redis, s.app_id, s.events_topic), [],
-                          DeadLetterSink(RecordProducer(s), s.dead_letter_topic), Metrics())
+                          DeadLetterSink(RecordProducer(s), s.dead_letter_topic), metrics)
 
     async def state() -> list[tuple[dict[bytes, bytes], int]]:
         out = []
@@ -134,6 +135,7 @@ def test_no_input_moves_a_watermark_past_the_bound(infra) -> None:
         after = int(time.time() * 1000)
         for p, stamp, ts in events:
             ref.judge(p, stamp, ts, before, after)
+        refused = 0
         for p, (c, wm) in enumerate(loop.run_until_complete(state())):
             got = {k.decode(): int(v) for k, v in c.items()}
             assert got.get("in", 0) == ref.sent[p]
@@ -141,8 +143,11 @@ def test_no_input_moves_a_watermark_past_the_bound(infra) -> None:
                                         + got.get("duplicate", 0))
             future = got.get("dead:future_ts", 0)
             assert ref.future[p] <= future <= ref.future[p] + ref.maybe_future[p]
+            refused += future
             assert ref.wm[p] <= wm <= ref.wm_maybe[p]
             assert wm <= after + BOUND
+        assert metrics.registry.get_sample_value(
+            "shopstream_dead_letters_total", {"reason": "future_ts"}) == refused
 
     try:
         example()
