@@ -1,5 +1,9 @@
 """The anomaly judge: minute by minute of event time, once every partition is past it.
 
+It walks at most ``MAX_MINUTES_PER_STEP`` minutes per step and jumps over quiet stretches (no
+volume in a whole window: nothing to judge) to the next minute with data, so a gap of days in
+event time costs one step, not one per minute.
+
 A minute is judged once every partition that has applied anything has a watermark beyond the
 minute's end plus the allowed lateness: no accepted event can change it any more, so the
 values judged are final and a replay of the same log judges the same values and raises the
@@ -17,7 +21,7 @@ import logging
 
 from redis.exceptions import RedisError
 
-from shopstream.agents.anomaly_rules import AnomalyConfig, Point, episodes
+from shopstream.agents.anomaly_rules import AnomalyConfig, Point, episodes, quiet_through
 from shopstream.agents.base import NoHooks, PartitionBatch
 from shopstream.agents.funnel_query import read_buckets
 from shopstream.agents.funnel_rules import FunnelDef, parse_funnels
@@ -27,7 +31,7 @@ from shopstream.core.settings import Settings
 from shopstream.kafka_io.errors import ProduceError
 from shopstream.kafka_io.producer import RecordProducer
 from shopstream.monitoring.metrics import Metrics
-from shopstream.sinks import keys
+from shopstream.sinks import funnel_keys, keys
 from shopstream.sinks import ops_keys as ok
 from shopstream.sinks.anomaly_store import AnomalyStore
 from shopstream.sinks.locks import lease
@@ -102,7 +106,8 @@ class AnomalyJudge(NoHooks):
         return min(firsts) if firsts else None
 
     async def step(self) -> int:
-        """Judge the minutes that became final since the last step; returns how many."""
+        """Judge the minutes that became final since the last step; returns how many minutes
+        it moved on (judged or jumped over)."""
         state = await self.store.state()
         closed = await self.closed_through()
         first = state.get("first")
@@ -111,8 +116,8 @@ class AnomalyJudge(NoHooks):
         if closed is None or first is None:
             return 0
         judged = state.get("judged", first - MINUTE_MS)
-        last = min((closed - MINUTE_MS) // MINUTE_MS * MINUTE_MS,
-                   judged + MAX_MINUTES_PER_STEP * MINUTE_MS)
+        final = (closed - MINUTE_MS) // MINUTE_MS * MINUTE_MS
+        last = min(final, judged + MAX_MINUTES_PER_STEP * MINUTE_MS)
         minutes = list(range(judged + MINUTE_MS, last + MINUTE_MS, MINUTE_MS))
         if not minutes:
             return 0
@@ -121,13 +126,31 @@ class AnomalyJudge(NoHooks):
         open_ = {k[5:]: v for k, v in state.items() if k.startswith("open|")}
         ratios = RATIOS | {k for k in series if k.startswith("funnel:")}
         docs = episodes(series, minutes, self.cfg.window, open_, self.cfg, ratios)
-        if not await self.store.commit(state.get("judged"), minutes[-1], first, open_, docs):
+        through = minutes[-1]
+        if quiet_through(series, through, self.cfg.window):
+            # Minutes before the next one with data judge nothing: skip them.
+            upcoming = await self._next_minute(through + MINUTE_MS)
+            through = final if upcoming is None else max(through, min(final, upcoming - MINUTE_MS))
+        if not await self.store.commit(state.get("judged"), through, first, open_, docs):
             return 0
         for d in docs:
             log.warning("anomaly", extra={k: d[k] for k in ("metric", "minute", "severity")})
             if self.metrics is not None:
                 self.metrics.anomalies.labels(d["metric"]).inc()
-        return len(minutes)
+        return (through - judged) // MINUTE_MS
+
+    async def _next_minute(self, from_ms: int) -> int | None:
+        """The first minute at or after ``from_ms`` with a pulse row or a funnel bucket."""
+        a = self.app_id
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for p in range(self.settings.partitions):
+                pipe.zrangebyscore(ok.index_key(a, p), from_ms, "+inf", start=0, num=1)
+                for fd in self.funnels:
+                    index = funnel_keys.index_key(a, p, fd.key_id, "flow", "m")
+                    pipe.zrangebyscore(index, from_ms, "+inf", start=0, num=1)
+            rows = await pipe.execute()
+        found = [int(row[0]) for row in rows if row]
+        return min(found) if found else None
 
     async def series(self, from_ms: int, to_ms: int) -> dict[str, dict[int, Point]]:
         """Every judged metric's points for minutes in [from_ms, to_ms), zeros included."""

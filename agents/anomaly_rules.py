@@ -108,6 +108,17 @@ def alert_id(metric: str, minute: int) -> str:
     return hashlib.sha256(f"{metric}|{minute}".encode()).hexdigest()[:24]
 
 
+def quiet_through(series: dict[str, dict[int, Point]], minute: int, window: int) -> bool:
+    """True when no metric has any volume in the ``window`` minutes ending at ``minute``.
+
+    Then every later minute up to the next one with data judges nothing (its window holds no
+    volume, so ``judge`` says too little for every metric), and the judge may jump over them.
+    """
+    start = minute - (window - 1) * 60_000
+    return all(p.volume == 0 for points in series.values()
+               for m, p in points.items() if start <= m <= minute)
+
+
 def episodes(
     series: dict[str, dict[int, Point]], minutes: list[int], window: int, open_: dict[str, int],
     cfg: AnomalyConfig, ratios: frozenset[str],

@@ -20,6 +20,7 @@ ENV_FIELDS: dict[str, str] = {
     "SHOPSTREAM_DEDUP_HORIZON_MS": "dedup_horizon_ms",
     "SHOPSTREAM_DEDUP_MAX_IDS": "dedup_max_ids",
     "SHOPSTREAM_MAX_RECORD_BYTES": "max_record_bytes",
+    "SHOPSTREAM_MAX_FUTURE_MS": "max_future_ms",
     "SHOPSTREAM_TIMEZONE": "timezone",
     "SHOPSTREAM_API_HOST": "api_host",
     "SHOPSTREAM_API_PORT": "api_port",

@@ -62,6 +62,10 @@ class Settings:
     dedup_max_ids: int = 5_000_000
     #: Larger Kafka record values are dead-lettered whole.
     max_record_bytes: int = 1_048_576
+    #: An event stamped more than this ahead of the clock is refused (API) or dead-lettered
+    #: ``future_ts`` (worker), so no event can move a watermark into the future; 0 turns the
+    #: bound off (a backtest of a log stamped in the future).
+    max_future_ms: int = 300_000
     #: Time zone of the business day.
     timezone: str = "Asia/Shanghai"
     api_host: str = "127.0.0.1"
@@ -208,6 +212,8 @@ def _validate(s: Settings) -> None:
         raise ConfigError(f"batch_within_s: expected > 0, got {s.batch_within_s}")
     if s.dedup_horizon_ms < 0:
         raise ConfigError(f"dedup_horizon_ms: expected >= 0, got {s.dedup_horizon_ms}")
+    if s.max_future_ms < 0:
+        raise ConfigError(f"max_future_ms: expected >= 0 (0: off), got {s.max_future_ms}")
     if s.dedup_max_ids < 1:
         raise ConfigError(f"dedup_max_ids: expected >= 1, got {s.dedup_max_ids}")
     for name in ("produce_timeout_s", "api_produce_timeout_s", "redis_timeout_s",

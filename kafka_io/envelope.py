@@ -11,7 +11,7 @@ from enum import StrEnum
 from typing import Any
 
 from shopstream.core import codec
-from shopstream.schemas.validate import FieldError, validate_event
+from shopstream.schemas.validate import FieldError, FutureBound, future_bound, validate_event
 
 
 class Reason(StrEnum):
@@ -22,6 +22,8 @@ class Reason(StrEnum):
     NOT_AN_OBJECT = "not_an_object"
     UNKNOWN_TYPE = "unknown_type"
     INVALID_FIELD = "invalid_field"
+    #: Valid, but stamped more than ``max_future_ms`` ahead of the clock (``record_bound``).
+    FUTURE_TS = "future_ts"
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +61,19 @@ def classify(error: FieldError) -> Reason:
     return Reason.INVALID_FIELD
 
 
+def record_bound(record_ms: int | None, max_future_ms: int, now_ms: int) -> FutureBound | None:
+    """The latest event time a record may carry (None when the bound is off).
+
+    Judged against the record's Kafka timestamp (the producer's clock when it sent it), so a
+    worker that reads the record again later (a dedup rebuild, a catch-up) decides the same.
+    A record without one, or stamped ahead of the reader's clock (a producer's clock ahead,
+    or a forged stamp), is judged against the reader's clock ``now_ms`` instead.
+    """
+    if record_ms is None or record_ms <= 0 or record_ms > now_ms:
+        return future_bound(max_future_ms, now_ms, "the worker's clock")
+    return future_bound(max_future_ms, record_ms, "the record's timestamp")
+
+
 def decode_record(
     value: bytes | None,
     topic: str,
@@ -67,8 +82,10 @@ def decode_record(
     max_bytes: int,
     events: list[dict[str, Any]],
     dead: list[DeadLetter],
+    bound: FutureBound | None = None,
 ) -> int:
-    """Append the record's valid events to ``events`` and its rejects to ``dead``.
+    """Append the record's valid events to ``events`` and its rejects to ``dead``; a valid
+    event stamped beyond ``bound`` is a reject too (``future_ts``).
 
     Returns how many events the record counted as (the envelope length, or 1), so that
     ``in == valid + dead`` holds per record before deduplication.
@@ -88,13 +105,12 @@ def decode_record(
         )
         return 1
     if type(doc) is dict:
-        error = validate_event(doc)
-        if error is None:
+        judged = _judge(doc, bound)
+        if judged is None:
             events.append(doc)
         else:
-            dead.append(
-                DeadLetter(classify(error), str(error), raw, topic, partition, offset, -1, error)
-            )
+            reason, error = judged
+            dead.append(DeadLetter(reason, str(error), raw, topic, partition, offset, -1, error))
         return 1
     if type(doc) is not list:
         error = FieldError("", "a JSON object or array of objects", type(doc).__name__)
@@ -103,12 +119,21 @@ def decode_record(
         )
         return 1
     for index, item in enumerate(doc):
-        error = validate_event(item)
-        if error is None:
+        judged = _judge(item, bound)
+        if judged is None:
             events.append(item)
         else:
-            dead.append(
-                DeadLetter(classify(error), str(error), codec.dumps(item),
-                           topic, partition, offset, index, error)
-            )
+            reason, error = judged
+            dead.append(DeadLetter(reason, str(error), codec.dumps(item),
+                                   topic, partition, offset, index, error))
     return len(doc)
+
+
+def _judge(item: Any, bound: FutureBound | None) -> tuple[Reason, FieldError] | None:
+    """None for a valid event within the bound, else why it is rejected."""
+    error = validate_event(item)
+    if error is not None:
+        return classify(error), error
+    if bound is not None and item["ts"] > bound.latest:
+        return Reason.FUTURE_TS, bound.error(item["ts"])
+    return None

@@ -181,6 +181,35 @@ def validate_event(event: Any) -> FieldError | None:
     return next(_problems(_COMMON + _BY_TYPE[etype], event), None)
 
 
+@dataclass(frozen=True, slots=True)
+class FutureBound:
+    """The latest event time accepted: ``max_future_ms`` ahead of a clock.
+
+    An event from the future would move its partition's watermark there, and every real event
+    after it would be late; so ``ts`` may be at most this far ahead of the clock.
+    """
+
+    #: Largest ``ts`` accepted.
+    latest: int
+    max_future_ms: int
+    #: Whose clock it is, for the error ("the API's clock"), and what it read.
+    clock: str
+    clock_ms: int
+
+    def error(self, ts: int) -> FieldError:
+        """What an event stamped ``ts`` beyond ``latest`` is told."""
+        return FieldError("ts", f"epoch ms <= {self.latest} (at most max_future_ms="
+                                f"{self.max_future_ms} ahead of {self.clock} {self.clock_ms})",
+                          _show(ts))
+
+
+def future_bound(max_future_ms: int, clock_ms: int, clock: str) -> FutureBound | None:
+    """The bound ``max_future_ms`` ahead of ``clock_ms``; None when the bound is off (0)."""
+    if max_future_ms == 0:
+        return None
+    return FutureBound(clock_ms + max_future_ms, max_future_ms, clock, clock_ms)
+
+
 def field_errors(event: Any) -> list[FieldError]:
     """Every problem of ``event``, in field order (empty when valid); the first is what
     ``validate_event`` reports and dead letters carry."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -44,7 +45,7 @@ from shopstream.kafka_io.envelope_producer import EnvelopeProducer
 from shopstream.kafka_io.errors import ProduceError
 from shopstream.monitoring.metrics import ApiMetrics
 from shopstream.schemas.events import ROOM_WIDE_TYPES
-from shopstream.schemas.validate import field_errors, validate_event
+from shopstream.schemas.validate import FieldError, field_errors, future_bound, validate_event
 from shopstream.sinks.redis_state import make_redis
 
 log = logging.getLogger(__name__)
@@ -112,6 +113,7 @@ async def post_events(request: web.Request) -> web.Response:
         return parsed
     results: list[dict[str, Any]] = []
     valid: list[tuple[bytes, str, bool]] = []
+    bound = future_bound(ctx.settings.max_future_ms, int(time.time() * 1000), "the API's clock")
     for index, item in enumerate(parsed):
         if isinstance(item, _Malformed):
             results.append({"index": index, "status": "rejected", "reason": "malformed_json",
@@ -119,10 +121,11 @@ async def post_events(request: web.Request) -> web.Response:
             continue
         err = validate_event(item)
         if err is not None:
-            results.append({"index": index, "status": "rejected",
-                            "reason": classify(err).value, "error": err.as_dict(),
-                            "errors": [e.as_dict() for e in field_errors(item)],
-                            "detail": str(err)})
+            results.append(_rejected(index, err, field_errors(item)))
+            continue
+        if bound is not None and item["ts"] > bound.latest:
+            err = bound.error(item["ts"])
+            results.append(_rejected(index, err, [err]))
             continue
         try:
             data = codec.dumps(item)
@@ -152,6 +155,11 @@ async def post_events(request: web.Request) -> web.Response:
     ctx.metrics.api_events.labels("rejected").inc(rejected)
     status = 200 if rejected == 0 else (400 if accepted == 0 else 207)
     return json_response({"accepted": accepted, "rejected": rejected, "results": results}, status)
+
+
+def _rejected(index: int, err: FieldError, errors: list[FieldError]) -> dict[str, Any]:
+    return {"index": index, "status": "rejected", "reason": classify(err).value,
+            "error": err.as_dict(), "errors": [e.as_dict() for e in errors], "detail": str(err)}
 
 
 async def get_stats(request: web.Request) -> web.Response:

@@ -61,6 +61,11 @@ def _shorten_fetch_wait() -> None:
     module.AIOKafkaConsumer = Consumer
 
 
+def record_ms(timestamp_s: float | None) -> int | None:
+    """Faust's record timestamp (seconds, from Kafka's milliseconds) as epoch ms."""
+    return None if timestamp_s is None else round(timestamp_s * 1000)
+
+
 async def _redis_answers(redis: Any) -> bool:
     try:
         return bool(await asyncio.wait_for(redis.ping(), 2.0))
@@ -126,7 +131,8 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
             settings.batch_max_records, within=settings.batch_within_s
         ):
             records = [
-                Record(ev.message.partition, ev.message.offset, ev.message.value) for ev in batch
+                Record(ev.message.partition, ev.message.offset, ev.message.value,
+                       record_ms(ev.message.timestamp)) for ev in batch
             ]
             for run in split_by_bytes(records, settings.batch_max_bytes):
                 try:

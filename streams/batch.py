@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 from shopstream.agents.base import Agent, PartitionBatch
 from shopstream.core import codec
 from shopstream.core.settings import Settings
-from shopstream.kafka_io.envelope import DeadLetter, decode_record
+from shopstream.kafka_io.envelope import DeadLetter, Reason, decode_record, record_bound
 from shopstream.kafka_io.partitioner import is_copy
 from shopstream.monitoring.metrics import KNOWN_CHANNELS, KNOWN_TYPES, Metrics, bounded
 from shopstream.sinks import keys
@@ -47,6 +47,8 @@ class Record(NamedTuple):
     partition: int
     offset: int
     value: bytes | None
+    #: Kafka's record timestamp (epoch ms), None when the record has none.
+    timestamp: int | None = None
 
 
 def split_by_bytes(records: list[Record], max_bytes: int) -> list[list[Record]]:
@@ -136,6 +138,8 @@ class BatchProcessor:
             (t, c): metrics.events_by_type.labels(t, c)
             for t in sorted(KNOWN_TYPES) for c in sorted(KNOWN_CHANNELS)
         }
+        for reason in Reason:  # every reason's counter exists from 0, so a first one shows
+            metrics.dead_letters.labels(reason.value)
 
     async def tick(self, now_ms: int) -> None:
         """Wall-clock hook for agents (timers in live mode)."""
@@ -217,6 +221,8 @@ class BatchProcessor:
         plans: dict[int, Plan] = {}
         max_bytes = self.settings.max_record_bytes
         n_parts = self.settings.partitions
+        max_future = self.settings.max_future_ms
+        now_ms = int(time.time() * 1000)
         for p, recs in by_part.items():
             fence = fences[p]
             part = self._parts[p]
@@ -235,7 +241,8 @@ class BatchProcessor:
                     first = rec.offset
                 last = rec.offset
                 counts["in"] += decode_record(
-                    rec.value, self.topic, p, rec.offset, max_bytes, decoded, dead
+                    rec.value, self.topic, p, rec.offset, max_bytes, decoded, dead,
+                    record_bound(rec.timestamp, max_future, now_ms),
                 )
             copies: list[tuple[int, dict[str, Any]]] = []
             for ev in decoded:
@@ -333,7 +340,7 @@ class BatchProcessor:
                               "(retention?); the state continues without them", p, low)
                 if not found:
                     return
-                await self.process([Record(p, off, value) for off, value in found])
+                await self.process([Record(p, *row) for row in found])
                 low = found[-1][0] + 1
         finally:
             self._catching_up = False

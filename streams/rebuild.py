@@ -13,11 +13,17 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    TIMESTAMP_NOT_AVAILABLE,
+    Consumer,
+    KafkaError,
+    TopicPartition,
+)
 
 from shopstream.core.settings import Settings
 from shopstream.kafka_io.client_config import librdkafka_config
-from shopstream.kafka_io.envelope import DeadLetter, decode_record
+from shopstream.kafka_io.envelope import DeadLetter, decode_record, record_bound
 from shopstream.kafka_io.partitioner import is_copy
 from shopstream.streams.dedup import Deduplicator
 from shopstream.streams.errors import RebuildError
@@ -36,10 +42,14 @@ def start_checkpoint(checkpoints: list[tuple[int, int]], watermark: int, horizon
     return start
 
 
+#: A record read again: offset, value, Kafka timestamp (epoch ms; None when it has none).
+Row = tuple[int, bytes | None, int | None]
+
+
 def read_partition(
     settings: Settings, topic: str, partition: int, first_offset: int, last_offset: int
-) -> Iterator[tuple[int, bytes | None]]:
-    """(offset, value) of the records [first_offset, last_offset] still in a partition."""
+) -> Iterator[Row]:
+    """The records [first_offset, last_offset] still in a partition."""
     if last_offset < first_offset:
         return
     consumer = Consumer(
@@ -66,7 +76,8 @@ def read_partition(
                     continue
                 if offset > last_offset:
                     return
-                yield offset, msg.value()
+                kind, stamp = msg.timestamp()
+                yield offset, msg.value(), None if kind == TIMESTAMP_NOT_AVAILABLE else stamp
                 if offset == last_offset:
                     return
     finally:
@@ -75,7 +86,7 @@ def read_partition(
 
 def read_records(
     settings: Settings, topic: str, partition: int, first_offset: int, last_offset: int
-) -> list[tuple[int, bytes | None]]:
+) -> list[Row]:
     """``read_partition`` as a list, for callers that run it in a thread."""
     return list(read_partition(settings, topic, partition, first_offset, last_offset))
 
@@ -93,9 +104,13 @@ def replay_dedup(
     seen = 0
     events: list[dict[str, Any]] = []
     dead: list[DeadLetter] = []
-    for offset, value in read_partition(settings, topic, partition, first_offset, last_offset):
+    rows = read_partition(settings, topic, partition, first_offset, last_offset)
+    for offset, value, stamp in rows:
         events.clear()
-        decode_record(value, topic, partition, offset, settings.max_record_bytes, events, dead)
+        # The same judgement as when the record was first read: against its own timestamp.
+        bound = record_bound(stamp, settings.max_future_ms, int(time.time() * 1000))
+        decode_record(value, topic, partition, offset, settings.max_record_bytes, events, dead,
+                      bound)
         dead.clear()
         for ev in events:
             if not is_copy(ev, partition, settings.partitions):

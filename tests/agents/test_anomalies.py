@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import random
+from operator import itemgetter
 from typing import Any
 
 import pytest
@@ -126,3 +127,44 @@ async def test_burst_through_the_pipeline_and_again_on_a_replay(settings: Settin
     replay = dataclasses.replace(settings, app_id=settings.app_id + "-replay",
                                  events_topic=settings.events_topic + "-replay")
     assert await judged(replay, log) == got
+
+
+def shifted(log: list[dict[str, Any]], by_ms: int, tag: str) -> list[dict[str, Any]]:
+    """The same traffic ``by_ms`` later, with ids of its own."""
+    return [{**ev, "ts": ev["ts"] + by_ms, "event_id": f"{tag}{ev['event_id']}",
+             "order_id": f"{tag}{ev['order_id']}"} for ev in log]
+
+
+@pytest.mark.integration
+async def test_days_without_traffic_are_jumped_over_with_the_same_verdicts(
+        settings: Settings) -> None:
+    """Two promotions three days apart: the judge crosses the gap in one step (not one step per
+    240 minutes of it) and raises exactly what judging every minute of the span raises."""
+    sections = {"anomalies": {"min_history": 20, "window": 30, "min_volume": 10}}
+    settings = dataclasses.replace(settings, sections=sections,
+                                   agents="event_stats,funnel,ops,anomalies")
+    gap = 3 * 1440 * MIN
+    log = orders_log(3, 100, burst=range(60, 66)) + shifted(
+        orders_log(4, 100, burst=range(70, 76)), gap, "later-")
+    produce(settings, log)
+    r = make_redis(settings)
+    agents = build_agents(settings, r)
+    await process_topic(settings, agents=agents, batch_records=30)
+    judge = next(a for a in agents if isinstance(a, AnomalyJudge))
+    steps = []
+    while moved := await judge.step():
+        steps.append(moved)
+    state = await judge.store.state()
+    assert len(steps) <= 3, steps
+    assert state["judged"] >= T0 + gap + 90 * MIN
+    # The reference: every minute of the span judged, one after the other.
+    span = list(range(state["first"], state["judged"] + MIN, MIN))
+    series = await judge.series(span[0], span[-1] + MIN)
+    ratios = RATIOS | {k for k in series if k.startswith("funnel:")}
+    dense = episodes(series, span, judge.cfg.window, {}, judge.cfg, ratios)
+    got = (await AnomalyStore(r, settings.app_id).read(0, 2**62))["anomalies"]
+    await r.aclose()
+    key = itemgetter("minute", "metric")
+    assert sorted(got, key=key) == sorted(dense, key=key)
+    assert {T0 + 60 * MIN, T0 + gap + 70 * MIN} <= {a["minute"] for a in got
+                                                   if a["metric"] == "payment_success_ratio"}

@@ -1,5 +1,6 @@
 """Numbers at the int64 edges mixed into a normal log, through a real worker: what is out of
-range is dead-lettered ``invalid_field``, the rest counts exactly, and the worker lives."""
+range is dead-lettered ``invalid_field``, what is stamped in the future ``future_ts``, the rest
+counts exactly, and the worker lives."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 import pytest
 
 from shopstream.replay import replay_lines
+from shopstream.schemas.validate import MAX_TS
 from tests.streams.exact import assert_exact, wait_done
 from tests.streams.logs import build_log
 
@@ -37,9 +39,14 @@ def edge_log():
     ]
     for i, ev in enumerate(invalid):
         ev["event_id"] = f"edge{i}"
-    log.lines += [json.dumps(ev).encode() for ev in valid + invalid]
+    # In the schema's range, but from the future: they would move the watermark to 2099.
+    future = [{**base, "event_id": f"future{i}", "user_id": f"future-user{i}", "ts": ts,
+               "type": "page_view", "page": "x"}
+              for i, ts in enumerate((MAX_TS, 4_070_908_800_000))]
+    log.lines += [json.dumps(ev).encode() for ev in valid + invalid + future]
     log.valid += valid
     log.bad["invalid_field"] = log.bad.get("invalid_field", 0) + len(invalid)
+    log.bad["future_ts"] = len(future)
     return log, len(invalid)
 
 
@@ -53,4 +60,5 @@ def test_int64_edges_are_dead_lettered_and_the_rest_is_exact(infra, start_worker
     assert_exact(settings, log)
     assert worker.popen.poll() is None
     fault_row.checks += [f"{n_invalid} out-of-range events dead-lettered invalid_field",
+                         "2 events from the future dead-lettered future_ts",
                          "five 10**12-fen payments counted exactly", "worker alive"]

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shopstream.kafka_io.envelope import Reason, decode_record
+from shopstream.kafka_io.envelope import Reason, decode_record, record_bound
 from shopstream.schemas.events import MAX_ID_BYTES, MAX_MONEY, MAX_QTY
 from shopstream.schemas.validate import validate_event
 
@@ -100,3 +100,41 @@ def test_nesting_deeper_than_json_encoders_allow_is_still_decoded_and_counted():
         b'{"x":' * 300 + b"1" + b"}" * 300) + b"}"
     n, events, dead = _decode(raw)
     assert n == 1 and len(events) + len(dead) == 1
+
+
+NOW = 1_796_000_000_000
+
+
+@pytest.mark.parametrize(("stamp", "clock"), [
+    (NOW - 60_000, NOW - 60_000),  # its own timestamp, whenever it is read
+    (None, NOW), (-1, NOW), (0, NOW),  # none: the reader's clock
+    (NOW + 86_400_000, NOW),  # ahead of the reader (a clock ahead, a forged stamp): the reader's
+])
+def test_the_future_bound_is_judged_against_the_record_timestamp(stamp, clock):
+    bound = record_bound(stamp, 300_000, NOW)
+    assert bound is not None and bound.latest == clock + 300_000
+    items = [{**BASE, "event_id": f"e{i}", "type": "page_view", "page": "x", "ts": ts}
+             for i, ts in enumerate((clock + 300_000, clock + 300_001, 4_070_908_800_000))]
+    events, dead = [], []
+    assert decode_record(orjson.dumps(items), "t", 0, 7, 1_048_576, events, dead, bound) == 3
+    assert [e["event_id"] for e in events] == ["e0"]
+    assert [(d.reason, d.index, d.error.field) for d in dead] == [
+        (Reason.FUTURE_TS, 1, "ts"), (Reason.FUTURE_TS, 2, "ts")]
+    assert "max_future_ms=300000 ahead of" in dead[0].detail
+    assert str(clock + 300_000) in dead[0].detail
+    # A lone event (not an envelope) is judged the same way, as the whole record.
+    events, dead = [], []
+    decode_record(orjson.dumps(items[1]), "t", 0, 8, 1_048_576, events, dead, bound)
+    assert events == [] and [(d.reason, d.index) for d in dead] == [(Reason.FUTURE_TS, -1)]
+
+
+def test_a_bound_of_zero_is_off_and_an_invalid_ts_stays_invalid_field():
+    assert record_bound(NOW, 0, NOW) is None
+    far = {**BASE, "type": "page_view", "page": "x", "ts": 4_070_908_800_000}
+    events, dead = [], []
+    decode_record(orjson.dumps(far), "t", 0, 7, 1_048_576, events, dead, None)
+    assert events == [far] and dead == []
+    beyond = {**far, "ts": 2**63 - 1}
+    decode_record(orjson.dumps(beyond), "t", 0, 8, 1_048_576, events, dead,
+                  record_bound(NOW, 300_000, NOW))
+    assert [d.reason for d in dead] == [Reason.INVALID_FIELD]
