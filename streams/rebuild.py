@@ -13,7 +13,13 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    TopicPartition,
+)
 
 from shopstream.core.settings import Settings
 from shopstream.kafka_io.client_config import librdkafka_config
@@ -69,6 +75,19 @@ def read_partition(
                 yield offset, msg.value()
                 if offset == last_offset:
                     return
+    finally:
+        consumer.close()
+
+
+def log_start(settings: Settings, topic: str, partition: int, timeout_s: float = 10.0) -> int:
+    """First offset still in a partition (its low watermark: 0 until retention removes any)."""
+    consumer = Consumer({**librdkafka_config(settings), "group.id": f"{settings.app_id}-rebuild",
+                         "enable.auto.commit": False})
+    try:
+        low, _ = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout_s)
+        return int(low)
+    except KafkaException as exc:
+        raise RebuildError(f"reading where {topic}[{partition}] starts failed: {exc}") from exc
     finally:
         consumer.close()
 
