@@ -50,10 +50,11 @@ def ensure_topics(settings: Settings, timeout_s: float = 15.0) -> None:
 _NO_TOPIC_ID = "AAAAAAAAAAAAAAAAAAAAAA"
 
 
-def topic_id(settings: Settings, topic: str, timeout_s: float = 10.0) -> str | None:
+def topic_id(settings: Settings, topic: str, timeout_s: float = 10.0,
+             admin: AdminClient | None = None) -> str | None:
     """The broker's id of ``topic``: a new one each time the topic is created, so state
     stamped with it knows which log it was built from. None when the broker keeps none."""
-    admin = AdminClient(librdkafka_config(settings))
+    admin = admin or AdminClient(librdkafka_config(settings))
     futures = admin.describe_topics(TopicCollection([topic]), request_timeout=timeout_s)
     try:
         found = str(futures[topic].result().topic_id)

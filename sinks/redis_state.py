@@ -58,6 +58,12 @@ async def get_many(redis: Redis, rows: list[tuple[str, list[str]]]) -> list[list
     return list(await asyncio.gather(*(one(prefix, names) for prefix, names in rows)))
 
 
+#: Why a partition's state does not belong to the log being read: it was built from another
+#: log (the fence's topic id differs), or its fence lies beyond the log's end.
+OTHER_LOG = "other_log"
+FENCE_AHEAD = "fence_ahead"
+
+
 @dataclass(slots=True)
 class Fence:
     """Where a partition's applied state stands."""

@@ -28,7 +28,7 @@ from shopstream.monitoring.metrics import KNOWN_CHANNELS, KNOWN_TYPES, Metrics, 
 from shopstream.sinks import keys
 from shopstream.sinks.dead_letters import DeadLetterSink
 from shopstream.sinks.errors import StaleFenceError
-from shopstream.sinks.redis_state import Fence, RedisState
+from shopstream.sinks.redis_state import FENCE_AHEAD, OTHER_LOG, Fence, RedisState
 from shopstream.streams.dedup import Deduplicator
 from shopstream.streams.rebuild import log_start, read_records, replay_dedup, start_checkpoint
 
@@ -42,10 +42,6 @@ LAG_SAMPLE_EVERY = 16
 CHECKPOINT_EVERY_MS = 1_000
 #: Records read again from Kafka and applied at once when catching up after a gap.
 CATCH_UP_RECORDS = 2_000
-#: Why a partition is refused: its state was built from another log (the topic's id differs),
-#: or its fence lies beyond the log's end.
-OTHER_LOG = "other_log"
-FENCE_AHEAD = "fence_ahead"
 
 
 class Record(NamedTuple):

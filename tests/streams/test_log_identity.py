@@ -5,6 +5,7 @@ is read from the log's beginning whatever offsets the consumer group committed."
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import urllib.request
@@ -20,7 +21,7 @@ from shopstream.monitoring.metrics import Metrics
 from shopstream.sinks.dead_letters import DeadLetterSink
 from shopstream.sinks.redis_state import RedisState, make_redis
 from shopstream.streams.batch import BatchProcessor, Record
-from tests.support import counts, read_records, run_async, settings_env, wait_until
+from tests.support import counts, new_port, read_records, run_async, settings_env, wait_until
 
 pytestmark = [pytest.mark.integration]
 
@@ -116,7 +117,12 @@ def _get(port: int, path: str) -> tuple[int, bytes]:
         return 0, b""
 
 
-def test_events_produced_while_refused_are_all_applied_after_reset(settings, start_worker,
+def _pipeline(port: int) -> dict | None:
+    status, body = _get(port, "/v1/pipeline")
+    return json.loads(body) if status == 200 else None
+
+
+def test_events_produced_while_refused_are_all_applied_after_reset(settings, start_worker, spawn,
                                                                      monkeypatch):
     async def build_state() -> None:
         r, proc = _processor(settings, Metrics())
@@ -125,7 +131,10 @@ def test_events_produced_while_refused_are_all_applied_after_reset(settings, sta
 
     _produce(settings, 0, 40)
     run_async(build_state())
+    stamped = sorted({p for p, _, _, _ in read_records(settings)})
     _recreate_topic(settings)
+    api_port = new_port()
+    spawn(settings, "api", "--port", str(api_port))
 
     worker = start_worker(settings)
     port = int(worker.args[2])
@@ -139,6 +148,14 @@ def test_events_produced_while_refused_are_all_applied_after_reset(settings, sta
     status, body = _get(port, "/metrics")
     assert b"shopstream_log_mismatch{" in body and b"} 1.0" in body
     assert "another log" in worker.log_text()
+    # The API says so too, with the remedy, and shows no fence above its log end as healthy.
+    pipe = wait_until(lambda: _pipeline(api_port), 30, "api up")
+    assert pipe["remedy"] == "shopstream reset --yes"
+    assert [p["partition"] for p in pipe["partitions"] if p["state"] == "other_log"] == stamped
+    assert pipe["totals"]["refused"] == len(stamped)
+    for part in pipe["partitions"]:
+        assert part["state"] != "ok" or part["applied_offset"] < (part["log_end"] or 0) or \
+            part["applied_offset"] == -1
     _produce(settings, 6000, 100)  # still refused: kept for after the reset
     time.sleep(3)
     assert counts(settings)["processed"] == 40
@@ -151,6 +168,8 @@ def test_events_produced_while_refused_are_all_applied_after_reset(settings, sta
     wait_until(lambda: {k: counts(settings).get(k) for k in want} == want, 60,
                "every event produced while refused applied after the reset")
     wait_until(lambda: _get(port, "/readyz")[0] == 200, 30, "/readyz ready again")
+    pipe = wait_until(lambda: _pipeline(api_port), 30, "pipeline")
+    assert pipe["remedy"] is None and {p["state"] for p in pipe["partitions"]} == {"ok"}
     _produce(settings, 7000, 30)
     wait_until(lambda: counts(settings).get("processed") == 330, 30, "new events applied")
     assert counts(settings).get("duplicate", 0) == 0
