@@ -355,9 +355,11 @@ class BatchProcessor:
 
     def _first_unapplied(self, p: int, recs: list[Record], fence: Fence) -> int:
         """Offset of the first record beyond the fence (or just past it when there is none);
-        notices a fence that lies beyond the partition's log."""
+        notices a fence that lies beyond the partition's log. A fence stamped with this log's
+        id proves the log reached it, whatever a trailing high watermark says."""
         first = next((r.offset for r in recs if r.offset > fence.offset), fence.offset + 1)
-        if fence.offset >= 0 and first == fence.offset + 1:
+        proven = fence.log is not None and fence.log == self.log_id
+        if fence.offset >= 0 and first == fence.offset + 1 and not proven:
             end = self.log_end(p)
             if end is not None and fence.offset >= end > recs[-1].offset:
                 self._refuse(p, fence, FENCE_AHEAD, f"state was applied up to offset "
