@@ -182,14 +182,16 @@ class BatchProcessor:
     async def take_up_reset(self) -> None:
         """Take up refused partitions whose fence changed (``shopstream reset --yes``) and
         apply what was left out while they were refused, even if no new record arrives."""
-        if not self._refused:
+        if not self._left_out:
             return
         async with self._lock:
-            fences = await self.state.read_fences(sorted(self._refused))
-            for p in self._end_refusals(fences):
-                last = self._left_out.pop(p, None)
-                if last is not None:
-                    await self._catch_up(p, fences[p], last + 1)
+            if self._refused:
+                self._end_refusals(await self.state.read_fences(sorted(self._refused)))
+            # Dropped only once applied: a failed try is made again at the next tick.
+            for p in [p for p in self._left_out if p not in self._refused]:
+                fence = (await self.state.read_fences([p]))[p]
+                await self._catch_up(p, fence, self._left_out[p] + 1)
+                del self._left_out[p]
 
     async def _ensure_current(self, partition: int, fence: Fence) -> PartitionState:
         part = self._parts.get(partition)
@@ -398,8 +400,8 @@ class BatchProcessor:
         low = fence.offset + 1
         if fence.offset < 0:
             low = await asyncio.to_thread(log_start, self.settings, self.topic, p)
-            if low >= first:
-                return
+        if low >= first:
+            return
         log.warning("partition %d: records start at %d but state stops at %d; reading %d..%d "
                     "again", p, first, fence.offset, low, first - 1)
         self.metrics.partition_gaps.inc()
