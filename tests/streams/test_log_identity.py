@@ -20,6 +20,7 @@ from shopstream.kafka_io.topics import ensure_topics
 from shopstream.monitoring.metrics import Metrics
 from shopstream.sinks.dead_letters import DeadLetterSink
 from shopstream.sinks.redis_state import RedisState, make_redis
+from shopstream.sinks.reset import delete_app_state
 from shopstream.streams.batch import BatchProcessor, Record
 from tests.support import counts, new_port, read_records, run_async, settings_env, wait_until
 
@@ -74,8 +75,10 @@ async def _process_log(settings, proc: BatchProcessor) -> None:
 
 def test_a_recreated_topic_under_existing_fences_is_refused_at_once(settings, caplog):
     stamped: list[int] = []
+    refused_while_running: list[int] = []
 
     async def scenario() -> tuple[Metrics, Metrics, float]:
+        nonlocal refused_while_running
         running = Metrics()
         r, worker = _processor(settings, running)
         _produce(settings, 0, 60)
@@ -87,22 +90,34 @@ def test_a_recreated_topic_under_existing_fences_is_refused_at_once(settings, ca
         started = time.monotonic()
         # The worker that built the state meets the new log, and so does a fresh one.
         await _process_log(settings, worker)
+        refused_while_running = sorted(worker.refusals())
         fresh = Metrics()
         r2, newcomer = _processor(settings, fresh)
         await _process_log(settings, newcomer)
         elapsed = time.monotonic() - started
+        assert counts(settings)["processed"] == 60, "nothing of the new log skipped or mixed in"
+        # `shopstream reset --yes`, then the running worker's next records: it takes the
+        # partitions up and applies the new log from its beginning, not from these records.
+        await delete_app_state(r, settings.app_id)
+        seen = {(p, o) for p, o, _, _ in read_records(settings)}
+        _produce(settings, 2000, 12)
+        await worker.process([Record(p, o, v) for p, o, v, _ in read_records(settings)
+                              if (p, o) not in seen])
+        assert worker.refusals() == {}
         await r.aclose()
         await r2.aclose()
         return running, fresh, elapsed
 
     with caplog.at_level(logging.ERROR):
         running, fresh, elapsed = run_async(scenario())
-    assert counts(settings)["processed"] == 60, "nothing of the new log skipped or mixed in"
+    assert counts(settings) == {"in": 102, "processed": 102}
+    assert refused_while_running == stamped
     assert elapsed < 10, f"refused at once, not after a blocking re-read ({elapsed:.1f}s)"
-    for metrics in (running, fresh):
-        refused = [p for p in range(settings.partitions)
-                   if metrics.log_mismatch.labels(str(p))._value.get() == 1]
-        assert refused == stamped and len(stamped) >= 2
+    refused = [p for p in range(settings.partitions)
+               if fresh.log_mismatch.labels(str(p))._value.get() == 1]
+    assert refused == stamped and len(stamped) >= 2
+    assert all(running.log_mismatch.labels(str(p))._value.get() == 0 for p in stamped), \
+        "taken up again after the reset"
     assert any("another log" in rec.getMessage() and "shopstream reset" in rec.getMessage()
                for rec in caplog.records)
 
