@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from confluent_kafka import TopicCollection
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from shopstream.core.settings import Settings
@@ -43,3 +44,20 @@ def ensure_topics(settings: Settings, timeout_s: float = 15.0) -> None:
             if "TOPIC_ALREADY_EXISTS" not in str(exc):
                 raise TopicError(f"creating topic {name} failed: {exc}") from exc
         log.debug("topic ready", extra={"topic": name})
+
+
+#: What a broker answers for a topic id it does not keep (Kafka before 2.8).
+_NO_TOPIC_ID = "AAAAAAAAAAAAAAAAAAAAAA"
+
+
+def topic_id(settings: Settings, topic: str, timeout_s: float = 10.0,
+             admin: AdminClient | None = None) -> str | None:
+    """The broker's id of ``topic``: a new one each time the topic is created, so state
+    stamped with it knows which log it was built from. None when the broker keeps none."""
+    admin = admin or AdminClient(librdkafka_config(settings))
+    futures = admin.describe_topics(TopicCollection([topic]), request_timeout=timeout_s)
+    try:
+        found = str(futures[topic].result().topic_id)
+    except Exception as exc:  # noqa: BLE001 - librdkafka raises KafkaException or its error
+        raise TopicError(f"describing topic {topic} failed: {exc}") from exc
+    return None if found in ("", "None", _NO_TOPIC_ID) else found

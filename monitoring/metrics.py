@@ -171,6 +171,9 @@ class Metrics:
         self.fence_ahead = Gauge(f"{PREFIX}_fence_ahead",
                                  "1: state ahead of the log, refused until `shopstream reset`",
                                  ["partition"], registry=r)
+        self.log_mismatch = Gauge(f"{PREFIX}_log_mismatch",
+                                  "1: state built from another log (topic id), refused until "
+                                  "`shopstream reset`", ["partition"], registry=r)
         self.consumer_lag = Gauge(f"{PREFIX}_consumer_lag",
                                   "Records in the log beyond the applied fence, per partition",
                                   ["topic", "partition"], registry=r)

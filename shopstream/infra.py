@@ -185,16 +185,39 @@ class EmbeddedInfra:
             stop(proc)
 
 
+def _still_running(state_file: Path) -> list[int]:
+    """Pids of the ``shopstream infra``/``demo`` that wrote ``state_file``, if it still runs."""
+    try:
+        pids = [int(pid) for pid in orjson.loads(state_file.read_bytes()).get("pids", [])]
+    except (OSError, ValueError, TypeError, AttributeError):
+        return []
+    for pid in pids:
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            return []
+    return pids
+
+
 @contextlib.contextmanager
 def embedded(state_dir: str | None = None, durable: bool = True) -> Iterator[EmbeddedInfra]:
     """Run broker and Redis for the duration of the block; record URLs in ``state_dir``.
 
     Redis gets a generated password (written only to the state file, mode 0600) and, when
     ``durable``, an AOF in the state dir so ``supervise`` can restart it losing nothing.
+    Each run starts with an empty Redis: the broker keeps records in memory only, so the AOF
+    of an earlier run would hold state (fences, counters) of a log that no longer exists.
     """
+    state_file = infra_state_path(state_dir) if state_dir else None
+    if state_file and (pids := _still_running(state_file)):
+        raise InfraError(f"another shopstream infra or demo runs on {state_dir} (pids "
+                         f"{', '.join(map(str, pids))}): stop it, or give this one another "
+                         "state_dir")
+    data_dir = (Path(state_dir) / "redis") if state_dir else None
+    if data_dir:
+        shutil.rmtree(data_dir, ignore_errors=True)
     broker_proc, broker = start_broker()
     password = secrets.token_urlsafe(24)
-    data_dir = (Path(state_dir) / "redis") if state_dir else None
     port = free_port()
 
     def _start() -> subprocess.Popen[bytes]:
@@ -206,7 +229,6 @@ def embedded(state_dir: str | None = None, durable: bool = True) -> Iterator[Emb
         stop(broker_proc)
         raise
     redis_url = f"redis://:{password}@127.0.0.1:{port}/0"
-    state_file = infra_state_path(state_dir) if state_dir else None
     infra = EmbeddedInfra(broker, redis_url, [broker_proc, redis_proc], _start, state_file)
     try:
         infra.write_state()

@@ -1,18 +1,21 @@
 -- Apply one partition's batch of state changes, fenced by its Kafka offset: all or nothing.
 --
--- KEYS[1]  fence hash of (group, topic, partition): fields offset, wm
+-- KEYS[1]  fence hash of (group, topic, partition): fields offset, wm, log
 -- ARGV[1]  offset the caller read before computing (-1 for none): the write only lands if
 --          the fence still holds it, so a redelivered or concurrent batch changes nothing
 -- ARGV[2]  last offset of this batch; ARGV[3] partition watermark after it
 -- ARGV[4]  ops as one JSON array: NAME arg... with the arities below; every key shares
 --          KEYS[1]'s hash tag. One argument instead of thousands: the client packs far less.
+-- ARGV[5]  id of the log (the topic's id) the batch was read from, '' when the broker keeps
+--          none: nothing lands on a fence of another log, and the id moves with the fence.
 --
 -- Redis keeps the writes a failing script made before it failed, so every check that can
 -- fail runs before the first write: known ops, whole arguments, and the type of every key
 -- an op needs (a key of another type makes the op fail). Counters cannot overflow: inputs
 -- are bounded at validation (docs/guarantees.md). The fence moves last.
 local current = redis.call('HGET', KEYS[1], 'offset') or '-1'
-if current ~= ARGV[1] then
+local log = redis.call('HGET', KEYS[1], 'log')
+if current ~= ARGV[1] or (ARGV[5] ~= '' and log and log ~= ARGV[5]) then
   return {0, current}
 end
 
@@ -96,5 +99,9 @@ while i <= n do
   end
   i = i + a + 1
 end
-redis.call('HSET', KEYS[1], 'offset', ARGV[2], 'wm', ARGV[3])
+if ARGV[5] ~= '' then
+  redis.call('HSET', KEYS[1], 'offset', ARGV[2], 'wm', ARGV[3], 'log', ARGV[5])
+else
+  redis.call('HSET', KEYS[1], 'offset', ARGV[2], 'wm', ARGV[3])
+end
 return {1, ARGV[2]}

@@ -14,7 +14,8 @@ def tag(partition: int) -> str:
 
 
 def fence(app_id: str, topic: str, partition: int) -> str:
-    """Hash: offset (last applied), wm (watermark after it)."""
+    """Hash: offset (last applied), wm (watermark after it), log (id of the topic it was
+    read from, when the broker keeps topic ids)."""
     return f"{app_id}:{tag(partition)}:fence:{topic}"
 
 

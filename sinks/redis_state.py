@@ -58,6 +58,12 @@ async def get_many(redis: Redis, rows: list[tuple[str, list[str]]]) -> list[list
     return list(await asyncio.gather(*(one(prefix, names) for prefix, names in rows)))
 
 
+#: Why a partition's state does not belong to the log being read: it was built from another
+#: log (the fence's topic id differs), or its fence lies beyond the log's end.
+OTHER_LOG = "other_log"
+FENCE_AHEAD = "fence_ahead"
+
+
 @dataclass(slots=True)
 class Fence:
     """Where a partition's applied state stands."""
@@ -66,6 +72,9 @@ class Fence:
     offset: int
     #: Partition watermark (largest event time) after that offset.
     watermark: int
+    #: Id of the log (the topic's id) the state was built from; None before the first batch
+    #: or when the broker keeps no topic ids.
+    log: str | None = None
 
 
 def _utf8(value: Any) -> str:
@@ -170,11 +179,12 @@ class RedisState:
     async def read_fences(self, partitions: list[int]) -> dict[int, Fence]:
         async with self.redis.pipeline(transaction=False) as pipe:
             for p in partitions:
-                pipe.hmget(self.fence_key(p), "offset", "wm")
+                pipe.hmget(self.fence_key(p), "offset", "wm", "log")
             rows = await pipe.execute()
         return {
-            p: Fence(int(off) if off is not None else -1, int(wm) if wm is not None else 0)
-            for p, (off, wm) in zip(partitions, rows, strict=True)
+            p: Fence(int(off) if off is not None else -1, int(wm) if wm is not None else 0,
+                     log.decode() if log is not None else None)
+            for p, (off, wm, log) in zip(partitions, rows, strict=True)
         }
 
     async def apply(self, writes: dict[int, tuple[Fence, Fence, Ops]]) -> None:
@@ -190,11 +200,13 @@ class RedisState:
             raise StaleFenceError(f"fence moved under this worker for partitions {stale}")
 
     async def apply_one(self, partition: int, before: Fence, after: Fence, ops: Ops) -> bool:
-        """One partition's fenced call; False when its fence no longer holds ``before``
-        (nothing was written). Calls for different partitions may run concurrently: each
-        is atomic and touches its own partition's keys only."""
+        """One partition's fenced call; False when its fence no longer holds ``before`` or
+        holds another log than ``after.log`` (nothing was written). Calls for different
+        partitions may run concurrently: each is atomic and touches its own partition's keys
+        only."""
         res = await self._apply(keys=[self.fence_key(partition)],
-                                args=[before.offset, after.offset, after.watermark, ops.encode()])
+                                args=[before.offset, after.offset, after.watermark, ops.encode(),
+                                      after.log or ""])
         return int(res[0]) == 1
 
     async def checkpoints(self, partition: int) -> list[tuple[int, int]]:

@@ -177,15 +177,20 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
 
     @app.page("/readyz")
     async def readyz(web: Any, request: Any) -> Any:
-        """Ready when Redis answers and this worker owns partitions of the events topic."""
+        """Ready when Redis answers, this worker owns partitions of the events topic and none
+        of them is refused (state of another log: `shopstream reset --yes`)."""
         owned = sorted(
             tp.partition for tp in app.consumer.assignment() if tp.topic == settings.events_topic
         )
+        refused = {str(p): why for p, why in processor.refusals().items() if p in owned}
         checks = {"redis": health.down_since is None and await _redis_answers(redis),
-                  "partitions": bool(owned)}
+                  "partitions": bool(owned), "state_matches_log": not refused}
         ready = all(checks.values())
-        return web.json({"status": "ready" if ready else "not ready", "checks": checks,
-                         "partitions": owned}, status=200 if ready else 503)
+        body: dict[str, Any] = {"status": "ready" if ready else "not ready", "checks": checks,
+                                "partitions": owned}
+        if refused:
+            body |= {"refused": refused, "remedy": "shopstream reset --yes"}
+        return web.json(body, status=200 if ready else 503)
 
     @app.page("/healthz")
     async def healthz(web: Any, request: Any) -> Any:

@@ -14,20 +14,23 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, NamedTuple
 
 from shopstream.agents.base import Agent, PartitionBatch
 from shopstream.core import codec
+from shopstream.core.errors import ShopstreamError
 from shopstream.core.settings import Settings
 from shopstream.kafka_io.envelope import DeadLetter, Reason, decode_record, record_bound
 from shopstream.kafka_io.partitioner import is_copy
+from shopstream.kafka_io.topics import topic_id
 from shopstream.monitoring.metrics import KNOWN_CHANNELS, KNOWN_TYPES, Metrics, bounded
 from shopstream.sinks import keys
 from shopstream.sinks.dead_letters import DeadLetterSink
 from shopstream.sinks.errors import StaleFenceError
-from shopstream.sinks.redis_state import Fence, RedisState
+from shopstream.sinks.redis_state import FENCE_AHEAD, OTHER_LOG, Fence, RedisState
 from shopstream.streams.dedup import Deduplicator
-from shopstream.streams.rebuild import read_records, replay_dedup, start_checkpoint
+from shopstream.streams.rebuild import log_start, read_records, replay_dedup, start_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +100,16 @@ async def cancel_all(tasks: list[asyncio.Task[Any]] | list[asyncio.Future[Any]])
     await asyncio.gather(*tasks, return_exceptions=True)
 
 
+class Refusal(NamedTuple):
+    """A partition whose state does not belong to the log being read."""
+
+    #: The fence as it stood: once it changes (``shopstream reset`` deleted it, or another
+    #: writer rewrote it) the partition is taken up again.
+    fence: Fence
+    #: OTHER_LOG or FENCE_AHEAD.
+    reason: str
+
+
 @dataclass(slots=True)
 class PartitionState:
     """What this worker remembers of a partition between batches."""
@@ -123,14 +136,25 @@ class BatchProcessor:
         self.metrics = metrics
         self.topic = state.topic
         self._parts: dict[int, PartitionState] = {}
-        #: Partitions whose fence is beyond their log: refused until the state is reset.
-        self._refused: set[int] = set()
+        #: Partitions whose state is not of their log: refused until the state is reset.
+        self._refused: dict[int, Refusal] = {}
+        #: Per refused partition, the last offset left out: read again once taken up.
+        self._left_out: dict[int, int] = {}
+        #: One batch at a time, also when the tick takes up a refused partition.
+        self._lock = asyncio.Lock()
         #: True while records a gap left out are being applied (they follow the fence).
         self._catching_up = False
         #: Next offset the broker will write in a partition, when known (the consumer's
         #: high watermark); a fence at or beyond it means the log is not the one the state
         #: was built from.
         self.log_end: Callable[[int], int | None] = lambda _p: None
+        #: Id of the log being read (the topic's id), stamped on every fence it moves; None
+        #: while unknown or when the broker keeps no topic ids (then no log is checked).
+        self.log_id: str | None = None
+        #: How to learn it (blocking; run in a thread), asked again whenever a partition's
+        #: state is loaded or records at or below a fence arrive (a new log starts at 0).
+        self.read_log_id: Callable[[], str | None] = partial(topic_id, settings, self.topic, 5.0)
+        self._log_id_read = False
         self._processed = metrics.events.labels("processed")
         self._dead = metrics.events.labels("dead")
         self._dups = metrics.events.labels("duplicate")
@@ -142,7 +166,8 @@ class BatchProcessor:
             metrics.dead_letters.labels(reason.value)
 
     async def tick(self, now_ms: int) -> None:
-        """Wall-clock hook for agents (timers in live mode)."""
+        """Wall-clock hook for agents (timers in live mode), and for refused partitions."""
+        await self.take_up_reset()
         for agent in self.agents:
             await agent.tick(now_ms)
 
@@ -150,6 +175,27 @@ class BatchProcessor:
         """Drop in-memory state of partitions this worker no longer owns."""
         for p in partitions:
             self._parts.pop(p, None)
+            if self._refused.pop(p, None) is not None:
+                self._clear_refusal_gauges(p)
+            self._left_out.pop(p, None)
+
+    def refusals(self) -> dict[int, str]:
+        """Refused partitions and why (OTHER_LOG, FENCE_AHEAD), for readiness."""
+        return {p: refusal.reason for p, refusal in self._refused.items()}
+
+    async def take_up_reset(self) -> None:
+        """Take up refused partitions whose fence changed (``shopstream reset --yes``) and
+        apply what was left out while they were refused, even if no new record arrives."""
+        if not self._left_out:
+            return
+        async with self._lock:
+            if self._refused:
+                self._end_refusals(await self.state.read_fences(sorted(self._refused)))
+            # Dropped only once applied: a failed try is made again at the next tick.
+            for p in [p for p in self._left_out if p not in self._refused]:
+                fence = (await self.state.read_fences([p]))[p]
+                await self._catch_up(p, fence, self._left_out[p] + 1)
+                del self._left_out[p]
 
     async def _ensure_current(self, partition: int, fence: Fence) -> PartitionState:
         part = self._parts.get(partition)
@@ -173,22 +219,29 @@ class BatchProcessor:
 
     async def process(self, records: list[Record]) -> int:
         """Process one batch of records (any mix of partitions); returns events applied."""
+        async with self._lock:
+            return await self._process(records)
+
+    async def _process(self, records: list[Record]) -> int:
         started = time.perf_counter()
         by_part: dict[int, list[Record]] = {}
         for rec in records:
             by_part.setdefault(rec.partition, []).append(rec)
         fences = await self.state.read_fences(sorted(by_part))
+        for p in self._end_refusals(fences):
+            self._left_out.pop(p, None)  # the gap below reads them again
+        # Which log the state belongs to is settled before any blocking re-read.
+        await self._check_log(by_part, fences)
+        gaps = {p: first for p, recs in by_part.items() if p not in self._refused
+                and (first := self._first_unapplied(p, recs, fences[p])) > fences[p].offset + 1}
+        for p in [p for p in by_part if p in self._refused]:
+            self._left_out[p] = max(self._left_out.get(p, -1), by_part.pop(p)[-1].offset)
         # Partitions new to this worker are rebuilt from Kafka concurrently (I/O bound).
         await asyncio.gather(*(self._ensure_current(p, fences[p]) for p in by_part))
-
-        gaps = {p: first for p, recs in by_part.items()
-                if (first := self._first_unapplied(p, recs, fences[p])) > fences[p].offset + 1}
         if gaps and not self._catching_up:
             for p, first in gaps.items():
                 await self._catch_up(p, fences[p], first)
             fences = await self.state.read_fences(sorted(by_part))
-        for p in [p for p in by_part if p in self._refused]:
-            del by_part[p]
         try:
             batches, plans = self._plan(by_part, fences)
             await self._compute_and_write(batches, plans)
@@ -267,7 +320,8 @@ class BatchProcessor:
                                    copies=copies)
             self._checkpoint(part, batch, first)
             batches.append(batch)
-            plans[p] = Plan(fence, Fence(last, dedup.watermark), counts, dead)
+            plans[p] = Plan(fence, Fence(last, dedup.watermark, self.log_id or fence.log),
+                            counts, dead)
         return batches, plans
 
     async def _compute_and_write(self, batches: list[PartitionBatch],
@@ -310,27 +364,56 @@ class BatchProcessor:
 
     def _first_unapplied(self, p: int, recs: list[Record], fence: Fence) -> int:
         """Offset of the first record beyond the fence (or just past it when there is none);
-        notices a fence that lies beyond the partition's log."""
+        notices a fence that lies beyond the partition's log. A fence stamped with this log's
+        id proves the log reached it, whatever a trailing high watermark says."""
         first = next((r.offset for r in recs if r.offset > fence.offset), fence.offset + 1)
-        if fence.offset >= 0 and p not in self._refused and first == fence.offset + 1:
+        proven = fence.log is not None and fence.log == self.log_id
+        if fence.offset >= 0 and first == fence.offset + 1 and not proven:
             end = self.log_end(p)
             if end is not None and fence.offset >= end > recs[-1].offset:
-                self._refuse_fence_ahead(p, fence, end)
-        return first if fence.offset >= 0 else fence.offset + 1
+                self._refuse(p, fence, FENCE_AHEAD, f"state was applied up to offset "
+                             f"{fence.offset} but the log ends at {end} (topic recreated, or "
+                             "the broker lost its data while Redis kept it)")
+        return first
+
+    async def _check_log(self, by_part: dict[int, list[Record]], fences: dict[int, Fence]) -> None:
+        """Refuse the partitions whose fence was stamped by another log than this one."""
+        if not self._log_id_read or any(
+                p not in self._parts or recs[0].offset <= fences[p].offset
+                for p, recs in by_part.items() if p not in self._refused):
+            try:
+                self.log_id = await asyncio.to_thread(self.read_log_id)
+                self._log_id_read = True
+            except ShopstreamError as exc:
+                log.warning("the log's id is unknown for now (%s): fences are not checked "
+                            "against it in this batch", exc)
+        for p in by_part:
+            fence = fences[p]
+            if (p not in self._refused and self.log_id is not None and fence.log is not None
+                    and fence.log != self.log_id):
+                self._refuse(p, fence, OTHER_LOG, f"state was built from another log (topic "
+                             f"{self.topic} id {fence.log}, now {self.log_id}: the topic was "
+                             "recreated, or the broker started empty while Redis kept its state)")
 
     async def _catch_up(self, p: int, fence: Fence, first: int) -> None:
         """Apply the records between the fence and ``first``, read again from Kafka.
 
         Records arrive beyond fence + 1 when Redis lost its newest writes (restored from a
         snapshot, failed over to a lagging replica) while Kafka's committed offsets did not:
-        the state is the truth, so the missing records are applied again, in order.
+        the state is the truth, so the missing records are applied again, in order. Without
+        a fence the state holds nothing of the log: it is read from the log's beginning,
+        whatever offsets the consumer group committed (after ``shopstream reset``).
         """
+        low = fence.offset + 1
+        if fence.offset < 0:
+            low = await asyncio.to_thread(log_start, self.settings, self.topic, p)
+        if low >= first:
+            return
         log.warning("partition %d: records start at %d but state stops at %d; reading %d..%d "
-                    "again", p, first, fence.offset, fence.offset + 1, first - 1)
+                    "again", p, first, fence.offset, low, first - 1)
         self.metrics.partition_gaps.inc()
         self._catching_up = True
         try:
-            low = fence.offset + 1
             while low < first:
                 high = min(first - 1, low + CATCH_UP_RECORDS - 1)
                 found = await asyncio.to_thread(
@@ -340,18 +423,34 @@ class BatchProcessor:
                               "(retention?); the state continues without them", p, low)
                 if not found:
                     return
-                await self.process([Record(p, *row) for row in found])
+                await self._process([Record(p, *row) for row in found])
                 low = found[-1][0] + 1
         finally:
             self._catching_up = False
 
-    def _refuse_fence_ahead(self, p: int, fence: Fence, end: int) -> None:
-        self._refused.add(p)
-        self.metrics.fence_ahead.labels(str(p)).set(1)
-        log.error("partition %d: state was applied up to offset %d but the log ends at %d "
-                  "(topic recreated, or the broker lost its data while Redis kept it); "
-                  "nothing is applied until `shopstream reset` clears this app's state",
-                  p, fence.offset, end)
+    def _refuse(self, p: int, fence: Fence, reason: str, why: str) -> None:
+        self._refused[p] = Refusal(fence, reason)
+        gauge = self.metrics.log_mismatch if reason == OTHER_LOG else self.metrics.fence_ahead
+        gauge.labels(str(p)).set(1)
+        log.error("partition %d refused: %s; nothing is applied until `shopstream reset --yes` "
+                  "clears this app's state (running workers then start over from the log's "
+                  "beginning)", p, why)
+
+    def _end_refusals(self, fences: dict[int, Fence]) -> list[int]:
+        """Take up refused partitions whose fence changed; returns them."""
+        ended = [p for p, fence in fences.items()
+                 if p in self._refused and fence != self._refused[p].fence]
+        for p in ended:
+            del self._refused[p]
+            self._parts.pop(p, None)
+            self._clear_refusal_gauges(p)
+            log.warning("partition %d: its fence changed (state reset?); taken up again from "
+                        "offset %d", p, fences[p].offset + 1)
+        return ended
+
+    def _clear_refusal_gauges(self, p: int) -> None:
+        self.metrics.fence_ahead.labels(str(p)).set(0)
+        self.metrics.log_mismatch.labels(str(p)).set(0)
 
     def _checkpoint(self, part: PartitionState, batch: PartitionBatch, first_offset: int) -> None:
         """Record where a replay may start, and drop checkpoints no replay will need."""

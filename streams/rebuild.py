@@ -18,6 +18,7 @@ from confluent_kafka import (
     TIMESTAMP_NOT_AVAILABLE,
     Consumer,
     KafkaError,
+    KafkaException,
     TopicPartition,
 )
 
@@ -80,6 +81,19 @@ def read_partition(
                 yield offset, msg.value(), None if kind == TIMESTAMP_NOT_AVAILABLE else stamp
                 if offset == last_offset:
                     return
+    finally:
+        consumer.close()
+
+
+def log_start(settings: Settings, topic: str, partition: int, timeout_s: float = 10.0) -> int:
+    """First offset still in a partition (its low watermark: 0 until retention removes any)."""
+    consumer = Consumer({**librdkafka_config(settings), "group.id": f"{settings.app_id}-rebuild",
+                         "enable.auto.commit": False})
+    try:
+        low, _ = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout_s)
+        return int(low)
+    except KafkaException as exc:
+        raise RebuildError(f"reading where {topic}[{partition}] starts failed: {exc}") from exc
     finally:
         consumer.close()
 

@@ -213,7 +213,9 @@ function renderAlerts(anomalies, sales, pipe) {
       const why = Object.entries(t.dead_by_reason).map(([r, n]) => `${r} ${n}`).join(", ");
       items.push({ at: null, severity: "warning", text: `${count(t.dead)} dead letters (${why})` });
     }
-    if (t.lag !== null && t.lag > LAG_WARN) {
+    if (pipe.remedy) {
+      items.push({ at: null, severity: "critical", text: refusedText(pipe) });
+    } else if (t.lag !== null && t.lag > LAG_WARN) {
       items.push({ at: null, severity: "warning", text: `consumer lag ${count(t.lag)} records` });
     }
   }
@@ -226,6 +228,18 @@ function renderAlerts(anomalies, sales, pipe) {
 
 // ---- pipeline ----
 
+/** Why a partition is refused, for people: what happened and what it means. */
+const REFUSED = {
+  other_log: "state built from another log (topic recreated, or the broker started empty while Redis kept its state)",
+  fence_ahead: "state applied beyond the log's end (the broker lost records Redis kept)",
+};
+
+/** Refused partitions, why, and the remedy: nothing is applied to them until it is run. */
+function refusedText(pipe) {
+  const why = [...new Set(pipe.partitions.filter((p) => p.state !== "ok").map((p) => REFUSED[p.state] || p.state))];
+  return `${count(pipe.totals.refused)} partition(s) refused, nothing applied: ${why.join("; ")}. Run \`${pipe.remedy}\` to start over from the log`;
+}
+
 function renderPipeline(pipe) {
   const t = pipe.totals;
   state.samples = state.samples.filter(([at]) => at >= pipe.now - EPS_SPAN_MS).concat([[pipe.now, t.in]]);
@@ -234,11 +248,14 @@ function renderPipeline(pipe) {
   setTile("#pipe-eps", state.eps, state.eps === null ? "-" : count(Math.round(state.eps)));
   setTile("#pipe-processed", t.processed, count(t.processed));
   setTile("#pipe-dead", t.dead, count(t.dead), t.dead ? "warn" : "");
-  setTile("#pipe-lag", t.lag, t.lag === null ? "unknown" : count(t.lag), t.lag > LAG_WARN ? "bad" : "");
-  table($("#partitions"), ["partition", "applied", "log end", "lag", "events in"], pipe.partitions.map((p) => ({
-    cells: [String(p.partition), count(p.applied_offset), count(p.log_end), count(p.lag), count(p.in)],
+  setTile("#pipe-lag", t.lag, t.lag === null ? "unknown" : count(t.lag), t.lag > LAG_WARN || pipe.remedy ? "bad" : "");
+  table($("#partitions"), ["partition", "applied", "log end", "lag", "events in", "state"], pipe.partitions.map((p) => ({
+    attrs: p.state === "ok" ? {} : { class: "bad" },
+    cells: [String(p.partition), count(p.applied_offset), count(p.log_end), count(p.lag), count(p.in),
+            p.state === "ok" ? "ok" : `refused: ${p.state.replace("_", " ")}`],
   })));
-  setPanel("#p-pipeline", "ok", `${count(t.duplicate)} duplicates dropped; topic ${pipe.topic}`);
+  if (pipe.remedy) setPanel("#p-pipeline", "error", refusedText(pipe));
+  else setPanel("#p-pipeline", "ok", `${count(t.duplicate)} duplicates dropped; topic ${pipe.topic}`);
 }
 
 // ---- polling ----

@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from shopstream.core.settings import infra_state_path
-from shopstream.infra import embedded
+from shopstream.infra import InfraError, embedded
 from tests.support import wait_until
 
 pytestmark = [pytest.mark.integration]
@@ -67,3 +67,18 @@ def test_a_broker_past_its_memory_mark_is_reported_once(monkeypatch, caplog):
     finally:
         sleeper.kill()
         sleeper.wait()
+
+
+def test_each_run_starts_with_an_empty_redis(tmp_path):
+    """The broker keeps nothing across runs, so neither may Redis: no state of an old log."""
+    with embedded(str(tmp_path)) as first:
+        r = redis.Redis.from_url(first.redis_url)
+        r.hset("shopstream:{p0}:fence:shopstream-events", "offset", 6706)
+        r.close()
+        with pytest.raises(InfraError, match="another shopstream infra"):
+            with embedded(str(tmp_path)):
+                pass
+    with embedded(str(tmp_path)) as second:
+        r = redis.Redis.from_url(second.redis_url)
+        assert r.dbsize() == 0
+        r.close()
