@@ -45,6 +45,8 @@ class DemoRun:
     returncode: int
     output: str
     stop_s: float
+    #: Events the API counted just before Ctrl-C.
+    final_events: int
 
 
 def _get(port: int, path: str) -> Any:
@@ -53,6 +55,26 @@ def _get(port: int, path: str) -> Any:
             return json.loads(resp.read())
     except OSError:
         return None
+
+
+#: A minute no demo traffic is stamped in: one event posted there in the first run tells
+#: whether a later run's numbers still hold the first run's.
+MARKER_MINUTE = 1_767_225_600_000  # 2026-01-01 00:00 UTC
+
+
+def _post_marker(port: int) -> None:
+    body = json.dumps({"event_id": "first-run-marker", "type": "page_view", "page": "home",
+                       "ts": MARKER_MINUTE + 1_000, "user_id": "marker"}).encode()
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/events", data=body,
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=5) as resp:
+        assert resp.status == 200
+
+
+def _marker_events(port: int) -> int | None:
+    """Events counted in the marker's minute (None while the API does not answer)."""
+    stats = _get(port, f"/v1/stats?from={MARKER_MINUTE}&to={MARKER_MINUTE + 60_000}")
+    return None if stats is None else stats["totals"]["events"]
 
 
 def _selling(port: int) -> list[dict[str, Any]] | None:
@@ -82,13 +104,16 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoRun]:
         wait_until(lambda: (_get(api_port, "/v1/stats") or {}).get("totals", {}).get("events"),
                    30, "events visible through the API")
         events_at = time.monotonic()
+        _post_marker(api_port)
+        wait_until(lambda: _marker_events(api_port) == 1, 30, "the marker event applied")
         sales = wait_until(lambda: _selling(api_port), 60, "three flash sales selling")
+        final = (_get(api_port, "/v1/stats") or {}).get("totals", {}).get("events") or 0
         asked = time.monotonic()
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=60)
         yield DemoRun(api_port, tmp_path / "state", started, events_at, sales, password,
                       state["pids"][1:], proc.returncode, out.decode(errors="replace"),
-                      time.monotonic() - asked)
+                      time.monotonic() - asked, final)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -122,3 +147,41 @@ def test_ctrl_c_stops_quietly(demo):
     stopping = demo.output.index("demo: stopping")
     assert "simulate:" not in demo.output[stopping:]
     assert demo.stop_s < 30
+
+
+def test_a_second_demo_in_the_same_directory_shows_its_own_numbers(demo):
+    """The first run's Redis state never meets the second run's new empty broker: within a
+    minute the second run's numbers are its own (not the first run's plus, nor stuck behind
+    an old fence) and every partition is applied from its new log."""
+    first = demo.final_events
+    assert first > 0
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHOPSTREAM_")}
+    env.update(SHOPSTREAM_STATE_DIR=str(demo.state_dir), SHOPSTREAM_API_PORT=str(demo.api_port),
+               SHOPSTREAM_WORKER_WEB_PORT=str(new_port()), PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([sys.executable, "-m", "shopstream", "demo", "--rate", "500"],
+                            env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        api = demo.api_port
+        seen = wait_until(lambda: (_get(api, "/v1/stats") or {}).get("totals", {}).get("events"),
+                          60, "the second run's events visible through the API")
+        assert _marker_events(api) == 0, "the first run's numbers are still there"
+        assert seen < first, f"second run starts at {seen} events, the first ended at {first}"
+
+        def applied_from_new_log() -> dict[str, Any] | None:
+            pipe = _get(api, "/v1/pipeline") or {}
+            parts = pipe.get("partitions") or []
+            ok = parts and all(p["state"] == "ok" and p["processed"] > 0
+                               and p["log_end"] is not None
+                               and p["applied_offset"] < p["log_end"] for p in parts)
+            return pipe if ok else None
+
+        pipe = wait_until(applied_from_new_log, 60, "every partition applied from the new log")
+        assert pipe["remedy"] is None
+        sales = wait_until(lambda: _selling(api), 60, "the second run's flash sales selling")
+        assert all(s["restocked"] == 0 for s in sales)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
