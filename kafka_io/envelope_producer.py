@@ -116,3 +116,8 @@ class EnvelopeProducer:
         """``flush`` for servers: the wait for acks runs in a thread, not on the event loop."""
         self.send_all()
         await self._producer.flush_async(timeout_s)
+
+    def purge(self) -> None:
+        """Drop what was not delivered (see ``RecordProducer.purge``)."""
+        self._buffers.clear()
+        self._producer.purge()

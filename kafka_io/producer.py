@@ -93,6 +93,12 @@ class RecordProducer:
         wait = self.timeout_s if timeout_s is None else timeout_s
         self._check(await asyncio.to_thread(self._client.flush, wait))
 
+    def purge(self) -> None:
+        """Drop the records still queued or in flight, once they were reported as not
+        delivered: the client's destruction would otherwise wait for their timeout."""
+        self._client.purge()
+        self._client.flush(0)
+
     def _check(self, left: int) -> None:
         if self._failed:
             failed, reasons = self._failed, self._reason

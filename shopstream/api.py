@@ -223,7 +223,13 @@ def create_api(settings: Settings, metrics: ApiMetrics | None = None) -> web.App
         routes.setup(app, ctx)
 
     async def close(_: web.Application) -> None:
-        ctx.producer.flush()
+        # Every accepted event was flushed before its answer; what is left was answered 503
+        # (may have been accepted), so a broker that is gone must not hold the stop for long.
+        try:
+            await ctx.producer.flush_async(ctx.settings.api_produce_timeout_s)
+        except ProduceError as exc:
+            log.warning("api stopping: %s", exc)
+            ctx.producer.purge()
         await ctx.redis.aclose()
 
     app.on_cleanup.append(close)

@@ -91,7 +91,7 @@ def test_sigterm_records_every_push_the_receiver_accepted(infra, start_worker,
         "timeout_ms = 10000",
         "",
     ]))
-    events = generate_day(users=1_500, partitions=settings.partitions, seed=11)
+    events = generate_day(users=600, partitions=settings.partitions, seed=11)
     prod = EnvelopeProducer(settings, max_events=40)
     for ev in sorted(events, key=lambda e: e["ts"]):
         prod.add(ev)
@@ -120,4 +120,4 @@ def test_sigterm_records_every_push_the_receiver_accepted(infra, start_worker,
         r.close()
     assert receiver.bad_signatures == 0
     assert set(receiver.answered) == {pid for pid, res in results.items() if res == "sent"}
-    assert len(receiver.answered) > 500 and max(receiver.answered.values()) == 1
+    assert len(receiver.answered) > 200 and max(receiver.answered.values()) == 1

@@ -4,12 +4,14 @@ valid neighbours flow, and received = accepted + rejected."""
 from __future__ import annotations
 
 import json
+import signal
+import time
 import urllib.error
 import urllib.request
 
 import pytest
 
-from tests.support import counts, new_port, process_topic, wait_until
+from tests.support import Proc, counts, new_port, process_topic, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -29,8 +31,13 @@ def post(port, body: bytes, content_type="application/json"):
 
 def start_api(settings, spawn, **env: str) -> int:
     """An API process on a free port, once it answers."""
+    return start_api_proc(settings, spawn, **env)[0]
+
+
+def start_api_proc(settings, spawn, **env: str) -> tuple[int, Proc]:
+    """``start_api``, and the process."""
     port = new_port()
-    spawn(settings, "api", "--port", str(port), env=env)
+    proc = spawn(settings, "api", "--port", str(port), env=env)
 
     def up():
         try:
@@ -40,7 +47,7 @@ def start_api(settings, spawn, **env: str) -> int:
             return False
 
     wait_until(up, 30, "api up")
-    return port
+    return port, proc
 
 
 @pytest.fixture
@@ -129,7 +136,7 @@ def test_broker_down_answers_503_saying_what_may_have_landed(infra, spawn, tmp_p
     broker_proc, broker = start_broker(log_path=tmp_path / "tansu.log")
     try:
         settings = Infra(broker, infra.redis_url).settings()
-        port = start_api(settings, spawn, SHOPSTREAM_API_PRODUCE_TIMEOUT_S="1")
+        port, api = start_api_proc(settings, spawn, SHOPSTREAM_API_PRODUCE_TIMEOUT_S="1")
     finally:
         stop(broker_proc)
     status, body = post(port, json.dumps([with_(event_id="a"), with_(event_id="b"),
@@ -138,6 +145,11 @@ def test_broker_down_answers_503_saying_what_may_have_landed(infra, spawn, tmp_p
     assert body["reason"] == "broker_unavailable"
     assert body["may_have_been_accepted"] == 2
     assert "deduplicated" in body["retry"]
+    # What the broker never took must not hold the stop (it waited for the records' timeout).
+    stopping = time.monotonic()
+    api.popen.send_signal(signal.SIGTERM)
+    assert api.popen.wait(15) == 0
+    assert time.monotonic() - stopping < 10
 
 
 def test_content_type_decides_and_every_field_error_is_reported(api):
