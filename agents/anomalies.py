@@ -28,6 +28,7 @@ from shopstream.agents.funnel_rules import FunnelDef, parse_funnels
 from shopstream.agents.lateness import allowed_lateness
 from shopstream.agents.ops_query import minute_totals
 from shopstream.core.settings import Settings
+from shopstream.core.timeunits import MINUTE_MS
 from shopstream.kafka_io.errors import ProduceError
 from shopstream.kafka_io.producer import RecordProducer
 from shopstream.monitoring.metrics import Metrics
@@ -39,7 +40,6 @@ from shopstream.sinks.redis_state import Redis
 
 log = logging.getLogger(__name__)
 
-MINUTE_MS = 60_000
 RATIOS = frozenset({"payment_success_ratio"})
 #: How often the judge looks, and the most minutes it judges in one step (catching up).
 EVERY_MS = 2_000

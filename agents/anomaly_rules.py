@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from shopstream.core.errors import ConfigError
+from shopstream.core.timeunits import MINUTE_MS
 
 #: MAD times this estimates a standard deviation for normally distributed noise.
 MAD_SCALE: Final = 1.4826
@@ -114,7 +115,7 @@ def quiet_through(series: dict[str, dict[int, Point]], minute: int, window: int)
     Then every later minute up to the next one with data judges nothing (its window holds no
     volume, so ``judge`` says too little for every metric), and the judge may jump over them.
     """
-    start = minute - (window - 1) * 60_000
+    start = minute - (window - 1) * MINUTE_MS
     return all(p.volume == 0 for points in series.values()
                for m, p in points.items() if start <= m <= minute)
 
@@ -132,7 +133,8 @@ def episodes(
             point = points.get(m)
             if point is None:
                 continue
-            history = [points[h] for h in range(m - window * 60_000, m, 60_000) if h in points]
+            history = [points[h] for h in range(m - window * MINUTE_MS, m, MINUTE_MS)
+                       if h in points]
             verdict = judge(point, history, cfg, metric in ratios)
             if verdict is None:
                 continue

@@ -16,9 +16,7 @@ from zoneinfo import ZoneInfo
 
 from shopstream.agents.live_rules import parse_config as parse_live_config
 from shopstream.core.errors import ConfigError
-
-MINUTE_MS = 60_000
-DAY_MS = 86_400_000
+from shopstream.core.timeunits import DAY_MS, MINUTE_MS
 
 CART_RECOVERY = "cart_recovery"
 THRESHOLD_NUDGE = "threshold_nudge"

@@ -12,10 +12,10 @@ from typing import Any
 
 from shopstream.agents.base import NoHooks, PartitionBatch
 from shopstream.agents.read_caps import check_buckets, check_rows
+from shopstream.core.timeunits import MINUTE_MS
 from shopstream.sinks.keys import stats_index_key, stats_minute_key
 from shopstream.sinks.redis_state import Redis
 
-MINUTE_MS = 60_000
 #: Events without a channel are counted under this one.
 NO_CHANNEL = "other"
 

@@ -27,10 +27,9 @@ from shopstream.agents.funnel_rules import (
     entry_values,
     parse_funnels,
 )
+from shopstream.core.timeunits import HOUR_MS, MINUTE_MS
 from shopstream.monitoring.metrics import KNOWN_CHANNELS, Metrics, bounded
 from shopstream.sinks.funnel_keys import (
-    HOUR_MS,
-    MINUTE_MS,
     MINUTE_RETENTION_MS,
     RESOLUTIONS,
     bucket_key,

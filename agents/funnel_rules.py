@@ -17,9 +17,10 @@ from typing import Any, Final
 
 from shopstream.agents.lateness import allowed_lateness
 from shopstream.core.errors import ConfigError
+from shopstream.core.timeunits import DAY_MS, HOUR_MS, MINUTE_MS, SECOND_MS
 from shopstream.schemas.events import COMMON_OPTIONAL, COMMON_REQUIRED, EVENT_TYPES
 
-DEFAULT_WINDOW_MS: Final = 24 * 3_600_000
+DEFAULT_WINDOW_MS: Final = DAY_MS
 BREAKDOWNS: Final = ("channel", "campaign", "region", "device", "live_room_id")
 COUNT_BY: Final = ("user", "session")
 #: Breakdown value of an entry event that lacks the property.
@@ -31,7 +32,7 @@ _UNIT_SEP: Final = "\x1e"
 _KV: Final = "\x1d"
 _STRIP: Final = str.maketrans("", "", "\x1d\x1e\x1f")
 _NAME_RE: Final = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-_UNITS: Final = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+_UNITS: Final = {"ms": 1, "s": SECOND_MS, "m": MINUTE_MS, "h": HOUR_MS, "d": DAY_MS}
 
 DEFAULT_FUNNELS: Final[list[dict[str, Any]]] = [{
     "name": "purchase",

@@ -21,6 +21,7 @@ from shopstream.agents.base import PartitionBatch
 from shopstream.core import codec
 from shopstream.core.errors import ConfigError
 from shopstream.core.settings import Settings
+from shopstream.core.timeunits import DAY_MS
 from shopstream.kafka_io.producer import RecordProducer
 from shopstream.monitoring.metrics import Metrics
 from shopstream.sinks.flash_sale import FlashSales, publish_alerts, sale_of, text
@@ -36,7 +37,7 @@ from shopstream.sinks.redis_state import Redis
 log = logging.getLogger(__name__)
 
 #: Order -> reservation links are kept this long after the partition's last order.
-LINK_TTL_MS = 7 * 24 * 3600 * 1000
+LINK_TTL_MS = 7 * DAY_MS
 #: Flagged orders kept per partition for operators.
 FLAGGED_LEN = 10_000
 #: Scratch key under which ``apply`` leaves the flagged-order count for metrics.

@@ -11,8 +11,9 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from shopstream.core.errors import ConfigError
+from shopstream.core.timeunits import MINUTE_MS
 
-DEFAULT_LATENESS_MS: Final = 5 * 60_000
+DEFAULT_LATENESS_MS: Final = 5 * MINUTE_MS
 
 
 def allowed_lateness(sections: Mapping[str, Any]) -> int:

@@ -29,6 +29,7 @@ from shopstream.agents.live_rules import (
     encode_user,
 )
 from shopstream.core.settings import Settings
+from shopstream.core.timeunits import DAY_MS
 from shopstream.monitoring.metrics import Metrics
 from shopstream.sinks import live_keys as lk
 from shopstream.sinks.redis_state import Redis
@@ -36,9 +37,9 @@ from shopstream.sinks.redis_state import Redis
 log = logging.getLogger(__name__)
 
 #: How long an attributed, unpaid order keeps its room (wall clock): payments come well before.
-ORDER_TTL_MS = 7 * 86_400_000
+ORDER_TTL_MS = 7 * DAY_MS
 #: Room hashes and sets live this long after their last change.
-ROOM_TTL_MS = 30 * 86_400_000
+ROOM_TTL_MS = 30 * DAY_MS
 GAUGE_EVERY_MS = 5_000
 
 

@@ -32,10 +32,10 @@ import orjson
 
 from shopstream.agents.lateness import allowed_lateness
 from shopstream.core.errors import ConfigError
+from shopstream.core.timeunits import DAY_MS, HOUR_MS, MINUTE_MS
 
-MINUTE_MS: Final = 60_000
 #: Upper bounds (exclusive, ms) of the watch-time histogram's buckets; one more bucket is open.
-WATCH_BOUNDS_MS: Final = (60_000, 300_000, 900_000, 1_800_000, 3_600_000)
+WATCH_BOUNDS_MS: Final = (MINUTE_MS, 5 * MINUTE_MS, 15 * MINUTE_MS, 30 * MINUTE_MS, HOUR_MS)
 #: Per-minute measures of a room, by their field prefix in the room hash.
 MEASURES: Final = {
     "v": "viewers", "c": "comments", "l": "likes", "o": "orders", "g": "gmv",
@@ -71,8 +71,8 @@ def parse_config(sections: Mapping[str, Any]) -> LiveConfig:
     unknown = set(raw) - _KEYS
     if unknown:
         raise ConfigError(f"live: unknown keys {sorted(unknown)}, expected {sorted(_KEYS)}")
-    limits = {"idle_ms": (1_000, 86_400_000), "attribution_ms": (0, 7 * 86_400_000),
-              "top_rooms": (1, 200), "on_air_silence_ms": (MINUTE_MS, 30 * 86_400_000)}
+    limits = {"idle_ms": (1_000, DAY_MS), "attribution_ms": (0, 7 * DAY_MS),
+              "top_rooms": (1, 200), "on_air_silence_ms": (MINUTE_MS, 30 * DAY_MS)}
     values: dict[str, int] = {}
     for name, (low, high) in limits.items():
         value = raw.get(name, getattr(LiveConfig(), name))

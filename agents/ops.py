@@ -17,12 +17,12 @@ from typing import Any
 from shopstream.agents.base import NoHooks, PartitionBatch
 from shopstream.agents.lateness import allowed_lateness
 from shopstream.core.settings import Settings
+from shopstream.core.timeunits import MINUTE_MS
 from shopstream.monitoring.metrics import KNOWN_CHANNELS, Metrics, bounded
 from shopstream.sinks import ops_keys as ok
 from shopstream.sinks.funnel_keys import MINUTE_RETENTION_MS
 from shopstream.sinks.redis_state import Redis
 
-MINUTE_MS = 60_000
 PULSE_TYPES = frozenset({"order_submit", "payment", "order_cancel"})
 #: Field prefixes of the minute rows and what the query calls them.
 MEASURES = {"o": "orders", "x": "cancellations", "ps": "payments_success",

@@ -1,1 +1,2 @@
-"""The bottom layer: settings, errors, environment names, logging, the JSON codec."""
+"""The bottom layer: settings, errors, environment names, logging, the JSON codec, time
+units, retry backoff."""

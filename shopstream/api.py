@@ -17,7 +17,6 @@ from typing import Any
 
 from aiohttp import web
 from prometheus_client import generate_latest
-from redis.exceptions import RedisError
 
 from shopstream import (
     http_dashboard,
@@ -46,7 +45,7 @@ from shopstream.kafka_io.errors import ProduceError
 from shopstream.monitoring.metrics import ApiMetrics
 from shopstream.schemas.events import ROOM_WIDE_TYPES
 from shopstream.schemas.validate import FieldError, field_errors, future_bound, validate_event
-from shopstream.sinks.redis_state import make_redis
+from shopstream.sinks.redis_state import READY_TIMEOUT_S, answers, make_redis
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +55,6 @@ ROUTE_MODULES: tuple[ModuleType, ...] = (http_funnels, http_flash_sales, http_li
 
 #: The API's contract (OpenAPI 3.1), served as it is in the repository.
 OPENAPI = (Path(__file__).parent / "openapi.json").read_bytes()
-#: Longest a readiness probe waits for Redis or the brokers.
-READY_TIMEOUT_S = 2.0
 #: Largest request body accepted by POST /v1/events.
 MAX_BODY_BYTES = 8 * 1024 * 1024
 
@@ -183,18 +180,11 @@ async def livez(_: web.Request) -> web.Response:
 async def readyz(request: web.Request) -> web.Response:
     """Ready when Redis and the brokers answer (for a load balancer's routing decision)."""
     ctx = request.app[CTX]
-    checks = {"redis": await _redis_ok(ctx),
+    checks = {"redis": await answers(ctx.redis),
               "broker": await asyncio.to_thread(ctx.producer.broker_reachable, READY_TIMEOUT_S)}
     ready = all(checks.values())
     return json_response({"status": "ready" if ready else "not ready", "checks": checks},
                          200 if ready else 503)
-
-
-async def _redis_ok(ctx: ApiContext) -> bool:
-    try:
-        return bool(await asyncio.wait_for(ctx.redis.ping(), READY_TIMEOUT_S))
-    except (RedisError, OSError, TimeoutError):
-        return False
 
 
 async def openapi(_: web.Request) -> web.Response:

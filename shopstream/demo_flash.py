@@ -17,6 +17,7 @@ from typing import Any
 
 from shopstream.core import codec
 from shopstream.core.settings import Settings
+from shopstream.core.timeunits import HOUR_MS
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ class FlashShoppers:
             self._call("POST", "/v1/flash-sales", {
                 "sale_id": sale.sale_id, "sku": sale.sku, "stock": sale.stock,
                 "per_user_limit": 1, "starts_at": now - 1_000,
-                "ends_at": now + SALE_HOURS * 3_600_000,
+                "ends_at": now + SALE_HOURS * HOUR_MS,
                 "reservation_ttl_s": RESERVATION_TTL_S,
             }, self.settings.admin_token)
 

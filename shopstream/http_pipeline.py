@@ -24,6 +24,7 @@ from shopstream.core.errors import ShopstreamError
 from shopstream.core.settings import Settings
 from shopstream.http_common import CTX, ApiContext, json_response
 from shopstream.kafka_io.client_config import librdkafka_config
+from shopstream.kafka_io.consumer import make_consumer
 from shopstream.kafka_io.topics import topic_id
 from shopstream.sinks import keys
 from shopstream.sinks.redis_state import FENCE_AHEAD, OTHER_LOG
@@ -77,8 +78,7 @@ class LogEnds:
     def _read(self) -> LogView:
         s = self.settings
         if self._consumer is None:
-            self._consumer = Consumer({**librdkafka_config(s), "group.id": f"{s.app_id}-dashboard",
-                                       "enable.auto.commit": False})
+            self._consumer = make_consumer(s, "dashboard", {"enable.auto.commit": False})
             self._admin = AdminClient(librdkafka_config(s))
         try:
             log_id = topic_id(s, s.events_topic, LOG_END_TIMEOUT_S, self._admin)

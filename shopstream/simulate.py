@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shopstream.core.settings import Settings
+from shopstream.core.timeunits import HOUR_MS, MINUTE_MS
 
 #: Live mode hands partly filled envelopes to Kafka at least this often (bounds latency).
 FLUSH_EVERY_S = 0.02
@@ -40,7 +41,7 @@ N_SKUS = 400
 
 #: Live rooms on air at once (by default), and how long their audience takes to ramp up.
 N_ROOMS = 6
-RAMP_MS = 10 * 60_000
+RAMP_MS = 10 * MINUTE_MS
 INCIDENT_KINDS = ("payment-failures", "orders-drop")
 
 
@@ -65,7 +66,8 @@ class Incident:
             raise ValueError(f"incident: expected KIND@MINUTES[+LENGTH], got {text!r}") from None
 
     def active(self, elapsed_ms: int) -> bool:
-        return self.start_min * 60_000 <= elapsed_ms < (self.start_min + self.minutes) * 60_000
+        return (self.start_min * MINUTE_MS <= elapsed_ms
+                < (self.start_min + self.minutes) * MINUTE_MS)
 
 
 @dataclass
@@ -125,7 +127,7 @@ class Simulator:
         if r.random() >= 0.55:
             return out
         sku_i = r.randrange(N_SKUS)
-        flash = ts % 3_600_000 < 120_000 and r.random() < 0.5
+        flash = ts % HOUR_MS < 2 * MINUTE_MS and r.random() < 0.5
         if flash:
             sku_i = 0  # the flash-sale SKU draws the crowd in the first two minutes of an hour
         sku, price = f"sku{sku_i}", self.prices[sku_i]
@@ -204,7 +206,7 @@ class Simulator:
         for n in range(count):
             ts = self.start_ms + int(n * step_ms)
             # Live rooms broadcast for the first 40 minutes of every simulated hour.
-            on_air = (ts - self.start_ms) % 3_600_000 < 2_400_000
+            on_air = (ts - self.start_ms) % HOUR_MS < 40 * MINUTE_MS
             self._now = ts
             if on_air != live:
                 live = on_air
@@ -217,7 +219,7 @@ class Simulator:
             if len(active) < 200 or r.random() < 0.02:
                 active.append(self._session(ts))
             if live and r.random() < 0.08:
-                user, ev = self._live(ts, (ts - self.start_ms) % 3_600_000)
+                user, ev = self._live(ts, (ts - self.start_ms) % HOUR_MS)
             else:
                 i = r.randrange(len(active))
                 s = active[i]

@@ -12,11 +12,11 @@ import time
 from collections.abc import Callable
 from typing import IO, Any
 
-from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, TopicPartition
 
 from shopstream.core import codec
 from shopstream.core.settings import Settings
-from shopstream.kafka_io.client_config import librdkafka_config
+from shopstream.kafka_io.consumer import make_consumer
 
 
 def topic_of(settings: Settings, kind: str) -> str:
@@ -58,8 +58,7 @@ def tail(settings: Settings, kind: str, from_beginning: bool = False, as_json: b
          should_stop: Callable[[], bool] = lambda: False) -> int:
     """Print records until stopped, ``max_records`` printed, or ``idle_exit_s`` without one."""
     topic = topic_of(settings, kind)
-    consumer = Consumer({**librdkafka_config(settings), "group.id": f"{settings.app_id}-tail",
-                         "enable.auto.commit": False})
+    consumer = make_consumer(settings, "tail", {"enable.auto.commit": False})
     try:
         parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
         start = OFFSET_BEGINNING if from_beginning else OFFSET_END

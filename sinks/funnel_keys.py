@@ -17,10 +17,9 @@ from datetime import datetime
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
+from shopstream.core.timeunits import HOUR_MS, MINUTE_MS
 from shopstream.sinks import keys
 
-MINUTE_MS = 60_000
-HOUR_MS = 3_600_000
 VIEWS = ("cohort", "flow")
 RESOLUTIONS = ("m", "h", "d")
 #: Minute buckets are kept this long (hours and days for good): enough for a promotion's

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -16,6 +17,7 @@ from typing import Any, cast
 import orjson
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import RedisError
 
 from shopstream.core.errors import ConfigError
 from shopstream.core.settings import Settings
@@ -40,6 +42,19 @@ def make_redis(settings: Settings) -> Redis:
                                      socket_timeout=wait, socket_connect_timeout=wait)
     return aioredis.Redis.from_url(settings.redis_url, decode_responses=False,
                                    socket_timeout=wait, socket_connect_timeout=wait)
+
+
+#: Longest a readiness probe waits for Redis (or, in the API, the brokers).
+READY_TIMEOUT_S = 2.0
+
+
+async def answers(redis: Redis, timeout_s: float = READY_TIMEOUT_S) -> bool:
+    """True when Redis answers a PING within ``timeout_s``: the readiness probes' check, which
+    reports a stalled or absent Redis as False rather than failing the probe."""
+    try:
+        return bool(await asyncio.wait_for(redis.ping(), timeout_s))
+    except (RedisError, OSError, TimeoutError):
+        return False
 
 
 async def get_many(redis: Redis, rows: list[tuple[str, list[str]]]) -> list[list[bytes | None]]:
@@ -164,6 +179,15 @@ class Ops:
         self.args += ("XADD", key, maxlen, field, value)
 
 
+def stale_fence(partitions: Sequence[int], landed: Sequence[bool]) -> StaleFenceError | None:
+    """The error naming the partitions whose fenced call did not land (``landed[i]`` is the
+    answer of ``partitions[i]``'s call), None when every call landed."""
+    stale = [p for p, ok in zip(partitions, landed, strict=True) if not ok]
+    if not stale:
+        return None
+    return StaleFenceError(f"fence moved under this worker for partitions {stale}")
+
+
 class RedisState:
     """Reads fences and applies fenced batches for one consumer group and topic."""
 
@@ -195,9 +219,8 @@ class RedisState:
         other partitions' batches are applied.
         """
         landed = await asyncio.gather(*(self.apply_one(p, *w) for p, w in writes.items()))
-        stale = [p for p, ok in zip(writes, landed, strict=True) if not ok]
-        if stale:
-            raise StaleFenceError(f"fence moved under this worker for partitions {stale}")
+        if (stale := stale_fence(list(writes), landed)) is not None:
+            raise stale
 
     async def apply_one(self, partition: int, before: Fence, after: Fence, ops: Ops) -> bool:
         """One partition's fenced call; False when its fence no longer holds ``before`` or

@@ -16,11 +16,11 @@ import logging
 import time
 from typing import Any
 
-from confluent_kafka import Consumer, Message
+from confluent_kafka import Message
 
 from shopstream.core import codec
 from shopstream.core.settings import Settings
-from shopstream.kafka_io.client_config import librdkafka_config
+from shopstream.kafka_io.consumer import make_consumer
 from shopstream.monitoring.metrics import Metrics
 from shopstream.sinks.webhook import WebhookConfig, WebhookSender
 
@@ -54,12 +54,10 @@ class AlertRelay:
 
     def _consume(self) -> Any:
         if self._consumer is None:
-            conf = {**librdkafka_config(self.settings),
-                    "group.id": f"{self.settings.app_id}-alert-relay",
-                    "enable.auto.commit": False, "auto.offset.reset": "earliest",
-                    # A relay that died is replaced within seconds, as the workers are.
-                    "session.timeout.ms": 6000, "heartbeat.interval.ms": 500}
-            self._consumer = Consumer(conf)
+            self._consumer = make_consumer(self.settings, "alert-relay", {
+                "enable.auto.commit": False, "auto.offset.reset": "earliest",
+                # A relay that died is replaced within seconds, as the workers are.
+                "session.timeout.ms": 6000, "heartbeat.interval.ms": 500})
             self._consumer.subscribe([self.settings.alerts_topic])
         return self._consumer
 

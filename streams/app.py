@@ -26,7 +26,7 @@ from shopstream.kafka_io.client_config import faust_credentials
 from shopstream.kafka_io.producer import RecordProducer
 from shopstream.monitoring.metrics import Metrics
 from shopstream.sinks.dead_letters import DeadLetterSink
-from shopstream.sinks.redis_state import RedisState, make_redis
+from shopstream.sinks.redis_state import RedisState, answers, make_redis
 from shopstream.sinks.webhook import parse_webhook
 from shopstream.streams.alert_relay import AlertRelay
 from shopstream.streams.batch import BatchProcessor, Record, split_by_bytes
@@ -64,13 +64,6 @@ def _shorten_fetch_wait() -> None:
 def record_ms(timestamp_s: float | None) -> int | None:
     """Faust's record timestamp (seconds, from Kafka's milliseconds) as epoch ms."""
     return None if timestamp_s is None else round(timestamp_s * 1000)
-
-
-async def _redis_answers(redis: Any) -> bool:
-    try:
-        return bool(await asyncio.wait_for(redis.ping(), 2.0))
-    except (RedisError, OSError, TimeoutError):
-        return False
 
 
 def create_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
@@ -183,7 +176,7 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
             tp.partition for tp in app.consumer.assignment() if tp.topic == settings.events_topic
         )
         refused = {str(p): why for p, why in processor.refusals().items() if p in owned}
-        checks = {"redis": health.down_since is None and await _redis_answers(redis),
+        checks = {"redis": health.down_since is None and await answers(redis),
                   "partitions": bool(owned), "state_matches_log": not refused}
         ready = all(checks.values())
         body: dict[str, Any] = {"status": "ready" if ready else "not ready", "checks": checks,

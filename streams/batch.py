@@ -27,8 +27,7 @@ from shopstream.kafka_io.topics import topic_id
 from shopstream.monitoring.metrics import KNOWN_CHANNELS, KNOWN_TYPES, Metrics, bounded
 from shopstream.sinks import keys
 from shopstream.sinks.dead_letters import DeadLetterSink
-from shopstream.sinks.errors import StaleFenceError
-from shopstream.sinks.redis_state import FENCE_AHEAD, OTHER_LOG, Fence, RedisState
+from shopstream.sinks.redis_state import FENCE_AHEAD, OTHER_LOG, Fence, RedisState, stale_fence
 from shopstream.streams.dedup import Deduplicator
 from shopstream.streams.rebuild import log_start, read_records, replay_dedup, start_checkpoint
 
@@ -349,11 +348,10 @@ class BatchProcessor:
         except BaseException:
             await cancel_all(writes)
             raise
-        stale = [b.partition for b, ok in zip(batches, landed, strict=True) if not ok]
-        if stale:
+        if (stale := stale_fence([b.partition for b in batches], landed)) is not None:
             self.metrics.stale_fences.inc()
             log.warning("fence moved under this worker; partition state will be reloaded")
-            raise StaleFenceError(f"fence moved under this worker for partitions {stale}")
+            raise stale
 
     def _export_lag(self, p: int, applied: int) -> None:
         """Log end minus the applied fence (clamped at 0: the broker's high watermark may lag

@@ -16,14 +16,13 @@ from typing import Any
 from confluent_kafka import (
     OFFSET_BEGINNING,
     TIMESTAMP_NOT_AVAILABLE,
-    Consumer,
     KafkaError,
     KafkaException,
     TopicPartition,
 )
 
 from shopstream.core.settings import Settings
-from shopstream.kafka_io.client_config import librdkafka_config
+from shopstream.kafka_io.consumer import make_consumer
 from shopstream.kafka_io.envelope import DeadLetter, decode_record, record_bound
 from shopstream.kafka_io.partitioner import is_copy
 from shopstream.streams.dedup import Deduplicator
@@ -53,15 +52,11 @@ def read_partition(
     """The records [first_offset, last_offset] still in a partition."""
     if last_offset < first_offset:
         return
-    consumer = Consumer(
-        {
-            **librdkafka_config(settings),
-            "group.id": f"{settings.app_id}-rebuild",
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-            "auto.offset.reset": "earliest",
-        }
-    )
+    consumer = make_consumer(settings, "rebuild", {
+        "enable.auto.commit": False,
+        "enable.partition.eof": True,
+        "auto.offset.reset": "earliest",
+    })
     try:
         start = first_offset if first_offset >= 0 else OFFSET_BEGINNING
         consumer.assign([TopicPartition(topic, partition, start)])
@@ -87,8 +82,7 @@ def read_partition(
 
 def log_start(settings: Settings, topic: str, partition: int, timeout_s: float = 10.0) -> int:
     """First offset still in a partition (its low watermark: 0 until retention removes any)."""
-    consumer = Consumer({**librdkafka_config(settings), "group.id": f"{settings.app_id}-rebuild",
-                         "enable.auto.commit": False})
+    consumer = make_consumer(settings, "rebuild", {"enable.auto.commit": False})
     try:
         low, _ = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout_s)
         return int(low)
