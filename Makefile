@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench tools
+.PHONY: demo test lint bench bench-check tools
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,3 +36,8 @@ test: lint tools
 
 bench: $(BIN)/.installed
 	$(BIN)/python bench/run.py
+
+# The latest bench results (bench/result.json, bench/result-compare.json) against the best rows
+# of bench/history.jsonl on this machine; fails when a figure fell by more than 25%.
+bench-check: $(BIN)/.installed
+	$(BIN)/python bench/history.py check

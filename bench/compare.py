@@ -3,7 +3,8 @@ default purchase funnel on the same events, one per Kafka record; shopstream run
 time on the same events in envelopes (its intended ingestion). All are checked against the
 plain reference and timed, and the ratios are reported.
 
-    python bench/compare.py [--events 200000]      (bench/setup_quix.sh first for Quix)
+    python bench/compare.py [--events 200000] [--json bench/result-compare.json]
+    (bench/setup_quix.sh first for Quix)
 """
 
 from __future__ import annotations
@@ -146,10 +147,14 @@ def compare(events: int, users: int = 20_000, seed: int = 7) -> dict[str, Any]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--events", type=int, default=200_000)
+    ap.add_argument("--json", default=str(ROOT / "bench" / "result-compare.json"),
+                    help="where to write the result (bench/history.py reads it)")
     args = ap.parse_args()
     out = compare(args.events)
     checked = targets.check(out, targets.COMPARE)
-    print(json.dumps({**out, "targets": checked}, indent=2))
+    text = json.dumps({**out, "targets": checked}, indent=2)
+    Path(args.json).write_text(text + "\n")
+    print(text)
     targets.print_table(checked)
     return 0
 
