@@ -72,14 +72,17 @@ def load(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def row_from(run: dict[str, Any], compare: dict[str, Any], note: str = "") -> dict[str, Any]:
-    """A history row of the figures present in the two results (absent ones are left out)."""
+def row_from(run: dict[str, Any], compare: dict[str, Any], note: str = "",
+             at: str | None = None) -> dict[str, Any]:
+    """A history row of the figures present in the two results (absent ones are left out);
+    ``at`` names the commit measured (default: the checkout's)."""
     sources = {"run": run, "compare": compare}
-    row: dict[str, Any] = {"commit": commit(), "date": time.strftime("%Y-%m-%d"),
+    row: dict[str, Any] = {"commit": at or commit(), "date": time.strftime("%Y-%m-%d"),
                            "machine": machine(), "note": note}
     for fig in FIGURES:
         value = sources[fig.source].get(fig.key)
-        if isinstance(value, int | float) and not isinstance(value, bool):
+        # 0 means not measured (a live phase shorter than the 10-s window has no worst window).
+        if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
             row[fig.name] = value
     return row
 
@@ -137,10 +140,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--compare", type=Path, default=COMPARE_RESULT, help="bench/compare.py's JSON")
     ap.add_argument("--history", type=Path, default=HISTORY)
     ap.add_argument("--note", default="", help="what changed (record)")
+    ap.add_argument("--commit", default=None,
+                    help="the commit the results are of, when not this checkout's (record)")
     ap.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
                     help="fall beyond which check fails (fraction of the best)")
     args = ap.parse_args(argv)
-    current = row_from(load(args.run), load(args.compare), args.note)
+    current = row_from(load(args.run), load(args.compare), args.note, args.commit)
     if not any(fig.name in current for fig in FIGURES):
         print(f"no results in {args.run} or {args.compare}: run bench/run.py and "
               "bench/compare.py first", file=sys.stderr)

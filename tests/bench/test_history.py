@@ -15,7 +15,8 @@ def results(tmp_path: Path, run: dict, compare: dict) -> list[str]:
 
 
 def test_record_keeps_the_measured_figures_and_skips_missing_ones(tmp_path):
-    files = results(tmp_path, {"worker_events_per_s": 40_000, "latency_worst_10s_p99_ms": 240.5},
+    files = results(tmp_path, {"worker_events_per_s": 40_000, "latency_worst_10s_p99_ms": 240.5,
+                               "latency_p99_ms": 0.0},
                     {"shopstream_envelopes_funnel_vs_quix": 0.7, "quix": "not set up"})
     assert history.main(["record", "--note", "first", *files]) == 0
     [row] = history.read_history(tmp_path / "history.jsonl")
@@ -23,6 +24,7 @@ def test_record_keeps_the_measured_figures_and_skips_missing_ones(tmp_path):
     assert row["live_p99_worst_10s_ms"] == 240.5
     assert row["funnel_envelopes_vs_quix"] == 0.7
     assert "all_agents_envelopes_vs_quix" not in row
+    assert "live_p99_ms" not in row  # 0: not measured
     assert row["note"] == "first" and row["machine"] == history.machine()
 
 
