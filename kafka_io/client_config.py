@@ -9,7 +9,7 @@ sasl_password = "..."                   # or SHOPSTREAM_KAFKA_SASL_PASSWORD
 ssl_cafile = "/etc/kafka/ca.pem"        # ssl_certfile / ssl_keyfile for mutual TLS
 replication_factor = 3                  # of the topics shopstream creates
 compression = "lz4"                     # none | gzip | lz4 | zstd
-idempotent = true                       # producer retries never duplicate or reorder records
+idempotent = false                      # true: the broker drops retry duplicates (slower here)
 options = { "socket.keepalive.enable" = true }   # any other librdkafka option
 ```
 librdkafka (confluent-kafka: producers, admin, rebuild readers) gets the librdkafka names;
@@ -47,9 +47,11 @@ class KafkaConfig:
     replication_factor: int = 1
     #: lz4 by default: measured 4.5x less memory in the embedded broker, consumed as fast.
     compression: str = "lz4"
-    #: Measured on the embedded broker: live p99 ~310 ms without, ~750 ms with (bench --quick);
-    #: the engine's event_id dedup removes retry duplicates either way.
-    idempotent: bool = True
+    #: Off by default: producers then keep one request in flight per broker, so retries never
+    #: reorder, and every consumer already drops a retry's duplicate by its key (event_id,
+    #: source, push_id, alert_id). On the embedded broker the idempotent producer doubled the
+    #: live p99 (docs/performance.md, round three).
+    idempotent: bool = False
     options: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -86,7 +88,7 @@ def kafka_config(settings: Settings) -> KafkaConfig:
     if compression not in COMPRESSIONS:
         raise ConfigError(f"kafka.compression: expected one of {COMPRESSIONS}, got "
                           f"{compression!r}")
-    idempotent = raw.get("idempotent", True)
+    idempotent = raw.get("idempotent", False)
     if type(idempotent) is not bool:
         raise ConfigError(f"kafka.idempotent: expected true or false, got {idempotent!r}")
     options = raw.get("options", {})

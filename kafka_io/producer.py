@@ -24,6 +24,11 @@ def make_producer(settings: Settings, **extra: Any) -> Producer:
     For code that measures the client itself (benchmarks); everything else wants
     ``RecordProducer``.
     """
+    return Producer(producer_config(settings, **extra))
+
+
+def producer_config(settings: Settings, **extra: Any) -> dict[str, Any]:
+    """librdkafka settings of every shopstream producer."""
     cfg = kafka_config(settings)
     conf: dict[str, Any] = {
         **librdkafka_config(settings),
@@ -32,11 +37,14 @@ def make_producer(settings: Settings, **extra: Any) -> Producer:
         "compression.type": cfg.compression,
         "message.max.bytes": max(settings.max_record_bytes * 2, 1_048_576),
         "queue.buffering.max.kbytes": 1_048_576,
-        # No duplicates or reordering from the producer's own retries.
         "enable.idempotence": cfg.idempotent,
     }
+    if not cfg.idempotent:
+        # Retries keep their order with one request in flight per broker; a duplicate a
+        # retry may add is dropped by the consumers' keys (event_id, source, push_id).
+        conf["max.in.flight.requests.per.connection"] = 1
     conf.update(extra)
-    return Producer(conf)
+    return conf
 
 
 class RecordProducer:

@@ -50,6 +50,20 @@ def test_bad_kafka_tables_name_the_key(settings, table, message):
         librdkafka_config(with_kafka(settings, **table))
 
 
+def test_producers_keep_order_without_idempotence_by_default(settings):
+    """Without the idempotent producer a retry could reorder records: one request in flight
+    per broker keeps them in order (duplicates are dropped by the consumers' keys)."""
+    from shopstream.kafka_io.producer import producer_config
+
+    plain = producer_config(settings)
+    assert plain["enable.idempotence"] is False
+    assert plain["max.in.flight.requests.per.connection"] == 1
+    strict = producer_config(dataclasses.replace(
+        settings, sections={"kafka": {"idempotent": True}}))
+    assert strict["enable.idempotence"] is True
+    assert "max.in.flight.requests.per.connection" not in strict
+
+
 def test_topics_take_the_replication_factor(settings):
     topics = new_topics(with_kafka(settings, replication_factor=3), existing=set())
     assert {t.topic for t in topics} == {settings.events_topic, settings.dead_letter_topic,
