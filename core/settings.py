@@ -248,20 +248,26 @@ def infra_state_path(state_dir: str) -> Path:
     return Path(state_dir) / INFRA_STATE_FILE
 
 
-def _read_infra_state(state_dir: str) -> dict[str, Any]:
-    """URLs written by a running ``shopstream infra``; empty when none runs."""
-    path = infra_state_path(state_dir)
+def running_infra(state_dir: str) -> dict[str, Any]:
+    """What a running ``shopstream infra``/``demo`` wrote in ``state_dir`` (broker, redis_url,
+    pids); empty when none runs there (no file, or one of its processes is gone)."""
     try:
-        state = orjson.loads(path.read_bytes())
-    except (OSError, orjson.JSONDecodeError):
+        state = orjson.loads(infra_state_path(state_dir).read_bytes())
+        pids = [int(pid) for pid in state.get("pids", [])]
+    except (OSError, ValueError, TypeError, AttributeError):
         return {}
-    pids = state.get("pids", [])
     for pid in pids:
         try:
-            os.kill(int(pid), 0)
-        except (OSError, ValueError):
+            os.kill(pid, 0)
+        except OSError:
             return {}
-    return {"broker": state.get("broker"), "redis_url": state.get("redis_url")}
+    return {**state, "pids": pids}
+
+
+def _read_infra_state(state_dir: str) -> dict[str, Any]:
+    """URLs written by a running ``shopstream infra``; empty when none runs."""
+    state = running_infra(state_dir)
+    return {"broker": state.get("broker"), "redis_url": state.get("redis_url")} if state else {}
 
 
 def load_settings(

@@ -18,7 +18,13 @@ from shopstream import __version__
 from shopstream.core import logs
 from shopstream.core.env import ENV_FIELDS
 from shopstream.core.errors import ConfigError, ShopstreamError
-from shopstream.core.settings import Settings, infra_state_path, load_settings, mask_url
+from shopstream.core.settings import (
+    Settings,
+    infra_state_path,
+    load_settings,
+    mask_url,
+    running_infra,
+)
 from shopstream.infra import free_port
 
 #: Exit statuses: a failure while running; a usage error (bad arguments, a missing file, a
@@ -70,15 +76,12 @@ def shown_settings(settings: Settings) -> dict[str, Any]:
     (and which state file named them), or embedded but not running."""
     out = settings.public_dict()
     path = infra_state_path(settings.state_dir)
-    try:
-        state = orjson.loads(path.read_bytes())
-    except (OSError, orjson.JSONDecodeError):
-        state = {}
+    state = running_infra(settings.state_dir)
     for name in ("broker", "redis_url"):
         value = getattr(settings, name)
         if value is None:
             out[name] = NOT_RUNNING
-        elif isinstance(state, dict) and state.get(name) == value:
+        elif state.get(name) == value:
             out[name] = f"embedded (from {path}: {mask_url(value)})"
     return out
 

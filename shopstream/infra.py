@@ -23,7 +23,7 @@ from pathlib import Path
 import orjson
 
 from shopstream.core.errors import ShopstreamError
-from shopstream.core.settings import infra_state_path
+from shopstream.core.settings import infra_state_path, running_infra
 
 log = logging.getLogger(__name__)
 
@@ -185,20 +185,6 @@ class EmbeddedInfra:
             stop(proc)
 
 
-def _still_running(state_file: Path) -> list[int]:
-    """Pids of the ``shopstream infra``/``demo`` that wrote ``state_file``, if it still runs."""
-    try:
-        pids = [int(pid) for pid in orjson.loads(state_file.read_bytes()).get("pids", [])]
-    except (OSError, ValueError, TypeError, AttributeError):
-        return []
-    for pid in pids:
-        try:
-            os.kill(pid, 0)
-        except OSError:
-            return []
-    return pids
-
-
 @contextlib.contextmanager
 def embedded(state_dir: str | None = None, durable: bool = True) -> Iterator[EmbeddedInfra]:
     """Run broker and Redis for the duration of the block; record URLs in ``state_dir``.
@@ -209,7 +195,7 @@ def embedded(state_dir: str | None = None, durable: bool = True) -> Iterator[Emb
     of an earlier run would hold state (fences, counters) of a log that no longer exists.
     """
     state_file = infra_state_path(state_dir) if state_dir else None
-    if state_file and (pids := _still_running(state_file)):
+    if state_dir and (pids := running_infra(state_dir).get("pids")):
         raise InfraError(f"another shopstream infra or demo runs on {state_dir} (pids "
                          f"{', '.join(map(str, pids))}): stop it, or give this one another "
                          "state_dir")
