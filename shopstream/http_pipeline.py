@@ -27,7 +27,7 @@ from shopstream.kafka_io.client_config import librdkafka_config
 from shopstream.kafka_io.consumer import make_consumer
 from shopstream.kafka_io.topics import topic_id
 from shopstream.sinks import keys
-from shopstream.sinks.redis_state import FENCE_AHEAD, OTHER_LOG
+from shopstream.sinks.redis_state import FENCE_AHEAD, OTHER_LOG, Fence
 
 LOG_END_TTL_S = 1.0
 #: Longest one log-end request waits for the broker; past it lag is unknown (null).
@@ -55,10 +55,11 @@ def partition_view(applied: int, fence_log: str | None, end: int | None,
     log (its id matches) at or beyond it proves the log holds at least ``applied + 1``
     records. Without that proof a fence at or beyond the log's end is not of this log.
     """
-    if fence_log is not None and log_id is not None and fence_log != log_id:
+    fence = Fence(applied, 0, fence_log)
+    if fence.of_other_log(log_id):
         return OTHER_LOG, end, end  # nothing of this log is in the state
     if end is not None and applied >= end:
-        if fence_log is None or fence_log != log_id:
+        if not fence.proven_by(log_id):
             return FENCE_AHEAD, end, end
         end = applied + 1
     return "ok", end, (max(0, end - 1 - applied) if end is not None else None)

@@ -91,6 +91,15 @@ class Fence:
     #: or when the broker keeps no topic ids.
     log: str | None = None
 
+    def of_other_log(self, log_id: str | None) -> bool:
+        """Stamped by another log than ``log_id`` (both known): nothing of that log is here."""
+        return self.log is not None and log_id is not None and self.log != log_id
+
+    def proven_by(self, log_id: str | None) -> bool:
+        """Stamped by ``log_id`` itself: that log reached this offset, whatever a trailing
+        high watermark says."""
+        return self.log is not None and self.log == log_id
+
 
 def _utf8(value: Any) -> str:
     if isinstance(value, bytes | bytearray | memoryview):

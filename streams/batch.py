@@ -365,8 +365,7 @@ class BatchProcessor:
         notices a fence that lies beyond the partition's log. A fence stamped with this log's
         id proves the log reached it, whatever a trailing high watermark says."""
         first = next((r.offset for r in recs if r.offset > fence.offset), fence.offset + 1)
-        proven = fence.log is not None and fence.log == self.log_id
-        if fence.offset >= 0 and first == fence.offset + 1 and not proven:
+        if fence.offset >= 0 and first == fence.offset + 1 and not fence.proven_by(self.log_id):
             end = self.log_end(p)
             if end is not None and fence.offset >= end > recs[-1].offset:
                 self._refuse(p, fence, FENCE_AHEAD, f"state was applied up to offset "
@@ -387,8 +386,7 @@ class BatchProcessor:
                             "against it in this batch", exc)
         for p in by_part:
             fence = fences[p]
-            if (p not in self._refused and self.log_id is not None and fence.log is not None
-                    and fence.log != self.log_id):
+            if p not in self._refused and fence.of_other_log(self.log_id):
                 self._refuse(p, fence, OTHER_LOG, f"state was built from another log (topic "
                              f"{self.topic} id {fence.log}, now {self.log_id}: the topic was "
                              "recreated, or the broker started empty while Redis kept its state)")
