@@ -113,10 +113,11 @@ def replay_dedup(
     events: list[dict[str, Any]] = []
     dead: list[DeadLetter] = []
     rows = read_partition(settings, topic, partition, first_offset, last_offset)
+    now_ms = int(time.time() * 1000)
     for offset, value, stamp in rows:
         events.clear()
         # The same judgement as when the record was first read: against its own timestamp.
-        bound = record_bound(stamp, settings.max_future_ms, int(time.time() * 1000))
+        bound = record_bound(stamp, settings.max_future_ms, now_ms)
         decode_record(value, topic, partition, offset, settings.max_record_bytes, events, dead,
                       bound)
         dead.clear()
