@@ -18,6 +18,7 @@ import redis
 
 from shopstream.core.settings import Settings, load_settings
 from shopstream.infra import free_port
+from shopstream.kafka_io.partitioner import partition_for
 from shopstream.kafka_io.topics import ensure_topics
 from shopstream.sinks import keys
 
@@ -184,3 +185,15 @@ async def process_topic(settings: Settings, agents=None, batch_records: int = 20
         await proc.process(recs[i:i + batch_records])
     await r.aclose()
     return proc
+
+
+def users_by_partition(partitions: int, prefix: str = "u") -> list[str]:
+    """One user id per partition (the first ``prefix<k>`` that lands there), in partition
+    order."""
+    found: dict[int, str] = {}
+    k = 0
+    while len(found) < partitions:
+        uid = f"{prefix}{k}"
+        found.setdefault(partition_for(uid, partitions), uid)
+        k += 1
+    return [found[p] for p in range(partitions)]

@@ -20,28 +20,16 @@ from shopstream.agents.read_caps import MAX_BUCKETS, MAX_PAGE, ReadTooLarge
 from shopstream.agents.registry import build_agents
 from shopstream.api import create_api
 from shopstream.core.settings import Settings
-from shopstream.kafka_io.partitioner import partition_for
 from shopstream.monitoring.metrics import Metrics
 from shopstream.sinks.redis_state import make_redis
 from tests.agents.test_live_ops import produce
-from tests.support import process_topic
+from tests.support import process_topic, users_by_partition
 
 #: A year before these tests were written: a year later is still in the past, so the bound on
 #: the future (max_future_ms) never refuses an event here.
 T0 = 1_760_000_000_000
 MIN, HOUR, DAY = 60_000, 3_600_000, 86_400_000
 SILENCE = 6 * HOUR  # the default of live.on_air_silence_ms
-
-
-def users_by_partition(partitions: int, prefix: str) -> list[str]:
-    """One user id per partition, in partition order."""
-    found: dict[int, str] = {}
-    k = 0
-    while len(found) < partitions:
-        uid = f"{prefix}{k}"
-        found.setdefault(partition_for(uid, partitions), uid)
-        k += 1
-    return [found[p] for p in range(partitions)]
 
 
 def ev(eid: str, etype: str, ts: int, user: str, room: str) -> dict[str, Any]:

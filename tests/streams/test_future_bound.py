@@ -22,7 +22,6 @@ from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from shopstream.kafka_io.partitioner import partition_for
 from shopstream.kafka_io.producer import RecordProducer
 from shopstream.monitoring.metrics import Metrics
 from shopstream.schemas.validate import MAX_TS, MIN_TS
@@ -30,6 +29,7 @@ from shopstream.sinks import keys
 from shopstream.sinks.dead_letters import DeadLetterSink
 from shopstream.sinks.redis_state import RedisState, make_redis
 from shopstream.streams.batch import BatchProcessor, Record
+from tests.support import users_by_partition
 
 pytestmark = pytest.mark.integration
 
@@ -57,15 +57,6 @@ records = st.lists(
               st.lists(st.tuples(st.integers(0, 30), event_times), min_size=1, max_size=5)),
     min_size=1, max_size=4,
 )
-
-
-def users(partitions: int) -> list[str]:
-    found: dict[int, str] = {}
-    i = 0
-    while len(found) < partitions:
-        found.setdefault(partition_for(f"u{i}", partitions), f"u{i}")
-        i += 1
-    return [found[p] for p in range(partitions)]
 
 
 @dataclass
@@ -103,7 +94,7 @@ class Reference:
 def test_no_input_moves_a_watermark_past_the_bound(infra) -> None:
     s = infra.settings(max_future_ms=BOUND)
     n = s.partitions
-    owners = users(n)
+    owners = users_by_partition(n)
     ref = Reference([0] * n, [0] * n, [0] * n, [0] * n, [0] * n, [0] * n)
     loop = asyncio.new_event_loop()
     redis = make_redis(s)

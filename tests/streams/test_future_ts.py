@@ -31,7 +31,7 @@ from shopstream.sinks.redis_state import RedisState, make_redis
 from shopstream.streams import rebuild
 from shopstream.streams.batch import BatchProcessor, Record
 from tests.shopstream.test_api_events import post, start_api
-from tests.support import counts, read_records, wait_until
+from tests.support import counts, read_records, users_by_partition, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -42,15 +42,6 @@ FUTURE = 4_070_908_800_000
 LONG_AGO = 1_794_326_400_000
 #: The default cart recovery's first step.
 FIRST_STEP_MS = 60 * MIN
-
-
-def one_user_per_partition(prefix: str, partitions: int) -> list[str]:
-    users: dict[int, str] = {}
-    i = 0
-    while len(users) < partitions:
-        users.setdefault(partition_for(f"{prefix}{i}", partitions), f"{prefix}{i}")
-        i += 1
-    return [users[p] for p in range(partitions)]
 
 
 def lines(events: list[dict[str, Any]]) -> list[bytes]:
@@ -81,8 +72,8 @@ def test_future_events_are_refused_and_move_no_watermark(infra, spawn, start_wor
     s = infra.settings()
     n = s.partitions
     now = int(time.time() * 1000)
-    buyers = one_user_per_partition("buyer", n)
-    carts = one_user_per_partition("cart", n)
+    buyers = users_by_partition(n, "buyer")
+    carts = users_by_partition(n, "cart")
 
     # Stamped by its producer long ago: 6 minutes ahead of that stamp is the future, 4 not
     # (today both are in the past).
@@ -175,7 +166,7 @@ async def test_a_rebuild_judges_each_record_as_its_first_read_did(settings: Sett
     """An event refused as from the future stays refused when the partition is read again
     later (today, when its time has long come): the rebuilt dedup memory matches the state."""
     s = settings
-    user = one_user_per_partition("r", s.partitions)[0]
+    user = users_by_partition(s.partitions, "r")[0]
 
     def view(ts: int) -> dict[str, Any]:
         return {"event_id": "x", "type": "page_view", "ts": ts, "user_id": user, "page": "x"}
