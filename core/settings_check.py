@@ -70,6 +70,5 @@ def _bounds(meta: msgspec.Meta) -> str:
     note = f" ({meta.extra['note']})" if meta.extra and "note" in meta.extra else ""
     if meta.ge is not None and meta.le is not None:
         return f"{meta.ge}..{meta.le}{note}"
-    if meta.ge is not None:
-        return f">= {meta.ge}{note}"
-    return f"> {meta.gt}{note}"
+    limits = ((">=", meta.ge), (">", meta.gt), ("<=", meta.le), ("<", meta.lt))
+    return " and ".join(f"{op} {limit}" for op, limit in limits if limit is not None) + note
