@@ -1,8 +1,11 @@
 """One frozen settings object: defaults < embedded-infra state file < TOML file < env vars.
 
-Validated whenever one is made (``load_settings``, or a copy by ``dataclasses.replace``); every
-error names the key, what was expected and what was found. Immutable all the way down: the TOML
-tables in ``sections`` are read-only mappings and tuples.
+Each field's annotation is its rule: a type with msgspec ``Meta`` bounds or pattern, read and
+checked by msgspec (core/settings_check.py). Validated whenever one is made (``load_settings``,
+or a copy by ``dataclasses.replace``); every error names the key, what was expected and what was
+found. Immutable all the way down: the TOML tables in ``sections`` are read-only mappings and
+tuples. A dataclass rather than a msgspec Struct so that ``dataclasses.replace`` makes the
+validated copies tests and tools rely on; msgspec reads dataclasses' annotations all the same.
 """
 
 from __future__ import annotations
@@ -13,18 +16,35 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Annotated, Any, get_type_hints
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
+from msgspec import Meta
 
 from shopstream.core.env import CONFIG_FILE, ENV_FIELDS
 from shopstream.core.errors import ConfigError
+from shopstream.core.settings_check import checked, loose
 
 #: The admin token of a laptop demo; refused off loopback (shopstream/http_auth.py).
 DEMO_ADMIN_TOKEN = "change-me"  # noqa: S105 - a documented placeholder, not a secret
 #: File the embedded infra writes so that other commands on the same checkout find it.
 INFRA_STATE_FILE = "infra.json"
+
+AtLeastOne = Annotated[int, Meta(ge=1)]
+Port = Annotated[int, Meta(ge=0, le=65535)]
+#: A wait or timeout in seconds: above zero, and so never NaN.
+Seconds = Annotated[float, Meta(gt=0)]
+#: An Authorization header loses surrounding spaces on the way: such a key never matches.
+Key = Annotated[str, Meta(pattern=r"^\S(?:[\s\S]*\S)?\Z", extra={
+    "expected": "a key without surrounding spaces (or unset)",
+    "got": "a blank or space-padded one"})]
+BrokerUrl = Annotated[str, Meta(pattern=r"^[^,]*://[^,]*(?:,[^,]*://[^,]*)*\Z",
+                                extra={"expected": "kafka://host:port[,...]"})]
+RedisUrl = Annotated[str, Meta(pattern=r"^(?:redis|rediss|unix)://",
+                               extra={"expected": "redis://host:port/db"})]
+LogLevel = Annotated[str, Meta(pattern=r"(?i)^(?:DEBUG|INFO|WARNING|ERROR)\Z",
+                               extra={"expected": "DEBUG|INFO|WARNING|ERROR"})]
 
 
 @dataclass(frozen=True)
@@ -32,15 +52,15 @@ class Settings:
     """Effective settings of one shopstream process."""
 
     #: Kafka bootstrap URL(s), e.g. ``kafka://h1:9092,h2:9092``; None means "use embedded infra".
-    broker: str | None = None
+    broker: BrokerUrl | None = None
     #: Redis URL, e.g. ``redis://127.0.0.1:6379/0``; None means "use embedded infra".
-    redis_url: str | None = None
+    redis_url: RedisUrl | None = None
     #: Connect with the Redis Cluster client.
     redis_cluster: bool = False
     #: Faust app id, also the Kafka consumer group and the prefix of fence keys.
     app_id: str = "shopstream"
     #: Partitions of the events topic; also how many state shards the API sums over.
-    partitions: int = 8
+    partitions: AtLeastOne = 8
     events_topic: str = "shopstream-events"
     dead_letter_topic: str = "shopstream-dead-letters"
     alerts_topic: str = "ops-alerts"
@@ -50,51 +70,57 @@ class Settings:
     #: them over consumer groups (one app_id each) to scale them apart.
     agents: str = "event_stats,funnel,inventory,coupons,live,ops,anomalies"
     #: Kafka records per batch (each record may carry many events).
-    batch_max_records: int = 500
+    batch_max_records: AtLeastOne = 500
     #: Record bytes handed to the batch loop at once: bounds the events decoded together (and
     #: so memory) when records are large envelopes; 2 MiB is ~7,000 typical events.
-    batch_max_bytes: int = 2_097_152
+    batch_max_bytes: AtLeastOne = 2_097_152
     #: Longest wait to fill a batch; bounds added latency at low traffic.
-    batch_within_s: float = 0.05
+    batch_within_s: Seconds = 0.05
     #: Event-time horizon within which a repeated event_id counts as a duplicate.
-    dedup_horizon_ms: int = 600_000
+    dedup_horizon_ms: Annotated[int, Meta(ge=0)] = 600_000
     #: Hard cap on remembered event ids per partition, so memory stays bounded at any rate.
-    dedup_max_ids: int = 5_000_000
+    dedup_max_ids: AtLeastOne = 5_000_000
     #: Larger Kafka record values are dead-lettered whole.
-    max_record_bytes: int = 1_048_576
+    max_record_bytes: Annotated[int, Meta(ge=1024)] = 1_048_576
     #: An event stamped more than this ahead of the clock is refused (API) or dead-lettered
     #: ``future_ts`` (worker), so no event can move a watermark into the future; 0 turns the
     #: bound off (a backtest of a log stamped in the future).
-    max_future_ms: int = 300_000
+    max_future_ms: Annotated[int, Meta(ge=0, extra={"note": "0: off"})] = 300_000
     #: Time zone of the business day.
     timezone: str = "Asia/Shanghai"
     api_host: str = "127.0.0.1"
-    api_port: int = 8080
-    worker_web_port: int = 6066
+    api_port: Port = 8080
+    worker_web_port: Port = 6066
     #: Where the worker serves /metrics and probes; 0.0.0.0 in containers for Prometheus.
     worker_web_host: str = "127.0.0.1"
     #: Where the embedded infra keeps its runtime files.
     state_dir: str = ".shopstream"
-    log_level: str = "INFO"
+    log_level: LogLevel = "INFO"
     #: Token for admin routes; hidden in repr.
-    admin_token: str = field(default=DEMO_ADMIN_TOKEN, repr=False)
+    admin_token: Key = field(default=DEMO_ADMIN_TOKEN, repr=False)
     #: Key for POST /v1/events and claims, and for the GET routes; None: open (loopback only).
-    ingest_key: str | None = field(default=None, repr=False)
-    read_key: str | None = field(default=None, repr=False)
+    ingest_key: Key | None = field(default=None, repr=False)
+    read_key: Key | None = field(default=None, repr=False)
     #: Socket and connect timeout of every Redis call: a hung Redis is an outage, not a hang.
-    redis_timeout_s: float = 5.0
+    redis_timeout_s: Seconds = 5.0
     #: A worker that cannot reach Redis for this long exits (non-zero) for its supervisor.
-    redis_outage_give_up_s: float = 120.0
+    redis_outage_give_up_s: Seconds = 120.0
     #: Raw TOML tables for capability modules (funnels, flash sales, coupons), validated by them.
     sections: Mapping[str, Any] = field(default_factory=dict)
     #: Longest wait for the broker to acknowledge produced records (workers, tools).
-    produce_timeout_s: float = 30.0
+    produce_timeout_s: Seconds = 30.0
     #: Same for ``POST /v1/events``: a client waits at most this long before a 503.
-    api_produce_timeout_s: float = 10.0
+    api_produce_timeout_s: Seconds = 10.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sections", _freeze(dict(self.sections)))
-        _validate(self)
+        for name, annotation in _FIELD_TYPES.items():
+            object.__setattr__(self, name, checked(name, getattr(self, name), annotation))
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(
+                f"timezone: expected an IANA zone name, got {self.timezone!r}") from None
 
     @property
     def bootstrap_servers(self) -> str:
@@ -168,80 +194,11 @@ def _thaw(value: Any) -> Any:
     return value
 
 
-def _coerce(name: str, raw: Any, target: Any) -> Any:
-    """Turn an env string or TOML value into the field's type, or say exactly why not."""
-    if target in ("bool", bool):
-        if isinstance(raw, bool):
-            return raw
-        words = raw.lower() if isinstance(raw, str) else ""
-        if words in ("1", "true", "yes", "on", "0", "false", "no", "off"):
-            return words in ("1", "true", "yes", "on")
-        raise ConfigError(f"{name}: expected a boolean, got {raw!r}")
-    if target in ("int", int):
-        if isinstance(raw, bool):
-            raise ConfigError(f"{name}: expected an integer, got {raw!r}")
-        try:
-            return int(raw)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{name}: expected an integer, got {raw!r}") from None
-    if target in ("float", float):
-        try:
-            return float(raw)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{name}: expected a number, got {raw!r}") from None
-    if raw is None:
-        return None
-    if not isinstance(raw, str):
-        raise ConfigError(f"{name}: expected a string, got {raw!r}")
-    return raw
-
-
-_SCALAR_TYPES: dict[str, str] = {
-    f.name: str(f.type).replace(" | None", "") for f in fields(Settings) if f.name != "sections"
+#: Every field but the TOML tables, with its annotation: the rule its values are held to.
+_FIELD_TYPES: dict[str, Any] = {
+    name: annotation for name, annotation in get_type_hints(Settings, include_extras=True).items()
+    if name != "sections"
 }
-
-
-def _validate(s: Settings) -> None:
-    if s.partitions < 1:
-        raise ConfigError(f"partitions: expected >= 1, got {s.partitions}")
-    if s.batch_max_records < 1:
-        raise ConfigError(f"batch_max_records: expected >= 1, got {s.batch_max_records}")
-    if s.batch_max_bytes < 1:
-        raise ConfigError(f"batch_max_bytes: expected >= 1, got {s.batch_max_bytes}")
-    if s.batch_within_s <= 0:
-        raise ConfigError(f"batch_within_s: expected > 0, got {s.batch_within_s}")
-    if s.dedup_horizon_ms < 0:
-        raise ConfigError(f"dedup_horizon_ms: expected >= 0, got {s.dedup_horizon_ms}")
-    if s.max_future_ms < 0:
-        raise ConfigError(f"max_future_ms: expected >= 0 (0: off), got {s.max_future_ms}")
-    if s.dedup_max_ids < 1:
-        raise ConfigError(f"dedup_max_ids: expected >= 1, got {s.dedup_max_ids}")
-    for name in ("produce_timeout_s", "api_produce_timeout_s", "redis_timeout_s",
-                 "redis_outage_give_up_s"):
-        if getattr(s, name) <= 0:
-            raise ConfigError(f"{name}: expected > 0, got {getattr(s, name)}")
-    if s.max_record_bytes < 1024:
-        raise ConfigError(f"max_record_bytes: expected >= 1024, got {s.max_record_bytes}")
-    for port_name in ("api_port", "worker_web_port"):
-        port = getattr(s, port_name)
-        if not 0 <= port <= 65535:
-            raise ConfigError(f"{port_name}: expected 0..65535, got {port}")
-    try:
-        ZoneInfo(s.timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(f"timezone: expected an IANA zone name, got {s.timezone!r}") from None
-    if s.broker is not None and not all("://" in b for b in s.broker.split(",")):
-        raise ConfigError(f"broker: expected kafka://host:port[,...], got {s.broker!r}")
-    if s.redis_url is not None and not s.redis_url.startswith(("redis://", "rediss://", "unix://")):
-        raise ConfigError(f"redis_url: expected redis://host:port/db, got {s.redis_url!r}")
-    if s.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-        raise ConfigError(f"log_level: expected DEBUG|INFO|WARNING|ERROR, got {s.log_level!r}")
-    for name in SECRET_FIELDS:
-        # An Authorization header loses surrounding spaces on the way: such a key never matches.
-        key = getattr(s, name)
-        if key is not None and (not key.strip() or key != key.strip()):
-            raise ConfigError(f"{name}: expected a key without surrounding spaces (or unset), "
-                              "got a blank or space-padded one")
 
 
 def infra_state_path(state_dir: str) -> Path:
@@ -290,16 +247,16 @@ def load_settings(
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{CONFIG_FILE}: {path!r} is not valid TOML: {exc}") from exc
         for key, raw in doc.items():
-            if isinstance(raw, dict | list) and key not in _SCALAR_TYPES:
+            if isinstance(raw, dict | list) and key not in _FIELD_TYPES:
                 sections[key] = raw
-            elif key in _SCALAR_TYPES:
-                values[key] = _coerce(key, raw, _SCALAR_TYPES[key])
+            elif key in _FIELD_TYPES:
+                values[key] = loose(key, raw, _FIELD_TYPES[key])
             else:
                 raise ConfigError(f"{path}: unknown key {key!r}")
 
     for var, name in ENV_FIELDS.items():
         if var in env and env[var] != "":
-            values[name] = _coerce(var, env[var], _SCALAR_TYPES[name])
+            values[name] = loose(var, env[var], _FIELD_TYPES[name])
     for name, raw in overrides.items():
         if raw is not None:
             values[name] = raw
