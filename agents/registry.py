@@ -4,19 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from shopstream.agents.anomalies import AnomalyJudge
-from shopstream.agents.anomaly_rules import parse_config as parse_anomalies
+from shopstream.agents.anomalies.agent import AnomalyJudge
+from shopstream.agents.anomalies.rules import parse_config as parse_anomalies
 from shopstream.agents.base import Agent
-from shopstream.agents.coupon_rules import parse_config as parse_coupons
-from shopstream.agents.coupons import CouponAgent
-from shopstream.agents.event_stats import EventStats
-from shopstream.agents.funnel import Funnels
-from shopstream.agents.funnel_rules import parse_funnels
-from shopstream.agents.inventory import Inventory
-from shopstream.agents.inventory import parse_config as parse_flash_sales
-from shopstream.agents.live import LiveRooms
-from shopstream.agents.live_rules import parse_config as parse_live
-from shopstream.agents.ops import Pulse
+from shopstream.agents.coupons.agent import CouponAgent
+from shopstream.agents.coupons.rules import parse_config as parse_coupons
+from shopstream.agents.event_stats.agent import EventStats
+from shopstream.agents.flash_sale.agent import Inventory
+from shopstream.agents.flash_sale.agent import parse_config as parse_flash_sales
+from shopstream.agents.funnel.agent import Funnels
+from shopstream.agents.funnel.rules import parse_funnels
+from shopstream.agents.live.agent import LiveRooms
+from shopstream.agents.live.rules import parse_config as parse_live
+from shopstream.agents.ops.agent import Pulse
 from shopstream.core.errors import ConfigError
 from shopstream.core.settings import Settings
 from shopstream.kafka_io.client_config import kafka_config

@@ -34,8 +34,8 @@ sys.path.insert(0, str(ROOT))
 
 from bench.measure import quantile, scrape_histogram, since  # noqa: E402
 from shopstream.infra import free_port, start_broker, start_redis, stop  # noqa: E402
-from shopstream.sinks.claim_batcher import ClaimBatcher  # noqa: E402
-from shopstream.sinks.flash_sale import ClaimResult, FlashSales, SaleSpec  # noqa: E402
+from shopstream.sinks.flash_sale.claim_batcher import ClaimBatcher  # noqa: E402
+from shopstream.sinks.flash_sale.store import ClaimResult, FlashSales, SaleSpec  # noqa: E402
 
 CLAIM_METRIC = "shopstream_flash_sale_claim_seconds"
 

@@ -20,13 +20,13 @@ from prometheus_client import generate_latest
 
 from shopstream import (
     http_dashboard,
-    http_flash_sales,
-    http_funnels,
+    http_flash_sale,
+    http_funnel,
     http_live,
     http_ops,
     http_pipeline,
 )
-from shopstream.agents.event_stats import read_stats
+from shopstream.agents.event_stats.agent import read_stats
 from shopstream.core import codec
 from shopstream.core.settings import Settings
 from shopstream.http_auth import require_keys
@@ -50,7 +50,7 @@ from shopstream.sinks.redis_state import READY_TIMEOUT_S, answers, make_redis
 log = logging.getLogger(__name__)
 
 #: Modules that add routes, each with ``setup(app, ctx)``.
-ROUTE_MODULES: tuple[ModuleType, ...] = (http_funnels, http_flash_sales, http_live, http_ops,
+ROUTE_MODULES: tuple[ModuleType, ...] = (http_funnel, http_flash_sale, http_live, http_ops,
                                          http_pipeline, http_dashboard)
 
 #: The API's contract (OpenAPI 3.1), served as it is in the repository.

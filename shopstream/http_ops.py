@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from shopstream.agents.ops_query import read_summary
+from shopstream.agents.ops.query import read_summary
 from shopstream.agents.read_caps import check_rows
 from shopstream.http_common import (
     CTX,
@@ -16,8 +16,8 @@ from shopstream.http_common import (
     time_window,
     window_params,
 )
-from shopstream.sinks.anomaly_store import AnomalyStore
-from shopstream.sinks.ops_keys import anomalies_key
+from shopstream.sinks.anomalies.store import AnomalyStore
+from shopstream.sinks.ops.keys import anomalies_key
 
 #: ``by`` values: per-bucket rows split by channel, or not.
 _BY = ("channel", "none")

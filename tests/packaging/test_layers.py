@@ -48,8 +48,8 @@ def test_a_wrong_way_import_breaks_the_contract_and_is_named(tmp_path):
 
 def test_capabilities_stay_independent(tmp_path):
     tree = _copy(tmp_path)
-    path = tree / "agents" / "funnel.py"
+    path = tree / "agents" / "funnel" / "agent.py"
     path.write_text(path.read_text() + "\nfrom shopstream.agents import coupons  # noqa: E402\n")
     result = _lint_imports(tree)
     assert result.returncode != 0
-    assert "shopstream.agents.funnel -> shopstream.agents.coupons" in result.stdout
+    assert "shopstream.agents.funnel.agent -> shopstream.agents.coupons" in result.stdout

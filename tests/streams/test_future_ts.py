@@ -23,10 +23,11 @@ from shopstream.kafka_io.partitioner import partition_for
 from shopstream.kafka_io.producer import RecordProducer
 from shopstream.monitoring.metrics import Metrics
 from shopstream.replay import replay_lines
-from shopstream.sinks import funnel_keys, keys
-from shopstream.sinks import ops_keys as ok
-from shopstream.sinks.coupon_keys import coupon_keys
+from shopstream.sinks import keys
+from shopstream.sinks.coupons.keys import coupon_keys
 from shopstream.sinks.dead_letters import DeadLetterSink
+from shopstream.sinks.funnel import keys as funnel_keys
+from shopstream.sinks.ops import keys as ok
 from shopstream.sinks.redis_state import RedisState, make_redis
 from shopstream.streams import rebuild
 from shopstream.streams.batch import BatchProcessor, Record

@@ -21,21 +21,22 @@ import logging
 
 from redis.exceptions import RedisError
 
-from shopstream.agents.anomaly_rules import AnomalyConfig, Point, episodes, quiet_through
+from shopstream.agents.anomalies.rules import AnomalyConfig, Point, episodes, quiet_through
 from shopstream.agents.base import NoHooks, PartitionBatch
-from shopstream.agents.funnel_query import read_buckets
-from shopstream.agents.funnel_rules import FunnelDef, parse_funnels
+from shopstream.agents.funnel.query import read_buckets
+from shopstream.agents.funnel.rules import FunnelDef, parse_funnels
 from shopstream.agents.lateness import allowed_lateness
-from shopstream.agents.ops_query import minute_totals
+from shopstream.agents.ops.query import minute_totals
 from shopstream.core.settings import Settings
 from shopstream.core.timeunits import MINUTE_MS
 from shopstream.kafka_io.errors import ProduceError
 from shopstream.kafka_io.producer import RecordProducer
 from shopstream.monitoring.metrics import Metrics
-from shopstream.sinks import funnel_keys, keys
-from shopstream.sinks import ops_keys as ok
-from shopstream.sinks.anomaly_store import AnomalyStore
+from shopstream.sinks import keys
+from shopstream.sinks.anomalies.store import AnomalyStore
+from shopstream.sinks.funnel import keys as funnel_keys
 from shopstream.sinks.locks import lease
+from shopstream.sinks.ops import keys as ok
 from shopstream.sinks.redis_state import Redis
 
 log = logging.getLogger(__name__)

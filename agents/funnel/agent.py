@@ -17,8 +17,8 @@ from zoneinfo import ZoneInfo
 from redis.exceptions import RedisError
 
 from shopstream.agents.base import NoHooks, PartitionBatch
-from shopstream.agents.funnel_query import recent_conversion
-from shopstream.agents.funnel_rules import (
+from shopstream.agents.funnel.query import recent_conversion
+from shopstream.agents.funnel.rules import (
     FunnelDef,
     Progress,
     advance,
@@ -29,7 +29,7 @@ from shopstream.agents.funnel_rules import (
 )
 from shopstream.core.timeunits import HOUR_MS, MINUTE_MS
 from shopstream.monitoring.metrics import KNOWN_CHANNELS, Metrics, bounded
-from shopstream.sinks.funnel_keys import (
+from shopstream.sinks.funnel.keys import (
     MINUTE_RETENTION_MS,
     RESOLUTIONS,
     bucket_key,

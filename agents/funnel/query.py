@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from shopstream.agents.funnel_rules import FunnelDef
+from shopstream.agents.funnel.rules import FunnelDef
 from shopstream.agents.read_caps import check_buckets, check_rows
-from shopstream.sinks.funnel_keys import bucket_key, index_key, late_key
+from shopstream.sinks.funnel.keys import bucket_key, index_key, late_key
 from shopstream.sinks.redis_state import Redis
 
 

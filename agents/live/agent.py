@@ -18,8 +18,8 @@ import orjson
 from redis.exceptions import RedisError
 
 from shopstream.agents.base import NoHooks, PartitionBatch
-from shopstream.agents.live_query import on_air
-from shopstream.agents.live_rules import (
+from shopstream.agents.live.query import on_air
+from shopstream.agents.live.rules import (
     LIVE_TYPES,
     RELEVANT,
     Changes,
@@ -31,7 +31,7 @@ from shopstream.agents.live_rules import (
 from shopstream.core.settings import Settings
 from shopstream.core.timeunits import DAY_MS
 from shopstream.monitoring.metrics import Metrics
-from shopstream.sinks import live_keys as lk
+from shopstream.sinks.live import keys as lk
 from shopstream.sinks.redis_state import Redis
 
 log = logging.getLogger(__name__)

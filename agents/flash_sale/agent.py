@@ -24,14 +24,14 @@ from shopstream.core.settings import Settings
 from shopstream.core.timeunits import DAY_MS
 from shopstream.kafka_io.producer import RecordProducer
 from shopstream.monitoring.metrics import Metrics
-from shopstream.sinks.flash_sale import FlashSales, publish_alerts, sale_of, text
-from shopstream.sinks.flash_sale_keys import (
+from shopstream.sinks.flash_sale.keys import (
     counts_key,
     flagged_key,
     links_key,
     pending_key,
     sku_index,
 )
+from shopstream.sinks.flash_sale.store import FlashSales, publish_alerts, sale_of, text
 from shopstream.sinks.redis_state import Redis
 
 log = logging.getLogger(__name__)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from shopstream.agents.funnel_query import read_funnel
-from shopstream.agents.funnel_rules import parse_funnels
+from shopstream.agents.funnel.query import read_funnel
+from shopstream.agents.funnel.rules import parse_funnels
 from shopstream.http_common import CTX, ApiContext, error, json_response, window_params
 
 _VIEWS = ("cohort", "flow")

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from redis.exceptions import RedisError
 
-from shopstream.sinks.flash_sale import ClaimResult, FlashSales
+from shopstream.sinks.flash_sale.store import ClaimResult, FlashSales
 
 #: Most claims in one script call (bounds the time Redis is held by one call).
 MAX_GROUP = 256

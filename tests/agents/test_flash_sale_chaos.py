@@ -10,8 +10,8 @@ import redis
 import redis.asyncio as aioredis
 
 from shopstream.kafka_io.envelope_producer import EnvelopeProducer
-from shopstream.sinks.flash_sale import FlashSales
-from shopstream.sinks.flash_sale_keys import sale_keys
+from shopstream.sinks.flash_sale.keys import sale_keys
+from shopstream.sinks.flash_sale.store import FlashSales
 from tests.agents.flash_scenario import Scenario, build
 from tests.support import wait_until
 

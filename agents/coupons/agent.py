@@ -16,9 +16,9 @@ from collections import Counter
 from operator import itemgetter
 from typing import Any
 
-from shopstream.agents import cart
 from shopstream.agents.base import NoHooks, PartitionBatch
-from shopstream.agents.coupon_rules import (
+from shopstream.agents.coupons import cart
+from shopstream.agents.coupons.rules import (
     CART_RECOVERY,
     LIVE_FOLLOWUP,
     NEW_USER,
@@ -36,7 +36,7 @@ from shopstream.agents.coupon_rules import (
 from shopstream.core import codec
 from shopstream.core.settings import Settings
 from shopstream.monitoring.metrics import Metrics
-from shopstream.sinks.coupon_keys import coupon_keys, user_key, viewers_key
+from shopstream.sinks.coupons.keys import coupon_keys, user_key, viewers_key
 from shopstream.sinks.outbox import OutboxRelay
 from shopstream.sinks.redis_state import Redis, get_many
 from shopstream.sinks.webhook import WebhookSender, parse_webhook

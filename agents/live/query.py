@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from shopstream.agents.live_rules import MEASURES, WATCH_BOUNDS_MS
+from shopstream.agents.live.rules import MEASURES, WATCH_BOUNDS_MS
 from shopstream.agents.read_caps import check_buckets
 from shopstream.core.timeunits import MINUTE_MS
-from shopstream.sinks import live_keys as lk
-from shopstream.sinks.funnel_keys import bucket_start
+from shopstream.sinks.funnel.keys import bucket_start
+from shopstream.sinks.live import keys as lk
 from shopstream.sinks.redis_state import Redis
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from shopstream.agents.coupon_rules import Step
+from shopstream.agents.coupons.rules import Step
 
 
 def add_item(user: dict[str, Any], sku: str, qty: int, price: int, ts: int) -> None:

@@ -9,10 +9,10 @@ from __future__ import annotations
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from shopstream.agents.ops import MEASURES, derived, pulse_rows
+from shopstream.agents.ops.agent import MEASURES, derived, pulse_rows
 from shopstream.agents.read_caps import check_buckets, check_rows
-from shopstream.sinks import ops_keys as ok
-from shopstream.sinks.funnel_keys import bucket_start
+from shopstream.sinks.funnel.keys import bucket_start
+from shopstream.sinks.ops import keys as ok
 from shopstream.sinks.redis_state import Redis
 
 

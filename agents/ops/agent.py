@@ -19,8 +19,8 @@ from shopstream.agents.lateness import allowed_lateness
 from shopstream.core.settings import Settings
 from shopstream.core.timeunits import MINUTE_MS
 from shopstream.monitoring.metrics import KNOWN_CHANNELS, Metrics, bounded
-from shopstream.sinks import ops_keys as ok
-from shopstream.sinks.funnel_keys import MINUTE_RETENTION_MS
+from shopstream.sinks.funnel.keys import MINUTE_RETENTION_MS
+from shopstream.sinks.ops import keys as ok
 from shopstream.sinks.redis_state import Redis
 
 PULSE_TYPES = frozenset({"order_submit", "payment", "order_cancel"})

@@ -11,11 +11,16 @@ import pytest
 import redis.asyncio as aioredis
 
 from shopstream.agents.base import PartitionBatch
-from shopstream.agents.inventory import FlashSaleConfig, Inventory, parse_config, read_unreserved
+from shopstream.agents.flash_sale.agent import (
+    FlashSaleConfig,
+    Inventory,
+    parse_config,
+    read_unreserved,
+)
 from shopstream.agents.registry import build_agents
 from shopstream.core.errors import ConfigError
 from shopstream.kafka_io.envelope_producer import EnvelopeProducer
-from shopstream.sinks.flash_sale import FlashSales, SaleSpec
+from shopstream.sinks.flash_sale.store import FlashSales, SaleSpec
 from shopstream.sinks.redis_state import make_redis
 from tests.agents.flash_scenario import build, state_of
 from tests.support import process_topic, read_records

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from shopstream.kafka_io.producer import RecordProducer
-from shopstream.sinks.flash_sale_keys import (
+from shopstream.sinks.flash_sale.keys import (
     SaleKeys,
     alert_lease_key,
     sale_keys,
@@ -126,11 +126,11 @@ class FlashSales:
     def __init__(self, redis: Redis, app_id: str) -> None:
         self.redis = redis
         self.app_id = app_id
-        self._create = redis.register_script(_script("flash_sale_create.lua"))
-        self._claim = redis.register_script(_script("flash_sale_claim.lua"))
-        self._confirm = redis.register_script(_script("flash_sale_confirm.lua"))
-        self._release = redis.register_script(_script("flash_sale_release.lua"))
-        self._restock = redis.register_script(_script("flash_sale_restock.lua"))
+        self._create = redis.register_script(_script("create.lua"))
+        self._claim = redis.register_script(_script("claim.lua"))
+        self._confirm = redis.register_script(_script("confirm.lua"))
+        self._release = redis.register_script(_script("release.lua"))
+        self._restock = redis.register_script(_script("restock.lua"))
 
     def keys(self, sale_id: str) -> SaleKeys:
         return sale_keys(self.app_id, sale_id)

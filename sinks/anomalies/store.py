@@ -7,10 +7,10 @@ from typing import Any, cast
 
 import orjson
 
-from shopstream.sinks import ops_keys as ok
+from shopstream.sinks.ops import keys as ok
 from shopstream.sinks.redis_state import Redis
 
-_COMMIT_LUA = (Path(__file__).parent / "anomaly_commit.lua").read_text()
+_COMMIT_LUA = (Path(__file__).parent / "commit.lua").read_text()
 
 
 class AnomalyStore:

@@ -19,15 +19,15 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from shopstream.agents.inventory import parse_config, read_unreserved
+from shopstream.agents.flash_sale.agent import parse_config, read_unreserved
 from shopstream.agents.read_caps import MAX_OFFSET, MAX_PAGE
 from shopstream.core import codec
 from shopstream.http_common import CTX, ApiContext, error, int_param, json_response
 from shopstream.kafka_io.errors import ProduceError
 from shopstream.kafka_io.producer import RecordProducer
 from shopstream.schemas.validate import MAX_TS, MIN_TS, FieldError, is_id
-from shopstream.sinks.claim_batcher import ClaimBatcher
-from shopstream.sinks.flash_sale import (
+from shopstream.sinks.flash_sale.claim_batcher import ClaimBatcher
+from shopstream.sinks.flash_sale.store import (
     RESTOCK_REFUSED,
     FlashSales,
     SaleSpec,

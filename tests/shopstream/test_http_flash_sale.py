@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 
 from shopstream.api import create_api
-from shopstream.http_flash_sales import CLOCK
+from shopstream.http_flash_sale import CLOCK
 from tests.support import new_port, read_records
 
 pytestmark = pytest.mark.integration

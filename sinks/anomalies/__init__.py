@@ -1,0 +1,1 @@
+"""The anomaly judge's store: episodes committed atomically with their alerts."""
