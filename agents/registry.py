@@ -15,7 +15,7 @@ from shopstream.agents.flash_sale.agent import parse_config as parse_flash_sales
 from shopstream.agents.funnel.agent import Funnels
 from shopstream.agents.funnel.rules import parse_funnels
 from shopstream.agents.live.agent import LiveRooms
-from shopstream.agents.live.rules import parse_config as parse_live
+from shopstream.agents.live_section import parse_config as parse_live
 from shopstream.agents.ops.agent import Pulse
 from shopstream.core.errors import ConfigError
 from shopstream.core.settings import Settings

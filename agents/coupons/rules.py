@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from shopstream.agents.live.rules import parse_config as parse_live_config
+from shopstream.agents.live_section import parse_config as parse_live_config
 from shopstream.core.errors import ConfigError
 from shopstream.core.timeunits import DAY_MS, MINUTE_MS
 

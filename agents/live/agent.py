@@ -23,11 +23,11 @@ from shopstream.agents.live.rules import (
     LIVE_TYPES,
     RELEVANT,
     Changes,
-    LiveConfig,
     LiveShard,
     decode_user,
     encode_user,
 )
+from shopstream.agents.live_section import LiveConfig
 from shopstream.core.settings import Settings
 from shopstream.core.timeunits import DAY_MS
 from shopstream.monitoring.metrics import Metrics
