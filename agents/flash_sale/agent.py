@@ -112,10 +112,10 @@ def plan(batch: PartitionBatch, skus: Mapping[str, str], valid: Mapping[str, str
     return new_links, pending, flagged
 
 
-class Inventory:
+class FlashSaleAgent:
     """Stream side of flash sales; see the module docstring for the recovery argument."""
 
-    name = "inventory"
+    name = "flash_sale"
 
     def __init__(self, settings: Settings, redis: Redis, metrics: Metrics | None = None) -> None:
         self.config = parse_config(settings.sections)

@@ -12,8 +12,8 @@ import redis.asyncio as aioredis
 
 from shopstream.agents.base import PartitionBatch
 from shopstream.agents.flash_sale.agent import (
+    FlashSaleAgent,
     FlashSaleConfig,
-    Inventory,
     parse_config,
     read_unreserved,
 )
@@ -26,7 +26,7 @@ from tests.agents.flash_scenario import build, state_of
 from tests.support import process_topic, read_records
 
 
-class CrashBeforeDrain(Inventory):
+class CrashBeforeDrain(FlashSaleAgent):
     """Dies (does nothing) right after the fenced write, as a SIGKILL there would."""
 
     async def after_apply(self, batches: list[PartitionBatch]) -> None:
@@ -49,13 +49,13 @@ async def test_transitions_happen_exactly_once(settings) -> None:
 
     # 1. the worker "crashes" after every fenced write: nothing moved yet, nothing lost
     crashing = CrashBeforeDrain(settings, r)
-    others = [a for a in build_agents(settings, r) if a.name != "inventory"]
+    others = [a for a in build_agents(settings, r) if a.name != "flash_sale"]
     await process_topic(settings, agents=[*others, crashing], batch_records=5)
     before = await state_of(sales, "fs1")
     assert before["sold"] == 0 and before["reserved"] == sum(q for _, _, q, _ in sc.reservations)
 
     # 2. the restarted worker's timer drains the pending transitions
-    inv = Inventory(settings, r)
+    inv = FlashSaleAgent(settings, r)
     await inv.tick(int(time.time() * 1000))
     assert await state_of(sales, "fs1") == sc.expected_before_expiry()
     await inv.tick(int(time.time() * 1000))  # draining again changes nothing
@@ -104,7 +104,7 @@ async def test_timer_publishes_alerts_the_api_left_behind(settings) -> None:
     await sales.create(SaleSpec("al", "sku-al", 4, 4, now - 1, now + 60_000, 60, (50, 25)))
     # claims through the Lua path only, as if the API died before publishing
     assert [(await sales.claim("al", "u", 1, now)).alerts_queued for _ in range(4)] == [0, 1, 1, 1]
-    await Inventory(settings, r).tick(now)
+    await FlashSaleAgent(settings, r).tick(now)
     got = sorted(json.loads(v)["alert_id"] for _, _, v, _ in
                  read_records(settings, settings.alerts_topic))
     assert got == ["al:low:25", "al:low:50", "al:sold_out"]
@@ -120,7 +120,7 @@ async def test_claims_and_transitions_on_redis_cluster(infra, redis_cluster_url)
     scenarios = [await build(sales, f"cl{i}", users=40, seed=30 + i) for i in range(3)]
     produce(s, [ev for sc in scenarios for ev in sc.orders + sc.follow_ups])
     await process_topic(s, batch_records=4)
-    inv = Inventory(s, r)
+    inv = FlashSaleAgent(s, r)
     await inv.tick(int(time.time() * 1000) + 601_000)
     for sc in scenarios:
         assert await state_of(sales, sc.sale_id) == sc.expected()
