@@ -16,8 +16,8 @@ from shopstream.http_common import (
     time_window,
     window_params,
 )
+from shopstream.sinks.anomalies.keys import anomalies_key
 from shopstream.sinks.anomalies.store import AnomalyStore
-from shopstream.sinks.ops.keys import anomalies_key
 
 #: ``by`` values: per-bucket rows split by channel, or not.
 _BY = ("channel", "none")

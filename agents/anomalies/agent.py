@@ -33,6 +33,7 @@ from shopstream.kafka_io.errors import ProduceError
 from shopstream.kafka_io.producer import RecordProducer
 from shopstream.monitoring.metrics import Metrics
 from shopstream.sinks import keys
+from shopstream.sinks.anomalies import keys as ak
 from shopstream.sinks.anomalies.store import AnomalyStore
 from shopstream.sinks.funnel import keys as funnel_keys
 from shopstream.sinks.locks import lease
@@ -80,7 +81,7 @@ class AnomalyJudge(NoHooks):
             return
         self._last = now_ms
         try:
-            async with lease(self.redis, ok.lease_key(self.app_id), LEASE_MS) as held:
+            async with lease(self.redis, ak.lease_key(self.app_id), LEASE_MS) as held:
                 if held:
                     await self.step()
             await self.send_unsent()

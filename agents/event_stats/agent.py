@@ -13,7 +13,7 @@ from typing import Any
 from shopstream.agents.base import NoHooks, PartitionBatch
 from shopstream.agents.read_caps import check_buckets, check_rows
 from shopstream.core.timeunits import MINUTE_MS
-from shopstream.sinks.keys import stats_index_key, stats_minute_key
+from shopstream.sinks.event_stats.keys import stats_index_key, stats_minute_key
 from shopstream.sinks.redis_state import Redis
 
 #: Events without a channel are counted under this one.

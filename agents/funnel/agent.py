@@ -29,15 +29,8 @@ from shopstream.agents.funnel.rules import (
 )
 from shopstream.core.timeunits import HOUR_MS, MINUTE_MS
 from shopstream.monitoring.metrics import KNOWN_CHANNELS, Metrics, bounded
-from shopstream.sinks.funnel.keys import (
-    MINUTE_RETENTION_MS,
-    RESOLUTIONS,
-    bucket_key,
-    bucket_start,
-    index_key,
-    late_key,
-    user_key,
-)
+from shopstream.sinks.buckets import MINUTE_RETENTION_MS, bucket_start
+from shopstream.sinks.funnel.keys import RESOLUTIONS, bucket_key, index_key, late_key, user_key
 from shopstream.sinks.redis_state import Redis, get_many
 
 log = logging.getLogger(__name__)

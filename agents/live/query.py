@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from shopstream.agents.live.rules import MEASURES, WATCH_BOUNDS_MS
 from shopstream.agents.read_caps import check_buckets
 from shopstream.core.timeunits import MINUTE_MS
-from shopstream.sinks.funnel.keys import bucket_start
+from shopstream.sinks.buckets import bucket_start
 from shopstream.sinks.live import keys as lk
 from shopstream.sinks.redis_state import Redis
 

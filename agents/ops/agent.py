@@ -19,7 +19,7 @@ from shopstream.agents.lateness import allowed_lateness
 from shopstream.core.settings import Settings
 from shopstream.core.timeunits import MINUTE_MS
 from shopstream.monitoring.metrics import KNOWN_CHANNELS, Metrics, bounded
-from shopstream.sinks.funnel.keys import MINUTE_RETENTION_MS
+from shopstream.sinks.buckets import MINUTE_RETENTION_MS
 from shopstream.sinks.ops import keys as ok
 from shopstream.sinks.redis_state import Redis
 

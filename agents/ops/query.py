@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 from shopstream.agents.ops.agent import MEASURES, derived, pulse_rows
 from shopstream.agents.read_caps import check_buckets, check_rows
-from shopstream.sinks.funnel.keys import bucket_start
+from shopstream.sinks.buckets import bucket_start
 from shopstream.sinks.ops import keys as ok
 from shopstream.sinks.redis_state import Redis
 

@@ -1,4 +1,4 @@
-"""Where the anomaly judge keeps its progress, its episodes and its alert outbox (ops_keys)."""
+"""Where the anomaly judge keeps its progress, its episodes and its alert outbox (``keys``)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any, cast
 
 import orjson
 
-from shopstream.sinks.ops import keys as ok
+from shopstream.sinks.anomalies import keys as ak
 from shopstream.sinks.redis_state import Redis
 
 _COMMIT_LUA = (Path(__file__).parent / "commit.lua").read_text()
@@ -22,7 +22,7 @@ class AnomalyStore:
     async def state(self) -> dict[str, int]:
         """``judged``, ``first`` and ``open|<metric>`` (the minute each open episode began)."""
         raw = cast(dict[bytes, bytes],
-                   await self.redis.hgetall(ok.anomaly_state_key(self.app_id)))
+                   await self.redis.hgetall(ak.anomaly_state_key(self.app_id)))
         return {k.decode(): int(v) for k, v in raw.items()}
 
     async def commit(self, judged_before: int | None, judged: int, first: int,
@@ -32,21 +32,21 @@ class AnomalyStore:
         body = orjson.dumps({"open": open_, "docs": [
             [d["minute"], d["alert_id"], orjson.dumps(d).decode()] for d in docs]})
         done = await self._commit(
-            keys=[ok.anomaly_state_key(a), ok.anomalies_key(a), ok.unsent_key(a)],
+            keys=[ak.anomaly_state_key(a), ak.anomalies_key(a), ak.unsent_key(a)],
             args=["" if judged_before is None else str(judged_before), judged, first, body])
         return bool(int(done))
 
     async def unsent(self) -> dict[bytes, bytes]:
-        return cast(dict[bytes, bytes], await self.redis.hgetall(ok.unsent_key(self.app_id)))
+        return cast(dict[bytes, bytes], await self.redis.hgetall(ak.unsent_key(self.app_id)))
 
     async def sent(self, alert_ids: list[bytes]) -> None:
         if alert_ids:
-            await self.redis.hdel(ok.unsent_key(self.app_id), *alert_ids)
+            await self.redis.hdel(ak.unsent_key(self.app_id), *alert_ids)
 
     async def read(self, from_ms: int, to_ms: int) -> dict[str, Any]:
         """The API answer: anomalies of minutes in [from_ms, to_ms), and how far judged."""
         rows = cast(list[bytes], await self.redis.zrangebyscore(
-            ok.anomalies_key(self.app_id), from_ms, f"({to_ms}"))
-        judged = await self.redis.hget(ok.anomaly_state_key(self.app_id), "judged")
+            ak.anomalies_key(self.app_id), from_ms, f"({to_ms}"))
+        judged = await self.redis.hget(ak.anomaly_state_key(self.app_id), "judged")
         return {"from": from_ms, "to": to_ms, "anomalies": [orjson.loads(r) for r in rows],
                 "judged_through": int(judged) if judged is not None else None}

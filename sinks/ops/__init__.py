@@ -1,1 +1,1 @@
-"""Redis keys of the shop's pulse and its anomaly judge."""
+"""Redis keys of the shop's pulse."""

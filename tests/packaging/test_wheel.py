@@ -23,6 +23,7 @@ def test_wheel_installs_under_one_namespace_beside_an_agents_module(tmp_path):
     tops = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
     assert tops == {"shopstream"}
     for path in ("shopstream/agents/funnel/agent.py", "shopstream/sinks/apply_batch.lua",
+                 "shopstream/sinks/flash_sale/claim.lua", "shopstream/sinks/anomalies/commit.lua",
                  "shopstream/core/settings.py", "shopstream/py.typed",
                  "shopstream/dashboard/index.html", "shopstream/dashboard/app.js"):
         assert path in names, path
