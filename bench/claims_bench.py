@@ -95,7 +95,7 @@ def spec(sale_id: str, stock: int) -> SaleSpec:
 async def bench_lua(redis_url: str, claims: int, concurrency: int, stock: int,
                     grouped: bool = False) -> Measured:
     """Concurrent clients on one sale: one script call per claim, or ``grouped`` per sale as
-    the API does (group commit, sinks/claim_batcher.py)."""
+    the API does (group commit, sinks/flash_sale/claim_batcher.py)."""
     r = aioredis.Redis.from_url(redis_url, max_connections=concurrency)
     sales = FlashSales(r, f"bench{os.getpid()}")
     sale = f"{'group' if grouped else 'lua'}{concurrency}"

@@ -1,7 +1,7 @@
 """Flash-sale routes: create/restock/end (admin), read and list, and the synchronous claim path.
 
 A claim is decided by the sale's Lua script; concurrent claims on a sale share one call
-(``sinks/claim_batcher.py``). The answer does not wait for Kafka. The
+(``sinks/flash_sale/claim_batcher.py``). The answer does not wait for Kafka. The
 ``flash_sale_claim`` event is queued on the API's envelope producer and flushed by a
 background task every ``FLUSH_EVERY_S`` (the reservation in Redis is the source of truth,
 the event informs the stream side and downstream consumers).

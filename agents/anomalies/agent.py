@@ -7,7 +7,7 @@ event time costs one step, not one per minute.
 A minute is judged once every partition that has applied anything has a watermark beyond the
 minute's end plus the allowed lateness: no accepted event can change it any more, so the
 values judged are final and a replay of the same log judges the same values and raises the
-same anomalies (``anomaly_rules``). One worker judges at a time (a lease); each step commits
+same anomalies (``rules``). One worker judges at a time (a lease); each step commits
 its verdicts and the alerts it raised in one Lua call, then the alerts go to the ops-alerts
 topic, leaving the outbox only once Kafka acknowledged them (a repeat keeps its alert_id).
 

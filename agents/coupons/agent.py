@@ -1,6 +1,6 @@
 """Cart recovery and coupon pushes: one agent, driven by event time.
 
-State per partition (keys and what each holds: sinks/coupon_keys.py) is written in the batch's
+State per partition (keys and what each holds: sinks/coupons/keys.py) is written in the batch's
 fenced call. A ``live_end`` reaches every partition (its copies, ``PartitionBatch.copies``), so
 each partition follows up its own viewers from its own log, whatever the others' progress.
 

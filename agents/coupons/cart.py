@@ -1,6 +1,6 @@
 """Cart state and the abandonment schedule, as pure functions over a user's state dict.
 
-A user's state (one JSON value in Redis, see agents/coupons.py) holds:
+A user's state (one JSON value in Redis, see agents/coupons/agent.py) holds:
 ``items`` {sku: [qty, unit price fen]}, ``changed`` (last cart change, ms), and the schedule:
 ``episode`` (the cart change that armed it, or None) and ``step`` (next step index, -1 when
 done). Every cart change re-arms the schedule from step 0; an order or an empty cart cancels

@@ -1,8 +1,8 @@
 """Live conversion funnels: the agent that advances per-unit progress and counts steps.
 
 Per batch: one MGET per partition of the progress of the batch's users (``load``), then
-events in partition order through ``funnel_rules.advance`` (``apply``, pure), then HINCRBY per
-(funnel, view, bucket, field) and one SET + PEXPIRE per changed user (see ``funnel_keys``).
+events in partition order through ``rules.advance`` (``apply``, pure), then HINCRBY per
+(funnel, view, bucket, field) and one SET + PEXPIRE per changed user (see ``sinks/funnel/keys``).
 Late events (older than the allowed lateness behind the partition watermark, checked event by
 event so the result does not depend on batch boundaries) are counted and ignored.
 """

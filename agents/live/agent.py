@@ -2,9 +2,9 @@
 
 Per batch: ``load`` reads, per partition, the state of the users the batch touches, the open
 views of rooms a ``live_end`` closes, the views the advancing watermark may drop as idle, and
-the rooms of orders being paid; ``apply`` runs ``live_rules.LiveShard`` (pure) over the events
+the rooms of orders being paid; ``apply`` runs ``rules.LiveShard`` (pure) over the events
 and room-wide copies in partition order; the changes ride the batch's fenced write (keys in
-``sinks/live_keys``). Every ~5 s ``tick`` refreshes the room gauges of the top rooms (their
+``sinks/live/keys``). Every ~5 s ``tick`` refreshes the room gauges of the top rooms (their
 details only: bounded work whatever the number of rooms on air).
 """
 

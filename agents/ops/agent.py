@@ -5,7 +5,7 @@ Definitions (docs/live-and-ops.md; tests/agents/ops_ref.py restates them): event
 order, late ones ignored (``agents.lateness``); a row per (minute, channel of the event, or
 ``other``). A successful payment is by a new buyer when it is the first successful payment
 the engine has seen for the user, else by a returning one. SKU units and GMV come from the
-lines of submitted orders (qty, qty x price). Keys in ``sinks/ops_keys``.
+lines of submitted orders (qty, qty x price). Keys in ``sinks/ops/keys``.
 """
 
 from __future__ import annotations

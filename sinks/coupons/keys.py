@@ -1,4 +1,4 @@
-"""Redis keys of cart recovery and coupon pushes (agents/coupons.py, sinks/outbox.py).
+"""Redis keys of cart recovery and coupon pushes (agents/coupons, sinks/outbox.py).
 
 Per partition ``{pN}`` (written in the batch's fenced call unless said otherwise):
 - ``{app}:{pN}:cu:u:<user>``  JSON: cart, last order, guard counters, open views and the

@@ -1,4 +1,4 @@
-"""Redis keys of flash sales (sinks/flash_sale.py, agents/inventory.py).
+"""Redis keys of flash sales (``store``, ``agents/flash_sale``).
 
 A sale's keys share the hash tag ``{sale:<id>}`` (one slot per sale, so its Lua scripts work on
 Redis Cluster): ``{app}:flash:{sale:<id>}:<part>`` for the parts of ``SaleKeys``. Global indexes:

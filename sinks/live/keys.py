@@ -4,9 +4,9 @@ All under the partition tag ``{pN}``: a room's viewers are spread over the parti
 so each partition holds its shard of every room and a query sums the shards (a user is in one
 partition only, so counts of distinct viewers add up exactly).
 - ``{app}:{pN}:live:u:<user_id>`` string: the user's open views and last closed view
-  (``live_rules.encode_user``).
+  (``agents/live/rules.encode_user``).
 - ``{app}:{pN}:live:r:<room_id>`` hash: ``start``/``end`` (latest live_start/live_end time),
-  ``now`` (open views) and per minute ``<measure>|<minute ms>`` counters (``live_rules``).
+  ``now`` (open views) and per minute ``<measure>|<minute ms>`` counters (``agents/live/rules``).
 - ``{app}:{pN}:live:seen:<room_id>`` set: users who joined (unique viewers, exact).
 - ``{app}:{pN}:live:buyers:<room_id>`` set: users with an order attributed to the room.
 - ``{app}:{pN}:live:open:<room_id>`` hash: user -> join time of each open view (what
