@@ -27,7 +27,7 @@ class PartitionBatch:
 
 
 class Agent(Protocol):
-    """One capability (stats, funnel, inventory, cart ...).
+    """One capability (event_stats, funnel, flash_sale, coupons ...).
 
     ``load`` may read Redis for the partitions in the batch (one round trip, ideally);
     ``apply`` is pure: it turns events and loaded state into ``batch.ops``;

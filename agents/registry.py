@@ -4,19 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from shopstream.agents.anomalies import AnomalyJudge
-from shopstream.agents.anomaly_rules import parse_config as parse_anomalies
+from shopstream.agents.anomalies.agent import AnomalyJudge
+from shopstream.agents.anomalies.rules import parse_config as parse_anomalies
 from shopstream.agents.base import Agent
-from shopstream.agents.coupon_rules import parse_config as parse_coupons
-from shopstream.agents.coupons import CouponAgent
-from shopstream.agents.event_stats import EventStats
-from shopstream.agents.funnel import Funnels
-from shopstream.agents.funnel_rules import parse_funnels
-from shopstream.agents.inventory import Inventory
-from shopstream.agents.inventory import parse_config as parse_flash_sales
-from shopstream.agents.live import LiveRooms
-from shopstream.agents.live_rules import parse_config as parse_live
-from shopstream.agents.ops import Pulse
+from shopstream.agents.coupons.agent import CouponAgent
+from shopstream.agents.coupons.rules import parse_config as parse_coupons
+from shopstream.agents.event_stats.agent import EventStats
+from shopstream.agents.flash_sale.agent import FlashSaleAgent
+from shopstream.agents.flash_sale.agent import parse_config as parse_flash_sales
+from shopstream.agents.funnel.agent import Funnels
+from shopstream.agents.funnel.rules import parse_funnels
+from shopstream.agents.live.agent import LiveRooms
+from shopstream.agents.live_section import parse_config as parse_live
+from shopstream.agents.ops.agent import Pulse
 from shopstream.core.errors import ConfigError
 from shopstream.core.settings import Settings
 from shopstream.kafka_io.client_config import kafka_config
@@ -25,12 +25,14 @@ from shopstream.sinks.redis_state import Redis
 from shopstream.sinks.webhook import parse_webhook
 
 #: Every capability, in the order they see each batch.
-AGENT_NAMES = ("event_stats", "funnel", "inventory", "coupons", "live", "ops", "anomalies")
+AGENT_NAMES = ("event_stats", "funnel", "flash_sale", "coupons", "live", "ops", "anomalies")
+#: Earlier names still accepted in ``agents``, so existing settings keep working.
+ALIASES = {"inventory": "flash_sale"}
 
 
 def selected(settings: Settings) -> list[str]:
     """The names in ``settings.agents``, in batch order; ConfigError on unknown names."""
-    names = [n.strip() for n in settings.agents.split(",") if n.strip()]
+    names = [ALIASES.get(n.strip(), n.strip()) for n in settings.agents.split(",") if n.strip()]
     unknown = sorted(set(names) - set(AGENT_NAMES))
     if unknown or not names:
         raise ConfigError(f"agents: expected names from {', '.join(AGENT_NAMES)}, "
@@ -44,7 +46,7 @@ def build_agents(settings: Settings, redis: Redis, metrics: Metrics | None = Non
         "event_stats": lambda: EventStats(settings.app_id),
         "funnel": lambda: Funnels(settings.app_id, settings.partitions, settings.sections,
                                   settings.zone, metrics, redis),
-        "inventory": lambda: Inventory(settings, redis, metrics),
+        "flash_sale": lambda: FlashSaleAgent(settings, redis, metrics),
         "coupons": lambda: CouponAgent(settings, redis, metrics),
         "live": lambda: LiveRooms(settings, parse_live(settings.sections), redis, metrics),
         "ops": lambda: Pulse(settings, redis, metrics),

@@ -34,8 +34,8 @@ sys.path.insert(0, str(ROOT))
 
 from bench.measure import quantile, scrape_histogram, since  # noqa: E402
 from shopstream.infra import free_port, start_broker, start_redis, stop  # noqa: E402
-from shopstream.sinks.claim_batcher import ClaimBatcher  # noqa: E402
-from shopstream.sinks.flash_sale import ClaimResult, FlashSales, SaleSpec  # noqa: E402
+from shopstream.sinks.flash_sale.claim_batcher import ClaimBatcher  # noqa: E402
+from shopstream.sinks.flash_sale.store import ClaimResult, FlashSales, SaleSpec  # noqa: E402
 
 CLAIM_METRIC = "shopstream_flash_sale_claim_seconds"
 
@@ -95,7 +95,7 @@ def spec(sale_id: str, stock: int) -> SaleSpec:
 async def bench_lua(redis_url: str, claims: int, concurrency: int, stock: int,
                     grouped: bool = False) -> Measured:
     """Concurrent clients on one sale: one script call per claim, or ``grouped`` per sale as
-    the API does (group commit, sinks/claim_batcher.py)."""
+    the API does (group commit, sinks/flash_sale/claim_batcher.py)."""
     r = aioredis.Redis.from_url(redis_url, max_connections=concurrency)
     sales = FlashSales(r, f"bench{os.getpid()}")
     sale = f"{'group' if grouped else 'lua'}{concurrency}"

@@ -29,8 +29,8 @@ if str(ROOT) not in sys.path:
 from bench import baseline_faust, targets  # noqa: E402
 from bench.funnel_reference import as_rows, reference_funnel  # noqa: E402
 from bench.workload import create_topic, generate, measure_quix, produce_per_event  # noqa: E402
-from shopstream.agents.funnel_query import read_buckets  # noqa: E402
-from shopstream.agents.funnel_rules import parse_funnels  # noqa: E402
+from shopstream.agents.funnel.query import read_buckets  # noqa: E402
+from shopstream.agents.funnel.rules import parse_funnels  # noqa: E402
 from shopstream.core.settings import Settings, load_settings  # noqa: E402
 from shopstream.infra import embedded, free_port  # noqa: E402
 from shopstream.kafka_io.envelope_producer import EnvelopeProducer  # noqa: E402

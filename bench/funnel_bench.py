@@ -24,7 +24,7 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from shopstream.agents.event_stats import EventStats  # noqa: E402
+from shopstream.agents.event_stats.agent import EventStats  # noqa: E402
 from shopstream.agents.registry import build_agents  # noqa: E402
 from shopstream.infra import start_broker, start_redis, stop  # noqa: E402
 from shopstream.kafka_io.envelope_producer import EnvelopeProducer  # noqa: E402
@@ -32,7 +32,7 @@ from shopstream.kafka_io.partitioner import partition_for  # noqa: E402
 from shopstream.kafka_io.producer import RecordProducer  # noqa: E402
 from shopstream.monitoring.metrics import Metrics  # noqa: E402
 from shopstream.sinks.dead_letters import DeadLetterSink  # noqa: E402
-from shopstream.sinks.funnel_keys import user_key  # noqa: E402
+from shopstream.sinks.funnel.keys import user_key  # noqa: E402
 from shopstream.sinks.redis_state import RedisState, make_redis  # noqa: E402
 from shopstream.streams.batch import BatchProcessor, Record  # noqa: E402
 from tests.agents.funnel_ref import FUNNELS_TOML, T0, generate  # noqa: E402

@@ -51,8 +51,8 @@ from shopstream.kafka_io.producer import make_producer  # noqa: E402
 from shopstream.kafka_io.topics import ensure_topics  # noqa: E402
 from shopstream.simulate import Simulator  # noqa: E402
 from shopstream.sinks import keys  # noqa: E402
-from shopstream.sinks.coupon_keys import coupon_keys  # noqa: E402
-from shopstream.sinks.funnel_keys import user_key as funnel_user_key  # noqa: E402
+from shopstream.sinks.coupons.keys import coupon_keys  # noqa: E402
+from shopstream.sinks.funnel.keys import user_key as funnel_user_key  # noqa: E402
 from shopstream.streams.dedup import GENERATIONS  # noqa: E402
 
 

@@ -130,7 +130,7 @@ class Metrics:
             "Batches refused because another writer moved the fence",
             registry=r,
         )
-        # rule and result come from closed lists (agents/coupon_rules.py RULES, RESULTS).
+        # rule and result come from closed lists (agents/coupons/rules.py RULES, RESULTS).
         self.pushes = Counter(
             f"{PREFIX}_pushes_total", "Push decisions and deliveries by rule and result",
             ["rule", "result"], registry=r,
@@ -185,7 +185,7 @@ class Metrics:
             "Events ignored as later than the allowed lateness, by agent", ["agent"], registry=r,
         )
 
-        # The shop's pulse (agents/ops.py): channel from the closed list, status success|failed.
+        # The shop's pulse (agents/ops): channel from the closed list, status success|failed.
         self.orders = Counter(f"{PREFIX}_orders_total", "Orders submitted, by channel",
                               ["channel"], registry=r)
         self.paid_gmv = Counter(f"{PREFIX}_paid_gmv_fen_total",

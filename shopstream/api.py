@@ -1,6 +1,6 @@
 """HTTP API (aiohttp): ingest events, query state, health and metrics.
 
-Each capability's routes live in a module of their own (``http_funnels``, ``http_flash_sales``,
+Each capability's routes live in a module of their own, ``http_<capability>`` (and
 ``http_pipeline``, ``http_dashboard``) with ``setup(app, ctx)``; all of them share only
 ``http_common``.
 """
@@ -19,14 +19,15 @@ from aiohttp import web
 from prometheus_client import generate_latest
 
 from shopstream import (
+    http_anomalies,
     http_dashboard,
-    http_flash_sales,
-    http_funnels,
+    http_event_stats,
+    http_flash_sale,
+    http_funnel,
     http_live,
     http_ops,
     http_pipeline,
 )
-from shopstream.agents.event_stats import read_stats
 from shopstream.core import codec
 from shopstream.core.settings import Settings
 from shopstream.http_auth import require_keys
@@ -36,7 +37,6 @@ from shopstream.http_common import (
     error,
     json_response,
     read_errors,
-    time_window,
 )
 from shopstream.http_metrics import count_requests
 from shopstream.kafka_io.envelope import classify
@@ -50,8 +50,8 @@ from shopstream.sinks.redis_state import READY_TIMEOUT_S, answers, make_redis
 log = logging.getLogger(__name__)
 
 #: Modules that add routes, each with ``setup(app, ctx)``.
-ROUTE_MODULES: tuple[ModuleType, ...] = (http_funnels, http_flash_sales, http_live, http_ops,
-                                         http_pipeline, http_dashboard)
+ROUTE_MODULES: tuple[ModuleType, ...] = (http_event_stats, http_funnel, http_flash_sale, http_live,
+                                         http_ops, http_anomalies, http_pipeline, http_dashboard)
 
 #: The API's contract (OpenAPI 3.1), served as it is in the repository.
 OPENAPI = (Path(__file__).parent / "openapi.json").read_bytes()
@@ -159,13 +159,6 @@ def _rejected(index: int, err: FieldError, errors: list[FieldError]) -> dict[str
             "error": err.as_dict(), "errors": [e.as_dict() for e in errors], "detail": str(err)}
 
 
-async def get_stats(request: web.Request) -> web.Response:
-    ctx = request.app[CTX]
-    from_ms, to_ms = time_window(request)
-    s = ctx.settings
-    return json_response(await read_stats(ctx.redis, s.app_id, s.partitions, from_ms, to_ms))
-
-
 async def healthz(request: web.Request) -> web.Response:
     """Redis answers (a stalled or absent Redis: 503 with Retry-After, ``read_errors``)."""
     await request.app[CTX].redis.ping()
@@ -203,7 +196,6 @@ def create_api(settings: Settings, metrics: ApiMetrics | None = None) -> web.App
                      metrics or ApiMetrics())
     app[CTX] = ctx
     app.router.add_post("/v1/events", post_events)
-    app.router.add_get("/v1/stats", get_stats)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/livez", livez)
     app.router.add_get("/readyz", readyz)

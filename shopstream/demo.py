@@ -15,8 +15,8 @@ from dataclasses import replace
 import redis
 
 from shopstream.core.settings import Settings, mask_url
-from shopstream.demo_flash import SALES as FLASH_SALES
-from shopstream.demo_flash import FlashShoppers
+from shopstream.demo_flash_sale import SALES as FLASH_SALES
+from shopstream.demo_flash_sale import FlashShoppers
 from shopstream.infra import embedded, free_port
 from shopstream.kafka_io.topics import ensure_topics
 from shopstream.simulate import Incident, run_simulation

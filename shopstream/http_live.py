@@ -9,7 +9,7 @@ import time
 
 from aiohttp import web
 
-from shopstream.agents.live_query import on_air, read_room
+from shopstream.agents.live.query import on_air, read_room
 from shopstream.agents.read_caps import MAX_OFFSET, MAX_PAGE
 from shopstream.http_common import (
     CTX,

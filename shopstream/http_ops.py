@@ -1,23 +1,19 @@
-"""The shop's pulse and its anomalies: ``GET /v1/ops/summary?from=&to=&res=&by=&top=`` and
-``GET /v1/ops/anomalies?from=&to=``."""
+"""The shop's pulse: ``GET /v1/ops/summary?from=&to=&res=&by=&top=`` (its anomalies:
+``http_anomalies``)."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from shopstream.agents.ops_query import read_summary
-from shopstream.agents.read_caps import check_rows
+from shopstream.agents.ops.query import read_summary
 from shopstream.http_common import (
     CTX,
     ApiContext,
     bad_request,
     int_param,
     json_response,
-    time_window,
     window_params,
 )
-from shopstream.sinks.anomaly_store import AnomalyStore
-from shopstream.sinks.ops_keys import anomalies_key
 
 #: ``by`` values: per-bucket rows split by channel, or not.
 _BY = ("channel", "none")
@@ -37,11 +33,4 @@ def setup(app: web.Application, ctx: ApiContext) -> None:
         body["res"] = request.query.get("res", "minute")
         return json_response(body)
 
-    async def anomalies(request: web.Request) -> web.Response:
-        from_ms, to_ms = time_window(request)
-        store = AnomalyStore(request.app[CTX].redis, request.app[CTX].settings.app_id)
-        await check_rows(request.app[CTX].redis, [anomalies_key(store.app_id)], from_ms, to_ms)
-        return json_response(await store.read(from_ms, to_ms))
-
     app.router.add_get("/v1/ops/summary", summary)
-    app.router.add_get("/v1/ops/anomalies", anomalies)

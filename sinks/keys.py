@@ -1,9 +1,8 @@
 """Redis key names. Every key of a partition's state carries the hash tag ``{pN}``.
 
 One tag per partition means one Lua call touches one slot, so the same code runs on a single
-Redis and on Redis Cluster. This module holds the pipeline's keys and event_stats'; each other
-capability's keys are in one module beside it: ``funnel_keys``, ``coupon_keys`` (with the push
-outbox), ``flash_sale_keys``.
+Redis and on Redis Cluster. This module holds the pipeline's keys; each capability's are in
+``sinks/<capability>/keys.py``.
 """
 
 from __future__ import annotations
@@ -32,13 +31,3 @@ def counts(app_id: str, partition: int) -> str:
 def dead_letters(app_id: str, partition: int) -> str:
     """Capped stream of recent dead letters, for operators."""
     return f"{app_id}:{tag(partition)}:dead"
-
-
-def stats_minute_key(app_id: str, partition: int, minute: int) -> str:
-    """event_stats hash of one minute: ``<type>|<channel>`` -> count, ``gmv``, ``paid``."""
-    return f"{app_id}:{tag(partition)}:stats:m:{minute}"
-
-
-def stats_index_key(app_id: str, partition: int) -> str:
-    """Sorted set of the minutes event_stats has rows for (score = member = minute ms)."""
-    return f"{app_id}:{tag(partition)}:stats:minutes"

@@ -31,7 +31,7 @@ from shopstream.core.settings import Settings
 from shopstream.kafka_io.errors import ProduceError
 from shopstream.kafka_io.producer import RecordProducer
 from shopstream.monitoring.metrics import Metrics
-from shopstream.sinks.coupon_keys import budget_keys, coupon_keys
+from shopstream.sinks.coupons.keys import budget_keys, coupon_keys
 from shopstream.sinks.locks import lease
 from shopstream.sinks.redis_state import Redis
 from shopstream.sinks.webhook import WebhookSender

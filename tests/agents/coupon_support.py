@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import redis
 
-from shopstream.agents.coupons import CouponAgent
+from shopstream.agents.coupons.agent import CouponAgent
 from shopstream.core import codec
 from shopstream.core.settings import Settings
 from shopstream.kafka_io.envelope_producer import EnvelopeProducer

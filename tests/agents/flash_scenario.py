@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from shopstream.sinks.flash_sale import FlashSales, SaleSpec
+from shopstream.sinks.flash_sale.store import FlashSales, SaleSpec
 
 FATES = ("pay", "pay_twice", "cancel", "pay_failed", "expire", "cancel_then_pay")
 

@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from shopstream.agents.anomalies import AnomalyJudge
-from shopstream.agents.anomaly_rules import AnomalyConfig, Point, episodes
+from shopstream.agents.anomalies.agent import AnomalyJudge
+from shopstream.agents.anomalies.rules import AnomalyConfig, Point, episodes
 from shopstream.agents.registry import build_agents
 from shopstream.core.settings import Settings
-from shopstream.sinks.anomaly_store import AnomalyStore
+from shopstream.sinks.anomalies.store import AnomalyStore
 from shopstream.sinks.redis_state import make_redis
 from tests.agents.test_live_ops import produce
 from tests.support import process_topic

@@ -1,7 +1,7 @@
 """Cart state and abandonment schedule as pure functions."""
 
-from shopstream.agents import cart
-from shopstream.agents.coupon_rules import Step
+from shopstream.agents.coupons import cart
+from shopstream.agents.coupons.rules import Step
 
 STEPS = (Step(60, 0), Step(240, 1000), Step(600, 0))
 

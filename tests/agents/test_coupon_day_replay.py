@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from shopstream.agents.coupons import CouponAgent
+from shopstream.agents.coupons.agent import CouponAgent
 from shopstream.core import codec
 from shopstream.kafka_io.envelope_producer import EnvelopeProducer
 from shopstream.kafka_io.producer import RecordProducer

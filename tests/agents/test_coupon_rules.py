@@ -5,7 +5,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from shopstream.agents.coupon_rules import parse_config, quiet_release, view_end, view_event
+from shopstream.agents.coupons.rules import parse_config, quiet_release, view_end, view_event
 from shopstream.core.errors import ConfigError
 
 SH = ZoneInfo("Asia/Shanghai")

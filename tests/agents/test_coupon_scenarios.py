@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from shopstream.monitoring.metrics import Metrics
-from shopstream.sinks.coupon_keys import budget_keys
+from shopstream.sinks.coupons.keys import budget_keys
 from tests.agents.coupon_support import (
     HOUR,
     MIN,

@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from shopstream.kafka_io.envelope_producer import EnvelopeProducer
-from shopstream.sinks.coupon_keys import coupon_keys
+from shopstream.sinks.coupons.keys import coupon_keys
 from tests.agents.coupon_reference import STEP_COUPON, STEPS_MIN, generate_day, reference
 from tests.agents.coupon_support import pushes
 from tests.support import counts, wait_until

@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shopstream.agents.base import PartitionBatch
-from shopstream.agents.funnel import Funnels
-from shopstream.agents.funnel_rules import (
+from shopstream.agents.funnel.agent import Funnels
+from shopstream.agents.funnel.rules import (
     Progress,
     advance,
     decode_units,

@@ -13,9 +13,9 @@ from hypothesis import given
 from hypothesis import settings as hyp_settings
 from hypothesis import strategies as st
 
-from shopstream.agents.live import LiveRooms
-from shopstream.agents.live_query import room_series
-from shopstream.agents.live_rules import MEASURES
+from shopstream.agents.live.agent import LiveRooms
+from shopstream.agents.live.query import room_series
+from shopstream.agents.live.rules import MEASURES
 from shopstream.agents.read_caps import MAX_BUCKETS, MAX_PAGE, ReadTooLarge
 from shopstream.agents.registry import build_agents
 from shopstream.api import create_api

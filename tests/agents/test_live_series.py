@@ -8,7 +8,7 @@ import dataclasses
 import pytest
 from prometheus_client import generate_latest
 
-from shopstream.agents.live import LiveRooms
+from shopstream.agents.live.agent import LiveRooms
 from shopstream.agents.registry import build_agents
 from shopstream.core.settings import Settings
 from shopstream.monitoring.metrics import Metrics

@@ -12,9 +12,9 @@ import pytest
 import redis
 from aiohttp import web
 
-from shopstream.agents.coupons import CouponAgent
+from shopstream.agents.coupons.agent import CouponAgent
 from shopstream.kafka_io.envelope_producer import EnvelopeProducer
-from shopstream.sinks.coupon_keys import coupon_keys
+from shopstream.sinks.coupons.keys import coupon_keys
 from shopstream.sinks.redis_state import make_redis
 from shopstream.sinks.webhook import IDEMPOTENCY_HEADER, verify
 from tests.agents.coupon_reference import SECTIONS, generate_day

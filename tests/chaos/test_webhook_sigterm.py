@@ -15,7 +15,7 @@ import pytest
 import redis
 
 from shopstream.kafka_io.envelope_producer import EnvelopeProducer
-from shopstream.sinks.coupon_keys import coupon_keys
+from shopstream.sinks.coupons.keys import coupon_keys
 from shopstream.sinks.webhook import ID_HEADER, verify
 from tests.agents.coupon_reference import STEP_COUPON, STEPS_MIN, generate_day
 from tests.support import counts, new_port, wait_until

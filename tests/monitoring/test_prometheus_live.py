@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from shopstream.sinks.flash_sale import FlashSales, SaleSpec
+from shopstream.sinks.flash_sale.store import FlashSales, SaleSpec
 from shopstream.sinks.redis_state import make_redis
 from tests.shopstream.test_api_events import start_api
 from tests.support import new_port, run_async, wait_until

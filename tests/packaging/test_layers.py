@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 LAYERS = ["shopstream", "streams", "agents", "sinks", "kafka_io", "monitoring", "schemas", "core"]
 
@@ -46,10 +48,24 @@ def test_a_wrong_way_import_breaks_the_contract_and_is_named(tmp_path):
     assert "shopstream.core.upward -> shopstream.streams.dedup" in result.stdout
 
 
-def test_capabilities_stay_independent(tmp_path):
+#: (module file, injected import, the import lint-imports must name): a capability's rules
+#: reaching another's, its keys reaching another's keys, a capability reading the anomaly judge.
+CROSS_IMPORTS = [
+    ("agents/funnel/rules.py", "from shopstream.agents.coupons.rules import RULES",
+     "shopstream.agents.funnel.rules -> shopstream.agents.coupons.rules"),
+    ("sinks/live/keys.py", "from shopstream.sinks.funnel.keys import VIEWS",
+     "shopstream.sinks.live.keys -> shopstream.sinks.funnel.keys"),
+    ("agents/ops/query.py", "from shopstream.agents.anomalies.rules import AnomalyConfig",
+     "shopstream.agents.ops.query -> shopstream.agents.anomalies.rules"),
+]
+
+
+@pytest.mark.parametrize(("module", "line", "named"), CROSS_IMPORTS)
+def test_a_cross_capability_import_breaks_a_contract_and_is_named(tmp_path, module, line, named):
     tree = _copy(tmp_path)
-    path = tree / "agents" / "funnel.py"
-    path.write_text(path.read_text() + "\nfrom shopstream.agents import coupons  # noqa: E402\n")
+    path = tree / module
+    path.write_text(path.read_text() + f"\n{line}  # noqa: E402\n")
     result = _lint_imports(tree)
     assert result.returncode != 0
-    assert "shopstream.agents.funnel -> shopstream.agents.coupons" in result.stdout
+    assert "BROKEN" in result.stdout
+    assert named in result.stdout

@@ -22,7 +22,8 @@ def test_wheel_installs_under_one_namespace_beside_an_agents_module(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     tops = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
     assert tops == {"shopstream"}
-    for path in ("shopstream/agents/funnel.py", "shopstream/sinks/apply_batch.lua",
+    for path in ("shopstream/agents/funnel/agent.py", "shopstream/sinks/apply_batch.lua",
+                 "shopstream/sinks/flash_sale/claim.lua", "shopstream/sinks/anomalies/commit.lua",
                  "shopstream/core/settings.py", "shopstream/py.typed",
                  "shopstream/dashboard/index.html", "shopstream/dashboard/app.js"):
         assert path in names, path
@@ -43,7 +44,7 @@ def test_wheel_installs_under_one_namespace_beside_an_agents_module(tmp_path):
     other = tmp_path / "other"
     other.mkdir()
     (other / "agents.py").write_text("WHO = 'another distribution'\n")
-    probe = ("import agents, shopstream, shopstream.agents.funnel, shopstream.streams.app\n"
+    probe = ("import agents, shopstream, shopstream.agents.funnel.agent, shopstream.streams.app\n"
              "assert agents.WHO == 'another distribution'\n"
              "print(shopstream.__file__)\n")
     out = _run(fresh, "-c", probe, cwd=other, env={"PYTHONPATH": str(other)})

@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
-from shopstream.sinks.flash_sale_keys import sale_keys
+from shopstream.sinks.flash_sale.keys import sale_keys
 from tests.support import new_port, wait_until
 
 pytestmark = pytest.mark.integration

@@ -22,7 +22,7 @@ from shopstream.api import create_api
 from shopstream.core.settings import Settings
 from shopstream.http_common import MAX_TIME_MS
 from shopstream.infra import start_redis, stop
-from shopstream.sinks.keys import stats_index_key
+from shopstream.sinks.event_stats.keys import stats_index_key
 from tests.support import Infra, Proc, new_port, wait_until
 
 pytestmark = pytest.mark.integration

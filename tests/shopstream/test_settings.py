@@ -69,10 +69,21 @@ def test_agents_select_capabilities_in_batch_order():
     assert [a.name for a in build_agents(s, client)] == ["funnel", "coupons", "live",
                                                          "anomalies"]
     assert [a.name for a in build_agents(load_settings(env={}), client)] == [
-        "event_stats", "funnel", "inventory", "coupons", "live", "ops", "anomalies"]
+        "event_stats", "funnel", "flash_sale", "coupons", "live", "ops", "anomalies"]
     for bad in ("funnel,carts", ", ,"):
         with pytest.raises(ConfigError, match="agents: expected names from event_stats"):
             check_config(load_settings(env={"SHOPSTREAM_AGENTS": bad}))
+
+
+def test_the_flash_sale_agent_is_selected_by_its_name_or_its_earlier_one():
+    import redis.asyncio as aioredis
+
+    from shopstream.agents.registry import build_agents
+
+    client = aioredis.Redis()  # never connected: building agents does no I/O
+    for given in ("flash_sale,funnel", "funnel, inventory", "inventory,flash_sale,funnel"):
+        s = load_settings(env={"SHOPSTREAM_AGENTS": given})
+        assert [a.name for a in build_agents(s, client)] == ["funnel", "flash_sale"], given
 
 
 def test_public_dict_masks_secrets_in_tables_and_urls(tmp_path):

@@ -10,8 +10,8 @@ import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from shopstream.sinks.claim_batcher import ClaimBatcher
-from shopstream.sinks.flash_sale import FlashSales, SaleSpec
+from shopstream.sinks.flash_sale.claim_batcher import ClaimBatcher
+from shopstream.sinks.flash_sale.store import FlashSales, SaleSpec
 from tests.sinks.test_flash_sale import T0, Model
 from tests.support import Infra, new_port
 

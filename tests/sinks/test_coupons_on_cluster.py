@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from shopstream.agents.coupons import CouponAgent
+from shopstream.agents.coupons.agent import CouponAgent
 from shopstream.kafka_io.envelope_producer import EnvelopeProducer
 from shopstream.monitoring.metrics import Metrics
 from shopstream.sinks.redis_state import make_redis

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 import pytest
 import redis.asyncio as aioredis
 
-from shopstream.sinks.flash_sale import FlashSales, SaleSpec
-from shopstream.sinks.flash_sale_keys import sale_keys
+from shopstream.sinks.flash_sale.keys import sale_keys
+from shopstream.sinks.flash_sale.store import FlashSales, SaleSpec
 from tests.support import Infra
 
 pytestmark = pytest.mark.integration

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shopstream.sinks.flash_sale import estimate_sell_out, sale_of, sale_view
+from shopstream.sinks.flash_sale.store import estimate_sell_out, sale_of, sale_view
 
 T0 = 1_795_000_000_000
 

@@ -3,7 +3,7 @@
 import pytest
 import redis
 
-from shopstream.agents.event_stats import read_stats
+from shopstream.agents.event_stats.agent import read_stats
 from shopstream.replay import replay_lines
 from shopstream.sinks import keys
 from shopstream.sinks.redis_state import make_redis

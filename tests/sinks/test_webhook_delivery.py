@@ -10,11 +10,11 @@ import pytest
 import redis
 from aiohttp import web
 
-from shopstream.agents.coupons import CouponAgent
+from shopstream.agents.coupons.agent import CouponAgent
 from shopstream.core.settings import Settings
 from shopstream.kafka_io.envelope_producer import EnvelopeProducer
 from shopstream.monitoring.metrics import Metrics
-from shopstream.sinks.coupon_keys import coupon_keys
+from shopstream.sinks.coupons.keys import coupon_keys
 from shopstream.sinks.redis_state import Redis, make_redis
 from shopstream.sinks.webhook import ID_HEADER, verify
 from tests.agents.coupon_reference import SECTIONS, generate_day

@@ -11,7 +11,7 @@ from aiohttp import web
 
 from shopstream.core import codec
 from shopstream.monitoring.metrics import Metrics
-from shopstream.sinks.coupon_keys import coupon_keys
+from shopstream.sinks.coupons.keys import coupon_keys
 from shopstream.sinks.outbox import OutboxRelay
 from shopstream.sinks.redis_state import make_redis
 from shopstream.sinks.webhook import WebhookSender, parse_webhook

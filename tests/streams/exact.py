@@ -3,7 +3,7 @@ plain references of tests/streams/logs.py, counters reconcile, dead letters keep
 
 from __future__ import annotations
 
-from shopstream.agents.event_stats import read_stats
+from shopstream.agents.event_stats.agent import read_stats
 from shopstream.sinks.redis_state import make_redis
 from tests.streams.logs import dedup_reference, stats_reference
 from tests.support import counts, read_records, run_async, wait_until

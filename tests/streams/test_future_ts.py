@@ -23,10 +23,12 @@ from shopstream.kafka_io.partitioner import partition_for
 from shopstream.kafka_io.producer import RecordProducer
 from shopstream.monitoring.metrics import Metrics
 from shopstream.replay import replay_lines
-from shopstream.sinks import funnel_keys, keys
-from shopstream.sinks import ops_keys as ok
-from shopstream.sinks.coupon_keys import coupon_keys
+from shopstream.sinks import keys
+from shopstream.sinks.anomalies import keys as ak
+from shopstream.sinks.coupons.keys import coupon_keys
 from shopstream.sinks.dead_letters import DeadLetterSink
+from shopstream.sinks.funnel import keys as funnel_keys
+from shopstream.sinks.ops import keys as ok
 from shopstream.sinks.redis_state import RedisState, make_redis
 from shopstream.streams import rebuild
 from shopstream.streams.batch import BatchProcessor, Record
@@ -143,9 +145,9 @@ def test_future_events_are_refused_and_move_no_watermark(infra, spawn, start_wor
             assert r.zscore(coupon_keys(s.app_id, p).timers, f"c|{u}") == (
                 now - 15 * MIN + FIRST_STEP_MS)
         # The judge judged what is final and did not walk on towards 2099.
-        wait_until(lambda: r.hget(ok.anomaly_state_key(s.app_id), "judged"), 60, "a judgement")
+        wait_until(lambda: r.hget(ak.anomaly_state_key(s.app_id), "judged"), 60, "a judgement")
         time.sleep(5)  # a few of the judge's 2-second steps
-        assert int(r.hget(ok.anomaly_state_key(s.app_id), "judged")) <= int(time.time() * 1000)
+        assert int(r.hget(ak.anomaly_state_key(s.app_id), "judged")) <= int(time.time() * 1000)
     finally:
         r.close()
     assert worker.popen.poll() is None

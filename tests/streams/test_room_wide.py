@@ -8,8 +8,8 @@ import dataclasses
 
 import pytest
 
-from shopstream.agents.event_stats import read_stats
-from shopstream.agents.live_query import read_room
+from shopstream.agents.event_stats.agent import read_stats
+from shopstream.agents.live.query import read_room
 from shopstream.agents.registry import build_agents
 from shopstream.core import codec
 from shopstream.core.settings import Settings

@@ -1,0 +1,1 @@
+"""The anomaly judge: episodes in the funnels' conversion and the pulse's series."""

@@ -1,0 +1,1 @@
+"""Coupon pushes: cart recovery, threshold nudges, new users, live follow-ups."""

@@ -1,0 +1,1 @@
+"""Event counts, GMV and payments per minute, type and channel."""

@@ -1,0 +1,1 @@
+"""Flash sales, stream side: payments confirm reservations, cancels release them."""

@@ -1,0 +1,1 @@
+"""Funnels: per-user step progress, conversion per bucket and window (agent, rules, queries)."""

@@ -1,0 +1,1 @@
+"""Live rooms: viewers, watch time, engagement and attributed orders per room."""

@@ -1,0 +1,1 @@
+"""The shop's pulse: orders, payments, GMV and top SKUs per minute (agent, queries)."""

@@ -1,0 +1,1 @@
+"""Redis keys of the coupon pushes and their budgets."""

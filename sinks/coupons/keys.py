@@ -1,0 +1,59 @@
+"""Redis keys of cart recovery and coupon pushes (agents/coupons, sinks/outbox.py).
+
+Per partition ``{pN}`` (written in the batch's fenced call unless said otherwise):
+- ``{app}:{pN}:cu:u:<user>``  JSON: cart, last order, guard counters, open views and the
+  current session's watch time per live room
+- ``{app}:{pN}:cu:timers``     sorted set of deadlines ``c|<user>``, ``d|<push_id>`` and
+  ``l|[room, end, user]`` (a live follow-up; score: due ms)
+- ``{app}:{pN}:cu:deferred``   hash push_id -> deferred candidate JSON
+- ``{app}:{pN}:cu:viewers:<room>`` set of this partition's viewers of a live room's current
+  session (emptied at its ``live_end``)
+- ``{app}:{pN}:cu:live_ends``  hash room -> the latest ``live_end`` (ms) applied here
+- ``{app}:{pN}:outbox``        hash push_id -> push JSON, removed once relayed
+- ``{app}:{pN}:outbox:lock``   string: the relay holding this partition's outbox
+- ``{app}:{pN}:push:results``  hash push_id -> sent|budget_exhausted|failed
+- ``{app}:{pN}:push:dead``     hash push_id -> reason the webhook never accepted it
+- ``{app}:{pN}:push:webhook``  hash push_id -> {push, attempts, first_ms, next_ms}: published to
+  Kafka, waiting for the webhook to accept it (retried until the horizon)
+Global: ``{app}:{budget:<rule>}:used|claims`` a campaign's budget (one slot per rule).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from shopstream.sinks.keys import tag
+
+
+class CouponKeys(NamedTuple):
+    """One partition's coupon and push keys; what each holds is listed above."""
+
+    timers: str
+    deferred: str
+    live_ends: str
+    outbox: str
+    outbox_lock: str
+    push_results: str
+    push_dead: str
+    push_webhook: str
+
+
+_LAYOUT = CouponKeys("cu:timers", "cu:deferred", "cu:live_ends", "outbox", "outbox:lock",
+                     "push:results", "push:dead", "push:webhook")
+
+
+def coupon_keys(app: str, p: int) -> CouponKeys:
+    return CouponKeys(*(f"{app}:{tag(p)}:{part}" for part in _LAYOUT))
+
+
+def user_key(app: str, p: int, user: str) -> str:
+    return f"{app}:{tag(p)}:cu:u:{user}"
+
+
+def viewers_key(app: str, p: int, room: str) -> str:
+    return f"{app}:{tag(p)}:cu:viewers:{room}"
+
+
+def budget_keys(app: str, rule: str) -> list[str]:
+    """Counter and claims of a campaign; one hash tag so the claim script is single-slot."""
+    return [f"{app}:{{budget:{rule}}}:used", f"{app}:{{budget:{rule}}}:claims"]

@@ -1,0 +1,1 @@
+"""Flash-sale stock in Redis: its keys, its atomic Lua scripts and their callers."""

@@ -1,0 +1,1 @@
+"""Redis keys of the shop's pulse."""
