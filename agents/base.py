@@ -72,9 +72,6 @@ class PartitionBatch:
     watermark: int = 0
     #: Each capability's share of ``events`` by its name (``Takes``).
     feeds: dict[str, Feed] = field(default_factory=dict)
-    #: The running watermark lateness was last judged against: ``watermark_before`` moved by
-    #: the batch's events (not by duplicates).
-    event_watermark: int = 0
 
 
 LoadT = TypeVar("LoadT")

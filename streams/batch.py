@@ -313,8 +313,7 @@ class BatchProcessor:
             for d in dead:
                 counts["dead:" + d.reason.value] += 1
             batch = PartitionBatch(p, split.events, watermark_before=wm_before,
-                                   watermark=dedup.watermark, feeds=split.feeds,
-                                   event_watermark=split.watermark)
+                                   watermark=dedup.watermark, feeds=split.feeds)
             self._checkpoint(part, batch, first)
             batches.append(batch)
             plans[p] = Plan(fence, Fence(last, dedup.watermark, self.log_id or fence.log),

@@ -3,9 +3,10 @@ each capability's share by event type, as its ``agents.base.Takes`` says.
 
 Lateness is decided here once for every capability: an event is late when its time is older
 than the partition's running watermark minus the allowed lateness, the watermark being the
-batch's starting one moved by each event in partition order (late ones cannot move it,
-duplicates and copies do not). Checked event by event, so no result depends on where a batch
-was cut. A copy of a room-wide event is judged the same way against the watermark of its place.
+largest event time the partition has seen (``Deduplicator.watermark``: duplicates move it too,
+copies do not, a late event cannot), checked event by event in partition order so that no
+result depends on where a batch was cut. A copy of a room-wide event is judged the same way
+against the watermark at its place.
 """
 
 from __future__ import annotations
@@ -30,8 +31,6 @@ class Split:
     feeds: dict[str, Feed]
     copies: int
     duplicates: int
-    #: The running watermark after the batch (``PartitionBatch.event_watermark``).
-    watermark: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,18 +96,20 @@ class Dispatch:
                     if ts >= low or not self.groups[g].takes.on_time:
                         copies[g].append((len(lists[g]), ev))
                 continue
+            # Judged against the watermark before it; the dedup moves it (as ``wm`` here).
+            late = ts < low
+            if ts > wm:
+                wm = ts
+                low = wm - self.lateness_ms
             if is_duplicate(ev["event_id"], ts):
                 n_dups += 1
                 continue
             fresh.append(ev)
-            if ts < low:
+            if late:
                 late_by_type[etype] = late_by_type.get(etype, 0) + 1
                 for add in late_adds.get(etype, ()):
                     add(ev)
                 continue
-            if ts > wm:
-                wm = ts
-                low = wm - self.lateness_ms
             for add in on_time.get(etype, ()):
                 add(ev)
         feeds: dict[str, Feed] = {}
@@ -118,7 +119,7 @@ class Dispatch:
             feed = Feed(lists[g], copies[g], late)
             for name in grp.names:
                 feeds[name] = feed
-        return Split(fresh, feeds, n_copies, n_dups, wm)
+        return Split(fresh, feeds, n_copies, n_dups)
 
     def count_late(self, batch: PartitionBatch, app_id: str) -> None:
         """Each on-time capability's late events onto its counter, in the fenced write."""

@@ -115,7 +115,7 @@ class Funnels(NoHooks):
                     entry_ts, values = st.entry_ts, st.values
                 reached[(fi, "cohort", entry_ts - entry_ts % MINUTE_MS, values, step)] += 1
                 reached[(fi, "flow", ts - ts % MINUTE_MS, values, step)] += 1
-        self._write_units(batch, {u: users[u] for u in changed}, batch.event_watermark)
+        self._write_units(batch, {u: users[u] for u in changed}, batch.watermark)
         return self._write(batch, reached)
 
     def _write_units(self, batch: PartitionBatch, users: dict[str, dict[str, Progress]],

@@ -128,7 +128,7 @@ class LiveRooms(NoHooks):
     def apply(self, batch: PartitionBatch, loaded: Loaded) -> None:
         shard = LiveShard(self.cfg, loaded.users, loaded.room_open, loaded.orders)
         shard.run(batch.feeds[self.name].in_order())
-        shard.sweep(loaded.candidates, batch.event_watermark)
+        shard.sweep(loaded.candidates, batch.watermark)
         self._write(batch, shard)
         self._write_on_air(batch, shard.out, loaded.on_air)
 
