@@ -2,10 +2,10 @@
 new vs returning buyers and units/GMV per SKU, overall and by channel, exactly once.
 
 Definitions (docs/live-and-ops.md; tests/agents/ops_ref.py restates them): events in partition
-order, late ones left out by the batch loop (``streams.feeds``); a row per (minute, channel of the event, or
-``other``). A successful payment is by a new buyer when it is the first successful payment
-the engine has seen for the user, else by a returning one. SKU units and GMV come from the
-lines of submitted orders (qty, qty x price). Keys in ``sinks/ops/keys``.
+order, late ones left out by the batch loop (``streams.feeds``); a row per (minute, channel of
+the event, or ``other``). A successful payment is by a new buyer when it is the first
+successful payment the engine has seen for the user, else by a returning one. SKU units and GMV
+come from the lines of submitted orders (qty, qty x price). Keys in ``sinks/ops/keys``.
 """
 
 from __future__ import annotations
