@@ -166,7 +166,7 @@ class BatchProcessor:
         for reason in Reason:  # every reason's counter exists from 0, so a first one shows
             metrics.dead_letters.labels(reason.value)
         self._late = {name: metrics.events_late.labels(name)
-                      for name in self.dispatch.late_counts([])}
+                      for name in self.dispatch.counted_names}
 
     async def tick(self, now_ms: int) -> None:
         """Wall-clock hook for agents (timers in live mode), and for refused partitions."""

@@ -25,7 +25,7 @@ from shopstream.streams.dedup import Deduplicator
 class Split:
     """A partition's records sorted out."""
 
-    #: New events (not copies, not duplicates), in partition order: what ``in`` counts.
+    #: New events (not copies, not duplicates), in partition order: what ``processed`` counts.
     events: list[Event]
     #: Each agent's feed by its name (agents that take the same share the feed).
     feeds: dict[str, Feed]
@@ -70,6 +70,7 @@ class Dispatch:
                 g for g in self.on_time_to[etype] if not self.groups[g].takes.on_time)
         #: Agents whose late events are counted: (names, takes).
         self.counted = [(grp.names, grp.takes) for grp in self.groups if grp.takes.on_time]
+        self.counted_names = [name for names, _ in self.counted for name in names]
         for etype in ROOM_WIDE_TYPES:
             self.copy_to[etype] = tuple(
                 g for g, grp in enumerate(self.groups) if etype in grp.takes.copies)
@@ -97,7 +98,7 @@ class Dispatch:
                         copies[g].append((len(lists[g]), ev))
                 continue
             # Judged against the watermark before it; the dedup moves it (as ``wm`` here).
-            late = ts < low
+            is_late = ts < low
             if ts > wm:
                 wm = ts
                 low = wm - self.lateness_ms
@@ -105,7 +106,7 @@ class Dispatch:
                 n_dups += 1
                 continue
             fresh.append(ev)
-            if late:
+            if is_late:
                 late_by_type[etype] = late_by_type.get(etype, 0) + 1
                 for add in late_adds.get(etype, ()):
                     add(ev)

@@ -149,4 +149,4 @@ def test_takers_with_the_same_takes_share_one_feed() -> None:
     # Every event, late ones too and no copy: the batch's own list, no second one.
     assert split.feeds["stats"].events is split.events
     assert split.feeds["nothing"].events == []
-    assert dispatch.late_counts([]) == {"pulse": 0, "twin": 0, "rooms": 0, "all_on_time": 0}
+    assert dispatch.counted_names == ["pulse", "twin", "rooms", "all_on_time"]
