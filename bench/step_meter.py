@@ -48,14 +48,15 @@ class Meter:
         self.stack: list[str] = []
         self.running = False
         self.cpu0, self.wall0 = 0.0, 0.0
+        self._send = AbstractConnection.send_packed_command
 
     def start(self) -> None:
         """Meter from now on, in the running loop (whose task factory it takes)."""
         asyncio.get_running_loop().set_task_factory(self._task)
-        send = AbstractConnection.send_packed_command
+        send = self._send = AbstractConnection.send_packed_command
 
         async def counted(conn: AbstractConnection, *args: Any, **kwargs: Any) -> None:
-            self.stats[self.top()].trips += self.running
+            self.stats[self.top()].trips += 1
             await send(conn, *args, **kwargs)
 
         setattr(AbstractConnection, "send_packed_command", counted)  # noqa: B010
@@ -85,6 +86,8 @@ class Meter:
         """Charge up to now, and nothing after (background tasks may still run)."""
         self.charge()
         self.running = False
+        asyncio.get_running_loop().set_task_factory(None)
+        setattr(AbstractConnection, "send_packed_command", self._send)  # noqa: B010
 
     def _task(self, loop: asyncio.AbstractEventLoop, coro: Any, **kw: Any) -> asyncio.Task[Any]:
         if self.stack:
