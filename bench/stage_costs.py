@@ -121,7 +121,7 @@ async def process(s: Settings, records: list[Record], meter: Meter | None) -> fl
     return elapsed
 
 
-def report(meter: Meter, fetched: Stat, events: int, plain_s: float,
+def report(meter: Meter, fetched: Stat, events: int, plain_s: list[float],
            metered_s: float) -> dict[str, Any]:
     stats = {"fetch (aiokafka getmany)": fetched, **meter.stats, LOADS: Stat(spans=[
         x for name, st in meter.stats.items() if name.startswith("load:") for x in st.spans])}
@@ -138,9 +138,10 @@ def report(meter: Meter, fetched: Stat, events: int, plain_s: float,
         "processing_wall_us": round(wall / events * 1e6, 2),
         "processing_cpu_us": round(cpu / events * 1e6, 2),
         "processing_wait_share": round(1 - cpu / wall, 3),
+        "processing_queued_share": round(meter.queued_ns / 1e9 / wall, 3),
         "with_fetch_wait_share": round(1 - (cpu + fetched.cpu) / (wall + fetched.wall), 3),
         "round_trips_per_batch": round(sum(st.trips for st in stats.values()) / n, 2),
-        "events_per_s_plain": round(events / plain_s),
+        "events_per_s_plain": [round(events / t) for t in plain_s],
         "events_per_s_metered": round(events / metered_s),
         "machine": f"{platform.machine()} {os.cpu_count()} cores, "
                    f"Python {platform.python_version()}",
@@ -156,8 +157,10 @@ def print_table(res: dict[str, Any]) -> None:
     print(f"\n{res['events']:,} events in {res['batches']} batches of ~{res['events_per_batch']}"
           f"; processing {res['processing_wall_us']} us/event wall, {res['processing_cpu_us']} "
           f"CPU: waiting {res['processing_wait_share']:.0%} of the wall "
-          f"({res['with_fetch_wait_share']:.0%} with the fetch); {res['round_trips_per_batch']} "
-          f"round trips per batch; events/s plain {res['events_per_s_plain']:,}, metered "
+          f"({res['with_fetch_wait_share']:.0%} with the fetch), of which for a core (other "
+          f"processes) {res['processing_queued_share']:.0%}; {res['round_trips_per_batch']} "
+          f"round trips per batch; events/s plain before / after "
+          f"{' / '.join(f'{n:,}' for n in res['events_per_s_plain'])}, metered "
           f"{res['events_per_s_metered']:,} ({res['machine']})")
 
 
@@ -182,9 +185,11 @@ def main() -> int:
         events = prod.events_sent
         del prod  # its client would keep reconnecting once the embedded broker is gone
         records, fetched = asyncio.run(fetch(s))
-        plain_s = asyncio.run(process(s, records, None))
+        # Plain runs before and after the metered one: the spread of the machine shows.
+        plain_s = [asyncio.run(process(s, records, None))]
         meter = Meter()
         metered_s = asyncio.run(process(s, records, meter))
+        plain_s.append(asyncio.run(process(s, records, None)))
     result = report(meter, fetched, events, plain_s, metered_s)
     Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
     print_table(result)

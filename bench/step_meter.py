@@ -4,7 +4,8 @@
 (``time.thread_time``) and wall go to the innermost stage running; coroutines are metered step
 by step, tasks take the stage that created them, so concurrent calls each get their own CPU;
 the calls of an async stage also give its span (call to end). Round trips: Redis commands or
-pipelines sent, charged to the stage sending. While no stage runs, the program waits.
+pipelines sent, charged to the stage sending. While no stage runs, the program waits; the
+time its thread waited for a core (``/proc``'s run queue delay) tells that apart from I/O.
 """
 
 from __future__ import annotations
@@ -16,11 +17,17 @@ import time
 from collections import defaultdict
 from collections.abc import Generator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from redis.asyncio.connection import AbstractConnection
 
 WAIT = "waiting (event loop, round trips)"
+
+
+def run_queue_ns() -> int:
+    """Nanoseconds this thread was runnable but waited for a core (other processes ran)."""
+    return int(Path("/proc/thread-self/schedstat").read_text().split()[1])
 
 
 @dataclass
@@ -49,6 +56,10 @@ class Meter:
         self.running = False
         self.cpu0, self.wall0 = 0.0, 0.0
         self._send = AbstractConnection.send_packed_command
+        #: What was wrapped, to put back at the end.
+        self._wrapped: list[tuple[object, str, Any]] = []
+        #: Nanoseconds this thread waited for a core (run queue) while metered.
+        self.queued_ns = 0
 
     def start(self) -> None:
         """Meter from now on, in the running loop (whose task factory it takes)."""
@@ -61,6 +72,7 @@ class Meter:
 
         setattr(AbstractConnection, "send_packed_command", counted)  # noqa: B010
         self.running = True
+        self.queued_ns = -run_queue_ns()
         self.cpu0, self.wall0 = time.thread_time(), time.perf_counter()
 
     def top(self) -> str:
@@ -83,9 +95,12 @@ class Meter:
             self.stack.pop()
 
     def stop(self) -> None:
-        """Charge up to now, and nothing after (background tasks may still run)."""
+        """Charge up to now, nothing after (background tasks may still run); unwrap all."""
         self.charge()
+        self.queued_ns += run_queue_ns()
         self.running = False
+        for obj, attr, fn in self._wrapped:
+            setattr(obj, attr, fn)
         asyncio.get_running_loop().set_task_factory(None)
         setattr(AbstractConnection, "send_packed_command", self._send)  # noqa: B010
 
@@ -97,6 +112,7 @@ class Meter:
     def wrap(self, obj: object, attr: str, name: str, span: bool = True) -> None:
         """Replace ``obj.attr`` by its metered self (an async one keeps its spans if ``span``)."""
         fn = getattr(obj, attr)
+        self._wrapped.append((obj, attr, fn))
 
         @functools.wraps(fn)
         def sync(*args: Any, **kwargs: Any) -> Any:
