@@ -145,6 +145,7 @@ def report(meter: Meter, fetched: Stat, events: int, plain_s: list[float],
         "events_per_s_metered": round(events / metered_s),
         "machine": f"{platform.machine()} {os.cpu_count()} cores, "
                    f"Python {platform.python_version()}",
+        "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()],
     }
 
 
@@ -157,11 +158,14 @@ def print_table(res: dict[str, Any]) -> None:
     print(f"\n{res['events']:,} events in {res['batches']} batches of ~{res['events_per_batch']}"
           f"; processing {res['processing_wall_us']} us/event wall, {res['processing_cpu_us']} "
           f"CPU: waiting {res['processing_wait_share']:.0%} of the wall "
-          f"({res['with_fetch_wait_share']:.0%} with the fetch), of which for a core (other "
-          f"processes) {res['processing_queued_share']:.0%}; {res['round_trips_per_batch']} "
+          f"({res['with_fetch_wait_share']:.0%} with the fetch): for a core (other processes) "
+          f"{res['processing_queued_share']:.0%}, on round trips "
+          f"{res['processing_wait_share'] - res['processing_queued_share']:.0%}; "
+          f"{res['round_trips_per_batch']} "
           f"round trips per batch; events/s plain before / after "
           f"{' / '.join(f'{n:,}' for n in res['events_per_s_plain'])}, metered "
-          f"{res['events_per_s_metered']:,} ({res['machine']})")
+          f"{res['events_per_s_metered']:,} ({res['machine']}, load average "
+          f"{res['load_average_1_5_15'][0]})")
 
 
 def main() -> int:
