@@ -30,7 +30,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.step_meter import WAIT, Meter, Stat  # noqa: E402
+from bench.step_meter import Meter, Stat  # noqa: E402
 from bench.workload import generate  # noqa: E402
 from shopstream.agents.registry import build_agents  # noqa: E402
 from shopstream.core.settings import Settings, load_settings  # noqa: E402
@@ -47,8 +47,8 @@ from shopstream.streams.batch import BatchProcessor, Record, split_by_bytes  # n
 
 LOADS = "loads, all (concurrent)"
 #: Rows of the table in pipeline order, by prefix of the stage's name.
-ORDER = ("fetch", "read fences", "decode", "dedup", "load", LOADS, "apply", "counts", "fenced",
-         "metrics", "after_apply", "push relay", "batch loop", WAIT)
+ORDER = ("fetch", "read fences", "decode", "dedup", "load:", LOADS, "apply", "counts", "fenced",
+         "metrics", "after_apply", "push relay", "batch loop", "no stage")
 
 
 def meter_processor(proc: BatchProcessor, meter: Meter) -> None:

@@ -22,7 +22,7 @@ from typing import Any
 
 from redis.asyncio.connection import AbstractConnection
 
-WAIT = "waiting (event loop, round trips)"
+WAIT = "no stage running (event loop, waiting)"
 
 
 def run_queue_ns() -> int:
@@ -152,7 +152,7 @@ class _Steps:
         while True:
             self.meter.switch(self.name)
             try:
-                out = self.coro.throw(error) if error else self.coro.send(value)
+                out = self.coro.send(value) if error is None else self.coro.throw(error)
             except StopIteration as stop:
                 return stop.value
             finally:
