@@ -101,7 +101,7 @@ def decode_record(
         )
         return 1
     try:
-        doc = decode.decode_record(raw)
+        doc = decode.decode_events(raw)
     except decode.DecodeFailed:
         return _explain_record(raw, topic, partition, offset, events, dead, bound)
     if isinstance(doc, list):

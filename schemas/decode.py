@@ -52,7 +52,7 @@ def within_bytes(ev: BaseEvent) -> bool:
     return True
 
 
-def decode_record(raw: bytes) -> list[Event] | Event:
+def decode_events(raw: bytes) -> list[Event] | Event:
     """The record's events, all valid; raises one of ``DecodeFailed`` if any is not."""
     doc = RECORD_DECODER.decode(raw)
     if needs_byte_check(raw) and not all(

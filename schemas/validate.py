@@ -31,8 +31,6 @@ from shopstream.schemas.events import (
     Kind,
 )
 
-__all__ = ["MAX_TS", "MIN_TS", "FieldError", "FutureBound", "field_errors", "future_bound",
-           "is_id", "judge", "problems", "validate_event"]
 _CHANNELS = frozenset(CHANNELS)
 
 

@@ -70,5 +70,12 @@ def test_the_decoder_accepts_exactly_what_the_hand_checks_accept(ev, escaped):
 def test_unknown_fields_are_ignored_and_the_envelope_decodes_in_one_call():
     ev = {**BASE, "type": "payment", "order_id": "o1", "amount": 5, "status": "failed",
           "note": {"any": ["thing"]}}
-    (decoded,) = decode.decode_record(orjson.dumps([ev]))
+    (decoded,) = decode.decode_events(orjson.dumps([ev]))
     assert decoded.type == "payment" and decoded.amount == 5 and not hasattr(decoded, "note")
+
+
+def test_the_simulators_events_are_events_of_the_model():
+    from shopstream.simulate import Simulator
+
+    for ev in Simulator(500, 2_000, 3).events(5_000):
+        assert msgspec.to_builtins(decode.decode_event(orjson.dumps(ev))) == ev
