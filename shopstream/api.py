@@ -59,6 +59,8 @@ ROUTE_MODULES: tuple[ModuleType, ...] = (http_funnels, http_flash_sales, http_li
 OPENAPI = (Path(__file__).parent / "openapi.json").read_bytes()
 #: Largest request body accepted by POST /v1/events.
 MAX_BODY_BYTES = 8 * 1024 * 1024
+#: Deepest nesting the JSON encoder writes (orjson's limit).
+ENCODER_DEPTH = 254
 
 #: The items of a JSON array, each as its own bytes.
 _ITEMS = msgspec.json.Decoder(list[msgspec.Raw])
@@ -149,30 +151,28 @@ async def post_events(request: web.Request) -> web.Response:
             results.append({"index": index, "status": "rejected", "reason": "malformed_json",
                             "detail": item.detail})
             continue
+        doc = None
         if isinstance(item, _Invalid):
             judged = judge(item.doc)
             if isinstance(judged, FieldError):
                 results.append(_rejected(index, judged, field_errors(item.doc, judged)))
                 continue
-            # Valid, but its bytes nest deeper than the one-pass decoder recurses: stored as
-            # encoded again, which fails past the encoder's depth.
-            try:
-                data = codec.dumps(item.doc)
-            except codec.EncodeError as exc:
-                results.append({"index": index, "status": "rejected", "reason": "malformed_json",
-                                "detail": f"cannot be stored as JSON: {exc}"})
-                continue
-            ev = judged
+            ev, doc = judged, item.doc
         else:
             ev = item
         if bound is not None and ev.ts > bound.latest:
             err = bound.error(ev.ts)
             results.append(_rejected(index, err, [err]))
             continue
-        if len(data) > ctx.settings.max_record_bytes:
+        stored = _stored(data, doc)
+        if isinstance(stored, codec.EncodeError):
+            results.append({"index": index, "status": "rejected", "reason": "malformed_json",
+                            "detail": f"cannot be stored as JSON: {stored}"})
+            continue
+        if len(stored) > ctx.settings.max_record_bytes:
             results.append({"index": index, "status": "rejected", "reason": "oversized"})
             continue
-        valid.append((data, ev.user_id, ev.type in ROOM_WIDE_TYPES))
+        valid.append((stored, ev.user_id, ev.type in ROOM_WIDE_TYPES))
         results.append({"index": index, "status": "accepted", "event_id": ev.event_id})
     # Every item was judged before the first one is produced: no answer after partial queueing
     # but the 503 below, which says what may have landed.
@@ -191,6 +191,21 @@ async def post_events(request: web.Request) -> web.Response:
     ctx.metrics.api_events.labels("rejected").inc(rejected)
     status = 200 if rejected == 0 else (400 if accepted == 0 else 207)
     return json_response({"accepted": accepted, "rejected": rejected, "results": results}, status)
+
+
+def _stored(data: bytes, doc: Any) -> bytes | codec.EncodeError:
+    """The bytes a valid item is produced as: its own, unknown fields and all; ``doc``
+    encoded again when the one-pass decoder could not read them (nested deeper than it
+    recurses). What the encoder cannot write is refused (its error), as the worker encodes a
+    rejected item of an envelope again for its dead letter: only an item with more than
+    ``ENCODER_DEPTH`` brackets is encoded to find out."""
+    if doc is None and data.count(b"{") + data.count(b"[") <= ENCODER_DEPTH:
+        return data
+    try:
+        encoded = codec.dumps(codec.loads(data) if doc is None else doc)
+    except codec.EncodeError as exc:
+        return exc
+    return data if doc is None else encoded
 
 
 def _rejected(index: int, err: FieldError, errors: list[FieldError]) -> dict[str, Any]:
