@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from operator import attrgetter
 from typing import Any
 
 from shopstream.core import codec
 from shopstream.schemas import decode
 from shopstream.schemas.events import Event
 from shopstream.schemas.validate import FieldError, FutureBound, future_bound, judge
+
+_TS = attrgetter("ts")
 
 
 class Reason(StrEnum):
@@ -105,7 +108,7 @@ def decode_record(
     except decode.DecodeFailed:
         return _explain_record(raw, topic, partition, offset, events, dead, bound)
     if isinstance(doc, list):
-        if bound is not None and any(ev.ts > bound.latest for ev in doc):
+        if bound is not None and doc and max(map(_TS, doc)) > bound.latest:
             return _explain_record(raw, topic, partition, offset, events, dead, bound)
         events.extend(doc)
         return len(doc)
