@@ -51,8 +51,6 @@ from shopstream.sinks.redis_state import Redis, get_many
 from shopstream.sinks.webhook import WebhookSender, parse_webhook
 
 NAME = "coupons"
-#: A viewer's own events in a room (``live_end`` concerns the whole room).
-VIEWER_TYPES = frozenset({"live_join", "live_comment", "live_like", "live_leave"})
 
 
 class CouponAgent(NoHooks):

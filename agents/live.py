@@ -24,13 +24,13 @@ from shopstream.agents.live_rules import (
     Changes,
     LiveConfig,
     LiveShard,
-    RoomEvent,
     decode_user,
     encode_user,
 )
 from shopstream.core.settings import Settings
 from shopstream.core.timeunits import DAY_MS
 from shopstream.monitoring.metrics import Metrics
+from shopstream.schemas.events import RoomEvent
 from shopstream.sinks import live_keys as lk
 from shopstream.sinks.redis_state import Redis
 

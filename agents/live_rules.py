@@ -33,17 +33,7 @@ import orjson
 from shopstream.agents.lateness import allowed_lateness
 from shopstream.core.errors import ConfigError
 from shopstream.core.timeunits import DAY_MS, HOUR_MS, MINUTE_MS
-from shopstream.schemas.events import (
-    Event,
-    LiveComment,
-    LiveEnd,
-    LiveJoin,
-    LiveLeave,
-    LiveLike,
-    LiveStart,
-    OrderSubmit,
-    Payment,
-)
+from shopstream.schemas.events import Event, LiveEnd, LiveStart, OrderSubmit, Payment, ViewerEvent
 
 #: Upper bounds (exclusive, ms) of the watch-time histogram's buckets; one more bucket is open.
 WATCH_BOUNDS_MS: Final = (MINUTE_MS, 5 * MINUTE_MS, 15 * MINUTE_MS, 30 * MINUTE_MS, HOUR_MS)
@@ -59,9 +49,6 @@ LIVE_TYPES: Final = frozenset({"live_start", "live_end", "live_join", "live_leav
                                "live_comment", "live_like"})
 #: Events the live agent reads: live ones, and orders and payments for attribution.
 RELEVANT: Final = LIVE_TYPES | {"order_submit", "payment"}
-#: A viewer's own live event, and any event of a room (all carry ``room_id``).
-ViewerEvent = LiveJoin | LiveLeave | LiveComment | LiveLike
-RoomEvent = LiveStart | LiveEnd | ViewerEvent
 _KEYS: Final = {"idle_ms", "attribution_ms", "top_rooms", "on_air_silence_ms"}
 
 

@@ -19,7 +19,7 @@ import typing
 from enum import StrEnum
 from typing import Annotated, ClassVar, Final, Literal
 
-from msgspec import NODEFAULT, Meta, Struct
+from msgspec import Meta, Struct
 from msgspec.structs import fields
 
 #: Longest id or label, in UTF-8 bytes (user, session, order, sku, room, sale, campaign...).
@@ -199,6 +199,9 @@ Event = (PageView | ProductView | CartAdd | CartRemove | OrderSubmit | Payment |
          | LiveStart | LiveEnd | LiveJoin | LiveLeave | LiveComment | LiveLike | CouponRedeem
          | FlashSaleClaim)
 EVENT_CLASSES: Final[tuple[type[BaseEvent], ...]] = typing.get_args(Event)
+#: A viewer's own event in a live room, and any event of a room (all carry ``room_id``).
+ViewerEvent = LiveJoin | LiveLeave | LiveComment | LiveLike
+RoomEvent = LiveStart | LiveEnd | ViewerEvent
 
 
 def _kind(hint: object) -> Kind:
@@ -218,7 +221,7 @@ def _table(cls: type[BaseEvent], own: bool) -> tuple[dict[str, Kind], dict[str, 
     optional: dict[str, Kind] = {}
     for f in fields(cls):
         if (f.name in common) != own:
-            table = required if f.default is NODEFAULT else optional
+            table = required if f.required else optional
             table[f.name] = _kind(hints[f.name])
     return required, optional
 
