@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from shopstream.schemas.events import Event
 from shopstream.sinks.redis_state import Ops
 
 
@@ -13,7 +14,7 @@ class PartitionBatch:
     """New, valid, deduplicated events of one partition in one batch, in partition order."""
 
     partition: int
-    events: list[dict[str, Any]]
+    events: list[Event]
     #: State changes; flushed with the fence in one atomic call.
     ops: Ops = field(default_factory=Ops)
     #: Partition watermark (largest event time) before and after this batch.
@@ -21,7 +22,7 @@ class PartitionBatch:
     watermark: int = 0
     #: Copies of room-wide events (``kafka_io.partitioner.is_copy``) as (number of ``events``
     #: before it, event): only the live agent reads them.
-    copies: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    copies: list[tuple[int, Event]] = field(default_factory=list)
     #: Per-agent scratch space filled by ``Agent.load``.
     loaded: dict[str, Any] = field(default_factory=dict)
 

@@ -25,6 +25,7 @@ from shopstream.kafka_io.envelope import DeadLetter, Reason, decode_record, reco
 from shopstream.kafka_io.partitioner import is_copy
 from shopstream.kafka_io.topics import topic_id
 from shopstream.monitoring.metrics import KNOWN_CHANNELS, KNOWN_TYPES, Metrics, bounded
+from shopstream.schemas.events import Event
 from shopstream.sinks import keys
 from shopstream.sinks.dead_letters import DeadLetterSink
 from shopstream.sinks.redis_state import FENCE_AHEAD, OTHER_LOG, Fence, RedisState, stale_fence
@@ -282,8 +283,8 @@ class BatchProcessor:
             wm_before = dedup.watermark
             counts: Counter[str] = Counter()
             dead: list[DeadLetter] = []
-            fresh: list[dict[str, Any]] = []
-            decoded: list[dict[str, Any]] = []
+            fresh: list[Event] = []
+            decoded: list[Event] = []
             last = fence.offset
             first = -1
             for rec in recs:
@@ -296,13 +297,13 @@ class BatchProcessor:
                     rec.value, self.topic, p, rec.offset, max_bytes, decoded, dead,
                     record_bound(rec.timestamp, max_future, now_ms),
                 )
-            copies: list[tuple[int, dict[str, Any]]] = []
+            copies: list[tuple[int, Event]] = []
             for ev in decoded:
                 if is_copy(ev, p, n_parts):
                     # Seen by the live agent only; not counted in, nor deduplicated, nor part
                     # of the watermark, so the other agents see the partition as before.
                     copies.append((len(fresh), ev))
-                elif dedup.is_duplicate(ev["event_id"], ev["ts"]):
+                elif dedup.is_duplicate(ev.event_id, ev.ts):
                     counts["duplicate"] += 1
                 else:
                     fresh.append(ev)
@@ -482,10 +483,10 @@ class BatchProcessor:
         for name, n in counts.items():
             if name.startswith("dead:"):
                 self.metrics.dead_letters.labels(name[5:]).inc(n)
-        per = Counter((ev["type"], ev.get("channel") or "other") for ev in batch.events)
+        per = Counter((ev.type, ev.channel or "other") for ev in batch.events)
         for (etype, channel), n in per.items():
             self._by_type[(etype, bounded(channel, KNOWN_CHANNELS))].inc(n)
         observe = self.metrics.lag_seconds.observe
         for ev in batch.events[::LAG_SAMPLE_EVERY]:
-            observe(max(0.0, (now_ms - ev["ts"]) / 1000))
+            observe(max(0.0, (now_ms - ev.ts) / 1000))
 

@@ -61,7 +61,7 @@ class Funnels(NoHooks):
     async def load(self, batches: list[PartitionBatch]) -> None:
         """One read per partition of the batch's users' progress (the partitions concurrently)."""
         wanted = [
-            (b, list(dict.fromkeys(e["user_id"] for e in b.events if e["type"] in self.by_type)))
+            (b, list(dict.fromkeys(e.user_id for e in b.events if e.type in self.by_type)))
             for b in batches
         ]
         for b in batches:
@@ -83,16 +83,16 @@ class Funnels(NoHooks):
         wm = batch.watermark_before
         late = 0
         for ev in batch.events:
-            ts = ev["ts"]
+            ts = ev.ts
             if ts < wm - self.lateness_ms:
                 late += 1
                 continue
             if ts > wm:
                 wm = ts
-            relevant = self.by_type.get(ev["type"])
+            relevant = self.by_type.get(ev.type)
             if relevant is None:
                 continue
-            uid = ev["user_id"]
+            uid = ev.user_id
             units = users.get(uid)
             if units is None:
                 units = users[uid] = decode_units(stored.get(uid))

@@ -20,7 +20,6 @@ from redis.exceptions import RedisError
 from shopstream.agents.base import NoHooks, PartitionBatch
 from shopstream.agents.live.query import on_air
 from shopstream.agents.live.rules import (
-    LIVE_TYPES,
     RELEVANT,
     Changes,
     LiveShard,
@@ -31,6 +30,7 @@ from shopstream.agents.live_section import LiveConfig
 from shopstream.core.settings import Settings
 from shopstream.core.timeunits import DAY_MS
 from shopstream.monitoring.metrics import Metrics
+from shopstream.schemas.events import RoomEvent
 from shopstream.sinks.live import keys as lk
 from shopstream.sinks.redis_state import Redis
 
@@ -65,21 +65,21 @@ class LiveRooms(NoHooks):
         users: list[str] = []
         ending: set[str] = set()
         orders: list[str] = []
-        rooms = {ev["room_id"] for _, ev in b.copies}
+        rooms = {ev.room_id for _, ev in b.copies if isinstance(ev, RoomEvent)}
         for ev in b.events:
-            etype = ev["type"]
+            etype = ev.type
             if etype not in RELEVANT:
                 continue
-            if etype in LIVE_TYPES:
-                rooms.add(ev["room_id"])
-            if etype == "live_end":
-                ending.add(ev["room_id"])
-            elif etype == "payment":
-                if ev["status"] == "success":
-                    orders.append(ev["order_id"])
+            if isinstance(ev, RoomEvent):
+                rooms.add(ev.room_id)
+            if ev.type == "live_end":
+                ending.add(ev.room_id)
+            elif ev.type == "payment":
+                if ev.status == "success":
+                    orders.append(ev.order_id)
             elif etype != "live_start":
-                users.append(ev["user_id"])
-        ending.update(ev["room_id"] for _, ev in b.copies if ev["type"] == "live_end")
+                users.append(ev.user_id)
+        ending.update(ev.room_id for _, ev in b.copies if ev.type == "live_end")
         horizon = b.watermark - self.cfg.lateness_ms - self.cfg.idle_ms
         async with r.pipeline(transaction=False) as pipe:
             pipe.zrangebyscore(lk.idle_key(a, p), "-inf", f"({horizon}")

@@ -32,6 +32,7 @@ import orjson
 
 from shopstream.agents.live_section import LiveConfig
 from shopstream.core.timeunits import HOUR_MS, MINUTE_MS
+from shopstream.schemas.events import Event, LiveEnd, LiveStart, OrderSubmit, Payment, ViewerEvent
 
 #: Upper bounds (exclusive, ms) of the watch-time histogram's buckets; one more bucket is open.
 WATCH_BOUNDS_MS: Final = (MINUTE_MS, 5 * MINUTE_MS, 15 * MINUTE_MS, 30 * MINUTE_MS, HOUR_MS)
@@ -160,7 +161,7 @@ class LiveShard:
             return None
         return view
 
-    def run(self, events: list[dict[str, Any]], copies: list[tuple[int, dict[str, Any]]]) -> None:
+    def run(self, events: list[Event], copies: list[tuple[int, Event]]) -> None:
         """A partition's batch: its events with the room-wide copies at their positions."""
         wm, c, n_copies = self.wm, 0, len(copies)
         for i, ev in enumerate(events):
@@ -168,34 +169,34 @@ class LiveShard:
                 self.wm = wm
                 self.event(copies[c][1], copy=True)
                 c += 1
-            if ev["type"] in RELEVANT:
+            if ev.type in RELEVANT:
                 self.wm = wm
                 self.event(ev)
                 wm = self.wm
-            elif ev["ts"] > wm:
+            elif ev.ts > wm:
                 # Most events are not live ones: only the watermark moves (a late one cannot).
-                wm = ev["ts"]
+                wm = ev.ts
         self.wm = wm
         for _, ev in copies[c:]:
             self.event(ev, copy=True)
 
-    def event(self, ev: dict[str, Any], copy: bool = False) -> None:
+    def event(self, ev: Event, copy: bool = False) -> None:
         """One event in partition order; ``copy``: a room-wide event's copy, judged late like
         any event here but not moving this partition's watermark (its home partition's it is)."""
-        etype, ts = ev["type"], ev["ts"]
+        etype, ts = ev.type, ev.ts
         if ts < self.wm - self.cfg.lateness_ms:
             if etype in RELEVANT and not copy:
                 self.out.late += 1
             return
         if not copy and ts > self.wm:
             self.wm = ts
-        if etype in ("live_start", "live_end"):
-            self._room_wide(etype, ev["room_id"], ts)
-        elif etype in LIVE_TYPES:
+        if isinstance(ev, LiveStart | LiveEnd):
+            self._room_wide(etype, ev.room_id, ts)
+        elif isinstance(ev, ViewerEvent):
             self._viewer(etype, ev, ts)
-        elif etype == "order_submit":
+        elif ev.type == "order_submit":
             self._order(ev, ts)
-        elif etype == "payment" and ev["status"] == "success":
+        elif ev.type == "payment" and ev.status == "success":
             self._payment(ev, ts)
 
     def _seen(self, room: str, ts: int) -> None:
@@ -216,14 +217,14 @@ class LiveShard:
             if view is not None:
                 self._close(room, uid, user, min(ts, view[1] + self.cfg.idle_ms))
 
-    def _viewer(self, etype: str, ev: dict[str, Any], ts: int) -> None:
-        room, uid = ev["room_id"], ev["user_id"]
+    def _viewer(self, etype: str, ev: ViewerEvent, ts: int) -> None:
+        room, uid = ev.room_id, ev.user_id
         out = self.out
         self._seen(room, ts)
         if etype == "live_comment":
             self._count(room, "c", ts)
-        elif etype == "live_like":
-            self._count(room, "l", ts, ev["count"])
+        elif ev.type == "live_like":
+            self._count(room, "l", ts, ev.count)
         user = self._user(uid)
         view = self._live_view(room, uid, user, ts)
         if view is not None:
@@ -244,9 +245,9 @@ class LiveShard:
             if members is not None:
                 members.add(uid)
 
-    def _order(self, ev: dict[str, Any], ts: int) -> None:
-        uid = ev["user_id"]
-        room: str | None = ev.get("live_room_id")
+    def _order(self, ev: OrderSubmit, ts: int) -> None:
+        uid = ev.user_id
+        room = ev.live_room_id
         if room is None:
             room = self._attribute(uid, ts)
         if room is None:
@@ -254,9 +255,9 @@ class LiveShard:
         out = self.out
         out.rooms[room] = min(ts, out.rooms.get(room, ts))
         self._count(room, "o", ts)
-        self._count(room, "g", ts, ev["amount"])
+        self._count(room, "g", ts, ev.amount)
         out.buyers.add((room, uid))
-        out.orders[ev["order_id"]] = room
+        out.orders[ev.order_id] = room
 
     def _attribute(self, uid: str, ts: int) -> str | None:
         user = self.users.get(uid)
@@ -273,8 +274,8 @@ class LiveShard:
             return user.left[0]
         return None
 
-    def _payment(self, ev: dict[str, Any], ts: int) -> None:
-        order = ev["order_id"]
+    def _payment(self, ev: Payment, ts: int) -> None:
+        order = ev.order_id
         out = self.out
         if order in out.paid:
             return
@@ -282,7 +283,7 @@ class LiveShard:
         if room is None:
             return
         self._count(room, "po", ts)
-        self._count(room, "pg", ts, ev["amount"])
+        self._count(room, "pg", ts, ev.amount)
         out.paid.add(order)
 
     def sweep(self, candidates: Iterable[tuple[str, str]]) -> None:
