@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench bench-check tools
+.PHONY: demo test lint bench bench-check bench-stages tools
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ test: lint tools
 
 bench: $(BIN)/.installed
 	$(BIN)/python bench/run.py
+
+# Microseconds per event of each stage of the worker's pipeline (bench/result-stages.json).
+bench-stages: $(BIN)/.installed
+	$(BIN)/python bench/stage_costs.py
 
 # The latest bench results (bench/result.json, bench/result-compare.json) against the best rows
 # of bench/history.jsonl on this machine; fails when a figure fell by more than 25%.

@@ -6,10 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
+from shopstream.schemas.events import Event
 from shopstream.sinks.redis_state import Ops
-
-#: One event as the batch loop decoded it.
-Event = dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,10 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from operator import attrgetter
 from typing import Any
 
 from shopstream.core import codec
-from shopstream.schemas.validate import FieldError, FutureBound, future_bound, validate_event
+from shopstream.schemas import decode
+from shopstream.schemas.events import Event
+from shopstream.schemas.validate import FieldError, FutureBound, future_bound, judge
+
+_TS = attrgetter("ts")
 
 
 class Reason(StrEnum):
@@ -80,7 +85,7 @@ def decode_record(
     partition: int,
     offset: int,
     max_bytes: int,
-    events: list[dict[str, Any]],
+    events: list[Event],
     dead: list[DeadLetter],
     bound: FutureBound | None = None,
 ) -> int:
@@ -88,7 +93,8 @@ def decode_record(
     event stamped beyond ``bound`` is a reject too (``future_ts``).
 
     Returns how many events the record counted as (the envelope length, or 1), so that
-    ``in == valid + dead`` holds per record before deduplication.
+    ``in == valid + dead`` holds per record before deduplication. A record whose events are
+    all valid and within the bound is decoded in one pass; any other is judged item by item.
     """
     raw = value or b""
     if len(raw) > max_bytes:
@@ -98,6 +104,35 @@ def decode_record(
         )
         return 1
     try:
+        doc = decode.decode_events(raw)
+    except decode.DecodeFailed:
+        return _explain_record(raw, topic, partition, offset, events, dead, bound)
+    if isinstance(doc, list):
+        if bound is not None and doc and max(map(_TS, doc)) > bound.latest:
+            return _explain_record(raw, topic, partition, offset, events, dead, bound)
+        events.extend(doc)
+        return len(doc)
+    if bound is not None and doc.ts > bound.latest:
+        error = bound.error(doc.ts)
+        dead.append(DeadLetter(Reason.FUTURE_TS, str(error), raw, topic, partition, offset, -1,
+                               error))
+    else:
+        events.append(doc)
+    return 1
+
+
+def _explain_record(
+    raw: bytes,
+    topic: str,
+    partition: int,
+    offset: int,
+    events: list[Event],
+    dead: list[DeadLetter],
+    bound: FutureBound | None,
+) -> int:
+    """``decode_record`` for a record with a reject: each item judged on its own, the
+    rejects named by the hand checks."""
+    try:
         doc = codec.loads(raw)
     except codec.DecodeError as exc:
         dead.append(
@@ -106,11 +141,11 @@ def decode_record(
         return 1
     if type(doc) is dict:
         judged = _judge(doc, bound)
-        if judged is None:
-            events.append(doc)
-        else:
+        if isinstance(judged, tuple):
             reason, error = judged
             dead.append(DeadLetter(reason, str(error), raw, topic, partition, offset, -1, error))
+        else:
+            events.append(judged)
         return 1
     if type(doc) is not list:
         error = FieldError("", "a JSON object or array of objects", type(doc).__name__)
@@ -120,20 +155,20 @@ def decode_record(
         return 1
     for index, item in enumerate(doc):
         judged = _judge(item, bound)
-        if judged is None:
-            events.append(item)
-        else:
+        if isinstance(judged, tuple):
             reason, error = judged
             dead.append(DeadLetter(reason, str(error), codec.dumps(item),
                                    topic, partition, offset, index, error))
+        else:
+            events.append(judged)
     return len(doc)
 
 
-def _judge(item: Any, bound: FutureBound | None) -> tuple[Reason, FieldError] | None:
-    """None for a valid event within the bound, else why it is rejected."""
-    error = validate_event(item)
-    if error is not None:
-        return classify(error), error
-    if bound is not None and item["ts"] > bound.latest:
-        return Reason.FUTURE_TS, bound.error(item["ts"])
-    return None
+def _judge(item: Any, bound: FutureBound | None) -> Event | tuple[Reason, FieldError]:
+    """A valid event within the bound, else why it is rejected."""
+    judged = judge(item)
+    if isinstance(judged, FieldError):
+        return classify(judged), judged
+    if bound is not None and judged.ts > bound.latest:
+        return Reason.FUTURE_TS, bound.error(judged.ts)
+    return judged

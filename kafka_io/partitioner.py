@@ -9,9 +9,8 @@ other one.
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any
 
-from shopstream.schemas.events import ROOM_WIDE_TYPES
+from shopstream.schemas.events import ROOM_WIDE_TYPES, Event
 
 _M = 0x5BD1E995
 _SEED = 0x9747B28C
@@ -52,7 +51,7 @@ def partition_for(key: str, partitions: int) -> int:
     return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
 
 
-def is_copy(event: dict[str, Any], partition: int, partitions: int) -> bool:
+def is_copy(event: Event, partition: int, partitions: int) -> bool:
     """A room-wide event's copy: on a partition other than its user's (see ROOM_WIDE_TYPES)."""
-    return (event["type"] in ROOM_WIDE_TYPES
-            and partition_for(event["user_id"], partitions) != partition)
+    return (event.type in ROOM_WIDE_TYPES
+            and partition_for(event.user_id, partitions) != partition)

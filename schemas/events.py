@@ -2,16 +2,25 @@
 
 Every event is one JSON object. Money is integer fen, time is epoch milliseconds.
 
+Each event type is a msgspec Struct, tagged by ``type``: decoding a record into ``Event``
+validates every field's type and bounds in the same pass (``schemas.decode``). The tables
+``COMMON_REQUIRED``, ``COMMON_OPTIONAL`` and ``EVENT_TYPES`` are read off these classes.
+
 Every number and string that enters has a bounded range (below), chosen so that no counter
 shopstream keeps can overflow a signed 64-bit integer within its bucket's lifetime and no
 value loses precision in Redis's Lua (doubles, exact to 2**53); the arithmetic is in
-docs/guarantees.md.
+docs/guarantees.md. Lengths are in UTF-8 bytes; msgspec counts characters, so a string that
+is not ASCII is measured again after decoding (``schemas.decode``).
 """
 
 from __future__ import annotations
 
+import typing
 from enum import StrEnum
-from typing import Final
+from typing import Annotated, ClassVar, Final, Literal
+
+from msgspec import Meta, Struct
+from msgspec.structs import fields
 
 #: Longest id or label, in UTF-8 bytes (user, session, order, sku, room, sale, campaign...).
 MAX_ID_BYTES: Final = 128
@@ -23,10 +32,14 @@ MAX_MONEY: Final = 10**12
 MAX_QTY: Final = 10**6
 #: Most lines one order may have.
 MAX_ITEMS: Final = 1000
+#: Largest timestamp accepted: year 2100, to catch seconds-vs-ms and garbage.
+MAX_TS: Final = 4_102_444_800_000
+#: Smallest: 2000-01-01; anything earlier is a unit or clock mistake.
+MIN_TS: Final = 946_684_800_000
 
 
 class Kind(StrEnum):
-    """How a field's value is checked."""
+    """How a field's value is checked (the ``expected`` of an error)."""
 
     STR = "non-empty string of at most 128 bytes"
     TEXT = "non-empty string of at most 2048 bytes"
@@ -45,42 +58,183 @@ ROOM_WIDE_TYPES: Final = frozenset({"live_start", "live_end"})
 
 CHANNELS: Final = ("search", "ads", "recommend", "live", "social", "push", "direct", "other")
 
+# Field types: the msgspec bounds, and the Kind that names them in errors.
+Id = Annotated[str, Meta(min_length=1, max_length=MAX_ID_BYTES, description=Kind.STR.value),
+               Kind.STR]
+Text = Annotated[str, Meta(min_length=1, max_length=MAX_TEXT_BYTES,
+                           description=Kind.TEXT.value), Kind.TEXT]
+Ts = Annotated[int, Meta(ge=MIN_TS, le=MAX_TS, description=(
+    "Epoch ms, 2000-01-01..2100-01-01, at most max_future_ms (default 300000) ahead of the "
+    "API's clock; a later one is rejected invalid_field.")), Kind.TS]
+Money = Annotated[int, Meta(ge=0, le=MAX_MONEY, description=Kind.MONEY.value), Kind.MONEY]
+Qty = Annotated[int, Meta(ge=1, le=MAX_QTY, description=Kind.QTY.value), Kind.QTY]
+Channel = Annotated[Literal["search", "ads", "recommend", "live", "social", "push", "direct",
+                            "other"], Kind.CHANNEL]
+PayStatus = Annotated[Literal["success", "failed"], Kind.PAY_STATUS]
+
+
+class Item(Struct, frozen=True, gc=False):
+    """One order line (unknown extra keys are ignored)."""
+
+    sku: Id
+    qty: Qty
+    price: Money
+
+
+Items = Annotated[list[Item], Meta(min_length=1, max_length=MAX_ITEMS), Kind.ITEMS]
+
+
+class BaseEvent(Struct, tag_field="type", kw_only=True, frozen=True, gc=False,
+                omit_defaults=True):
+    """Fields every event has; ``type`` is the tag (a class attribute of each type).
+
+    Unknown extra fields of the JSON object are ignored (the record's bytes keep them).
+    """
+
+    type: ClassVar[str]
+    event_id: Id
+    ts: Ts
+    user_id: Id
+    session_id: Id | None = None
+    channel: Channel | None = None
+    campaign: Id | None = None
+    region: Id | None = None
+    device: Id | None = None
+
+
+class PageView(BaseEvent, tag="page_view", frozen=True):
+    type: ClassVar[Literal["page_view"]] = "page_view"
+    page: Text
+    sku: Id | None = None
+
+
+class ProductView(BaseEvent, tag="product_view", frozen=True):
+    type: ClassVar[Literal["product_view"]] = "product_view"
+    sku: Id
+    price: Money
+
+
+class CartAdd(BaseEvent, tag="cart_add", frozen=True):
+    type: ClassVar[Literal["cart_add"]] = "cart_add"
+    sku: Id
+    qty: Qty
+    price: Money
+
+
+class CartRemove(BaseEvent, tag="cart_remove", frozen=True):
+    type: ClassVar[Literal["cart_remove"]] = "cart_remove"
+    sku: Id
+    qty: Qty
+
+
+class OrderSubmit(BaseEvent, tag="order_submit", frozen=True):
+    type: ClassVar[Literal["order_submit"]] = "order_submit"
+    order_id: Id
+    items: Items
+    amount: Money
+    coupon_id: Id | None = None
+    live_room_id: Id | None = None
+    reservation_id: Id | None = None
+
+
+class Payment(BaseEvent, tag="payment", frozen=True):
+    type: ClassVar[Literal["payment"]] = "payment"
+    order_id: Id
+    amount: Money
+    status: PayStatus
+
+
+class OrderCancel(BaseEvent, tag="order_cancel", frozen=True):
+    type: ClassVar[Literal["order_cancel"]] = "order_cancel"
+    order_id: Id
+
+
+class LiveStart(BaseEvent, tag="live_start", frozen=True):
+    type: ClassVar[Literal["live_start"]] = "live_start"
+    room_id: Id
+
+
+class LiveEnd(BaseEvent, tag="live_end", frozen=True):
+    type: ClassVar[Literal["live_end"]] = "live_end"
+    room_id: Id
+
+
+class LiveJoin(BaseEvent, tag="live_join", frozen=True):
+    type: ClassVar[Literal["live_join"]] = "live_join"
+    room_id: Id
+
+
+class LiveLeave(BaseEvent, tag="live_leave", frozen=True):
+    type: ClassVar[Literal["live_leave"]] = "live_leave"
+    room_id: Id
+
+
+class LiveComment(BaseEvent, tag="live_comment", frozen=True):
+    type: ClassVar[Literal["live_comment"]] = "live_comment"
+    room_id: Id
+
+
+class LiveLike(BaseEvent, tag="live_like", frozen=True):
+    type: ClassVar[Literal["live_like"]] = "live_like"
+    room_id: Id
+    count: Qty
+
+
+class CouponRedeem(BaseEvent, tag="coupon_redeem", frozen=True):
+    type: ClassVar[Literal["coupon_redeem"]] = "coupon_redeem"
+    coupon_id: Id
+    order_id: Id
+
+
+class FlashSaleClaim(BaseEvent, tag="flash_sale_claim", frozen=True):
+    type: ClassVar[Literal["flash_sale_claim"]] = "flash_sale_claim"
+    sale_id: Id
+    sku: Id
+    qty: Qty
+    reservation_id: Id
+
+
+#: Any event: a union tagged on ``type`` (``ev.type == "payment"`` narrows it for mypy).
+Event = (PageView | ProductView | CartAdd | CartRemove | OrderSubmit | Payment | OrderCancel
+         | LiveStart | LiveEnd | LiveJoin | LiveLeave | LiveComment | LiveLike | CouponRedeem
+         | FlashSaleClaim)
+EVENT_CLASSES: Final[tuple[type[BaseEvent], ...]] = typing.get_args(Event)
+#: A viewer's own event in a live room, and any event of a room (all carry ``room_id``).
+ViewerEvent = LiveJoin | LiveLeave | LiveComment | LiveLike
+RoomEvent = LiveStart | LiveEnd | ViewerEvent
+
+
+def _kind(hint: object) -> Kind:
+    """The Kind an annotation carries (through ``X | None``)."""
+    for arg in (hint, *typing.get_args(hint)):
+        kinds = [m for m in getattr(arg, "__metadata__", ()) if isinstance(m, Kind)]
+        if kinds:
+            return kinds[0]
+    raise TypeError(f"field type {hint!r} names no Kind")
+
+
+def _table(cls: type[BaseEvent], own: bool) -> tuple[dict[str, Kind], dict[str, Kind]]:
+    """(required, optional) fields of ``cls`` in declaration order: its own, or the common."""
+    hints = typing.get_type_hints(cls, include_extras=True)
+    common = set(BaseEvent.__struct_fields__)
+    required: dict[str, Kind] = {}
+    optional: dict[str, Kind] = {}
+    for f in fields(cls):
+        if (f.name in common) != own:
+            table = required if f.required else optional
+            table[f.name] = _kind(hints[f.name])
+    return required, optional
+
+
+_common_required, _common_optional = _table(BaseEvent, own=False)
 #: Fields every event has (required) and may have (optional).
 COMMON_REQUIRED: Final[dict[str, Kind]] = {
-    "event_id": Kind.STR,
-    "type": Kind.STR,
-    "ts": Kind.TS,
-    "user_id": Kind.STR,
+    "event_id": Kind.STR, "type": Kind.STR,
+    **{k: v for k, v in _common_required.items() if k != "event_id"},
 }
-COMMON_OPTIONAL: Final[dict[str, Kind]] = {
-    "session_id": Kind.STR,
-    "channel": Kind.CHANNEL,
-    "campaign": Kind.STR,
-    "region": Kind.STR,
-    "device": Kind.STR,
-}
+COMMON_OPTIONAL: Final[dict[str, Kind]] = _common_optional
 
 #: type -> (required fields, optional fields), beyond the common ones.
 EVENT_TYPES: Final[dict[str, tuple[dict[str, Kind], dict[str, Kind]]]] = {
-    "page_view": ({"page": Kind.TEXT}, {"sku": Kind.STR}),
-    "product_view": ({"sku": Kind.STR, "price": Kind.MONEY}, {}),
-    "cart_add": ({"sku": Kind.STR, "qty": Kind.QTY, "price": Kind.MONEY}, {}),
-    "cart_remove": ({"sku": Kind.STR, "qty": Kind.QTY}, {}),
-    "order_submit": (
-        {"order_id": Kind.STR, "items": Kind.ITEMS, "amount": Kind.MONEY},
-        {"coupon_id": Kind.STR, "live_room_id": Kind.STR, "reservation_id": Kind.STR},
-    ),
-    "payment": ({"order_id": Kind.STR, "amount": Kind.MONEY, "status": Kind.PAY_STATUS}, {}),
-    "order_cancel": ({"order_id": Kind.STR}, {}),
-    "live_start": ({"room_id": Kind.STR}, {}),
-    "live_end": ({"room_id": Kind.STR}, {}),
-    "live_join": ({"room_id": Kind.STR}, {}),
-    "live_leave": ({"room_id": Kind.STR}, {}),
-    "live_comment": ({"room_id": Kind.STR}, {}),
-    "live_like": ({"room_id": Kind.STR, "count": Kind.QTY}, {}),
-    "coupon_redeem": ({"coupon_id": Kind.STR, "order_id": Kind.STR}, {}),
-    "flash_sale_claim": (
-        {"sale_id": Kind.STR, "sku": Kind.STR, "qty": Kind.QTY, "reservation_id": Kind.STR},
-        {},
-    ),
+    cls.type: _table(cls, own=True) for cls in EVENT_CLASSES
 }

@@ -1,8 +1,8 @@
-"""Strict, allocation-light validation of decoded events.
+"""Why an event is not valid: the field, the expectation and what was found.
 
-Two layers: per type, a generated straight-line predicate answers "valid?" in one call on the
-hot path (no allocation, ~1 us); only when it says no do the per-field checks run to name the
-field, the expectation and what was found.
+Valid events are decoded in one pass by ``schemas.decode`` (msgspec); the hand checks here
+run only for what it refused, to name the first problem (dead letters and the API's answers
+carry it) or every problem (``field_errors``).
 """
 
 from __future__ import annotations
@@ -11,6 +11,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final
 
+import msgspec
+
+from shopstream.schemas.decode import DecodeFailed, convert_event
 from shopstream.schemas.events import (
     CHANNELS,
     COMMON_OPTIONAL,
@@ -21,13 +24,13 @@ from shopstream.schemas.events import (
     MAX_MONEY,
     MAX_QTY,
     MAX_TEXT_BYTES,
+    MAX_TS,
+    MIN_TS,
+    BaseEvent,
+    Event,
     Kind,
 )
 
-#: Largest timestamp accepted: year 2100, to catch seconds-vs-ms and garbage.
-MAX_TS: Final = 4_102_444_800_000
-#: Smallest: 2000-01-01; anything earlier is a unit or clock mistake.
-MIN_TS: Final = 946_684_800_000
 _CHANNELS = frozenset(CHANNELS)
 
 
@@ -128,57 +131,34 @@ def _problems(checks: tuple[Check, ...], event: dict[str, Any]) -> Iterator[Fiel
                 yield FieldError(name, kind.value, _show(value))
 
 
-#: Source of the fast predicate's test for each kind; ``{v}`` is the value.
-_EXPR: Final[dict[Kind, str]] = {
-    Kind.STR: '(type({v}) is str and {v} != "" and len({v}) <= MAX_ID_BYTES'
-              ' and ({v}.isascii() or is_id({v})))',
-    Kind.TEXT: "_is_text({v})",
-    Kind.TS: "(type({v}) is int and MIN_TS <= {v} <= MAX_TS)",
-    Kind.MONEY: "(type({v}) is int and 0 <= {v} <= MAX_MONEY)",
-    Kind.QTY: "(type({v}) is int and 1 <= {v} <= MAX_QTY)",
-    Kind.CHANNEL: "(type({v}) is str and {v} in _CHANNELS)",
-    Kind.PAY_STATUS: '({v} == "success" or {v} == "failed")',
-    Kind.ITEMS: "_is_items({v})",
-}
+def problems(event: Any) -> list[FieldError]:
+    """What the hand checks find wrong with a decoded JSON value, in field order (empty: a
+    valid event); they agree with the model on what is valid."""
+    if type(event) is not dict:
+        return [FieldError("", "a JSON object", type(event).__name__)]
+    etype = event.get("type", _MISSING)
+    checks = _BY_TYPE.get(etype) if type(etype) is str else None
+    if checks is None:
+        return [FieldError("type", _TYPES_TEXT, _show(etype))]
+    return list(_problems(_COMMON + checks, event))
 
 
-def _fast_predicate(checks: tuple[Check, ...]) -> Callable[[dict[str, Any]], bool]:
-    """Compile the checks into one boolean expression, the way dataclasses builds __init__."""
-    terms = []
-    for i, (name, _, kind) in enumerate(checks):
-        var = f"x{i}"
-        if name[0] == "?":
-            test = _EXPR[kind].format(v=var)
-            terms.append(f"(({var} := g({name[1:]!r})) is None or {test})")
-        else:
-            # Bind the value at its first use, then reuse the name.
-            terms.append(_EXPR[kind].format(v=var).replace(var, f"({var} := g({name!r}))", 1))
-    src = "def fast(e):\n    g = e.get\n    return " + " and ".join(terms) + "\n"
-    scope: dict[str, Any] = {"MIN_TS": MIN_TS, "MAX_TS": MAX_TS, "_CHANNELS": _CHANNELS,
-                             "_is_items": _is_items, "is_id": is_id, "_is_text": _is_text,
-                             "MAX_ID_BYTES": MAX_ID_BYTES, "MAX_MONEY": MAX_MONEY,
-                             "MAX_QTY": MAX_QTY}
-    exec(compile(src, "<schemas.validate>", "exec"), scope)  # noqa: S102 - source built above
-    fast: Callable[[dict[str, Any]], bool] = scope["fast"]
-    return fast
-
-
-_FAST: Final[dict[str, Callable[[dict[str, Any]], bool]]] = {
-    name: _fast_predicate(_COMMON + checks) for name, checks in _BY_TYPE.items()
-}
+def judge(event: Any) -> Event | FieldError:
+    """``event`` (a decoded JSON value, or a typed event built in code) as a typed event, or
+    its first problem."""
+    if isinstance(event, BaseEvent):
+        event = msgspec.to_builtins(event)
+    try:
+        return convert_event(event)
+    except DecodeFailed as exc:
+        found = problems(event)
+        return found[0] if found else FieldError("event", "a valid event", _show(str(exc)))
 
 
 def validate_event(event: Any) -> FieldError | None:
     """None when ``event`` is a valid event; otherwise the first problem found."""
-    if type(event) is not dict:
-        return FieldError("", "a JSON object", type(event).__name__)
-    etype = event.get("type", _MISSING)
-    fast = _FAST.get(etype) if type(etype) is str else None
-    if fast is None:
-        return FieldError("type", _TYPES_TEXT, _show(etype))
-    if fast(event):
-        return None
-    return next(_problems(_COMMON + _BY_TYPE[etype], event), None)
+    judged = judge(event)
+    return judged if isinstance(judged, FieldError) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,10 +190,8 @@ def future_bound(max_future_ms: int, clock_ms: int, clock: str) -> FutureBound |
     return FutureBound(clock_ms + max_future_ms, max_future_ms, clock, clock_ms)
 
 
-def field_errors(event: Any) -> list[FieldError]:
+def field_errors(event: Any, first: FieldError | None = None) -> list[FieldError]:
     """Every problem of ``event``, in field order (empty when valid); the first is what
-    ``validate_event`` reports and dead letters carry."""
-    first = validate_event(event)
-    if first is None or first.field in ("", "type"):
-        return [] if first is None else [first]
-    return list(_problems(_COMMON + _BY_TYPE[event["type"]], event))
+    ``validate_event`` reports and dead letters carry (pass it when already known)."""
+    first = first or validate_event(event)
+    return [] if first is None else problems(event) or [first]

@@ -15,6 +15,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import msgspec
 from aiohttp import web
 from prometheus_client import generate_latest
 
@@ -43,8 +44,9 @@ from shopstream.kafka_io.envelope import classify
 from shopstream.kafka_io.envelope_producer import EnvelopeProducer
 from shopstream.kafka_io.errors import ProduceError
 from shopstream.monitoring.metrics import ApiMetrics
-from shopstream.schemas.events import ROOM_WIDE_TYPES
-from shopstream.schemas.validate import FieldError, field_errors, future_bound, validate_event
+from shopstream.schemas import decode
+from shopstream.schemas.events import ROOM_WIDE_TYPES, Event
+from shopstream.schemas.validate import FieldError, field_errors, future_bound, judge
 from shopstream.sinks.redis_state import READY_TIMEOUT_S, answers, make_redis
 
 log = logging.getLogger(__name__)
@@ -57,12 +59,44 @@ ROUTE_MODULES: tuple[ModuleType, ...] = (http_event_stats, http_funnel, http_fla
 OPENAPI = (Path(__file__).parent / "openapi.json").read_bytes()
 #: Largest request body accepted by POST /v1/events.
 MAX_BODY_BYTES = 8 * 1024 * 1024
+#: Deepest nesting the JSON encoder writes (orjson's limit).
+ENCODER_DEPTH = 254
 
-def _parse_body(body: bytes, content_type: str) -> list[Any] | web.Response:
-    """One event, an array of events, or NDJSON; each item is validated separately later.
+#: The items of a JSON array, each as its own bytes.
+_ITEMS = msgspec.json.Decoder(list[msgspec.Raw])
+
+
+@dataclass(frozen=True, slots=True)
+class _Malformed:
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Invalid:
+    """JSON that is not a valid event: the decoded value, for the checks that name why."""
+
+    doc: Any
+
+
+#: One item of a body: its bytes, and the event (valid) or why it is not one.
+_Item = tuple[bytes, Event | _Invalid | _Malformed]
+
+
+def _decode_item(raw: bytes) -> Event | _Invalid:
+    """The valid event in ``raw`` (one pass), else its JSON value; codec.DecodeError when
+    ``raw`` is not JSON."""
+    try:
+        return decode.decode_event(raw)
+    except decode.DecodeFailed:
+        return _Invalid(codec.loads(raw))
+
+
+def _parse_body(body: bytes, content_type: str) -> list[_Item] | web.Response:
+    """One event, an array of events, or NDJSON, item by item.
 
     The Content-Type decides: ``application/json`` is one document (an event or an array),
     ``application/x-ndjson`` one event per line; only without a type is the form guessed.
+    Each item keeps its own bytes: they are what is produced, unknown fields and all.
     """
     if content_type == "application/json":
         ndjson = False
@@ -71,25 +105,26 @@ def _parse_body(body: bytes, content_type: str) -> list[Any] | web.Response:
     else:
         ndjson = body.count(b"\n") > 1 and not body.lstrip().startswith(b"[")
     if ndjson:
-        items: list[Any] = []
+        items: list[_Item] = []
         for n, line in enumerate(body.splitlines(), 1):
             if not line.strip():
                 continue
             try:
-                items.append(codec.loads(line))
+                items.append((line, _decode_item(line)))
             except codec.DecodeError as exc:
-                items.append(_Malformed(f"line {n}: {exc}"))
+                items.append((line, _Malformed(f"line {n}: {exc}")))
         return items
     try:
-        doc = codec.loads(body)
+        if body.lstrip()[:1] == b"[":
+            try:
+                raws = _ITEMS.decode(body)
+            except decode.DecodeFailed:
+                # Malformed (the error names where), or deeper than the decoder recurses.
+                return [(b"", _Invalid(doc)) for doc in codec.loads(body)]
+            return [(raw, _decode_item(raw)) for raw in map(bytes, raws)]
+        return [(body, _decode_item(body))]
     except codec.DecodeError as exc:
         return error(400, "malformed JSON", reason="malformed_json", detail=str(exc))
-    return doc if type(doc) is list else [doc]
-
-
-@dataclass(frozen=True)
-class _Malformed:
-    detail: str
 
 
 async def post_events(request: web.Request) -> web.Response:
@@ -111,30 +146,34 @@ async def post_events(request: web.Request) -> web.Response:
     results: list[dict[str, Any]] = []
     valid: list[tuple[bytes, str, bool]] = []
     bound = future_bound(ctx.settings.max_future_ms, int(time.time() * 1000), "the API's clock")
-    for index, item in enumerate(parsed):
+    for index, (data, item) in enumerate(parsed):
         if isinstance(item, _Malformed):
             results.append({"index": index, "status": "rejected", "reason": "malformed_json",
                             "detail": item.detail})
             continue
-        err = validate_event(item)
-        if err is not None:
-            results.append(_rejected(index, err, field_errors(item)))
-            continue
-        if bound is not None and item["ts"] > bound.latest:
-            err = bound.error(item["ts"])
+        doc = None
+        if isinstance(item, _Invalid):
+            judged = judge(item.doc)
+            if isinstance(judged, FieldError):
+                results.append(_rejected(index, judged, field_errors(item.doc, judged)))
+                continue
+            ev, doc = judged, item.doc
+        else:
+            ev = item
+        if bound is not None and ev.ts > bound.latest:
+            err = bound.error(ev.ts)
             results.append(_rejected(index, err, [err]))
             continue
-        try:
-            data = codec.dumps(item)
-        except codec.EncodeError as exc:
+        stored = _stored(data, doc)
+        if isinstance(stored, codec.EncodeError):
             results.append({"index": index, "status": "rejected", "reason": "malformed_json",
-                            "detail": f"cannot be stored as JSON: {exc}"})
+                            "detail": f"cannot be stored as JSON: {stored}"})
             continue
-        if len(data) > ctx.settings.max_record_bytes:
+        if len(stored) > ctx.settings.max_record_bytes:
             results.append({"index": index, "status": "rejected", "reason": "oversized"})
             continue
-        valid.append((data, item["user_id"], item["type"] in ROOM_WIDE_TYPES))
-        results.append({"index": index, "status": "accepted", "event_id": item["event_id"]})
+        valid.append((stored, ev.user_id, ev.type in ROOM_WIDE_TYPES))
+        results.append({"index": index, "status": "accepted", "event_id": ev.event_id})
     # Every item was judged before the first one is produced: no answer after partial queueing
     # but the 503 below, which says what may have landed.
     accepted = len(valid)
@@ -152,6 +191,21 @@ async def post_events(request: web.Request) -> web.Response:
     ctx.metrics.api_events.labels("rejected").inc(rejected)
     status = 200 if rejected == 0 else (400 if accepted == 0 else 207)
     return json_response({"accepted": accepted, "rejected": rejected, "results": results}, status)
+
+
+def _stored(data: bytes, doc: Any) -> bytes | codec.EncodeError:
+    """The bytes a valid item is produced as: its own, unknown fields and all; ``doc``
+    encoded again when the one-pass decoder could not read them (nested deeper than it
+    recurses). What the encoder cannot write is refused (its error), as the worker encodes a
+    rejected item of an envelope again for its dead letter: only an item with more than
+    ``ENCODER_DEPTH`` brackets is encoded to find out."""
+    if doc is None and data.count(b"{") + data.count(b"[") <= ENCODER_DEPTH:
+        return data
+    try:
+        encoded = codec.dumps(codec.loads(data) if doc is None else doc)
+    except codec.EncodeError as exc:
+        return exc
+    return data if doc is None else encoded
 
 
 def _rejected(index: int, err: FieldError, errors: list[FieldError]) -> dict[str, Any]:

@@ -12,12 +12,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
-import re
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Any, TypeVar
+from typing import Annotated, Any, Literal
 
 from aiohttp import web
+from msgspec import UNSET, Meta, UnsetType
 
 from shopstream.agents.flash_sale.agent import parse_config, read_unreserved
 from shopstream.agents.read_caps import MAX_OFFSET, MAX_PAGE
@@ -25,7 +25,9 @@ from shopstream.core import codec
 from shopstream.http_common import CTX, ApiContext, error, int_param, json_response
 from shopstream.kafka_io.errors import ProduceError
 from shopstream.kafka_io.producer import RecordProducer
-from shopstream.schemas.validate import MAX_TS, MIN_TS, FieldError, is_id
+from shopstream.schemas.bodies import B, Body, NotAnObject, parse_body
+from shopstream.schemas.events import MAX_TS, MIN_TS, Id
+from shopstream.schemas.validate import FieldError
 from shopstream.sinks.flash_sale.claim_batcher import ClaimBatcher
 from shopstream.sinks.flash_sale.store import (
     RESTOCK_REFUSED,
@@ -48,7 +50,6 @@ TASKS: web.AppKey[set[asyncio.Task[None]]] = web.AppKey("flash_tasks")
 ALERT_PRODUCER: web.AppKey[list[Any]] = web.AppKey("flash_alert_producer")
 #: Claim events wait at most this long in the producer's buffers.
 FLUSH_EVERY_S = 0.05
-SALE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 MAX_SKU_LEN = 128
 #: Bounds of a sale's numbers (docs/guarantees.md): stock and each restock, units one user
 #: may hold, how long a reservation lasts. Far below where Lua's doubles or Redis's int64 fail.
@@ -57,78 +58,56 @@ MAX_PER_USER = 10**6
 MAX_TTL_S = 7 * 86_400
 
 
-#: What a request parser returns when the body is valid.
-P = TypeVar("P")
+Ms = Annotated[int, Meta(ge=MIN_TS, le=MAX_TS, description="epoch milliseconds (integer)")]
 
 
-def _check(errors: list[FieldError], body: dict[str, Any], name: str, ok: Callable[[Any], bool],
-           expected: str, required: bool = True) -> None:
-    if name not in body:
-        if required:
-            errors.append(FieldError(name, expected, "missing"))
-        return
-    if not ok(body[name]):
-        errors.append(FieldError(name, expected, repr(body[name])[:80]))
+class SaleBody(Body, frozen=True):
+    """POST /v1/flash-sales."""
+
+    sale_id: Annotated[str, Meta(pattern=r"^[A-Za-z0-9_-]{1,64}\Z",
+                                 description="1-64 characters of A-Z a-z 0-9 _ -")]
+    sku: Annotated[str, Meta(min_length=1, max_length=MAX_SKU_LEN, description=(
+        f"non-empty string of at most {MAX_SKU_LEN} characters"))]
+    stock: Annotated[int, Meta(ge=1, le=MAX_STOCK, description="integer >= 1 and <= 10**9")]
+    per_user_limit: Annotated[int, Meta(ge=1, le=MAX_PER_USER,
+                                        description="integer >= 1 and <= 10**6")]
+    starts_at: Ms
+    ends_at: Ms
+    reservation_ttl_s: Annotated[int, Meta(ge=1, le=MAX_TTL_S, description=(
+        "integer >= 1 and <= 604800 (a week)"))] | UnsetType = UNSET
+    low_stock_pct: Annotated[list[Annotated[int, Meta(gt=0, lt=100)]], Meta(
+        description="list of integers 1..99")] | UnsetType = UNSET
+
+    def problems(self) -> list[FieldError]:
+        if self.ends_at <= self.starts_at:
+            return [FieldError("ends_at", "later than starts_at", repr(self.ends_at))]
+        return []
+
+    def spec(self, default_ttl_s: int, default_pct: tuple[int, ...]) -> SaleSpec:
+        ttl, pct = self.reservation_ttl_s, self.low_stock_pct
+        return SaleSpec(self.sale_id, self.sku, self.stock, self.per_user_limit, self.starts_at,
+                        self.ends_at, default_ttl_s if ttl is UNSET else ttl,
+                        default_pct if pct is UNSET else tuple(sorted(set(pct), reverse=True)))
 
 
-def _int_within(low: int, high: int) -> Callable[[Any], bool]:
-    return lambda v: type(v) is int and low <= v <= high
+class ClaimBody(Body, frozen=True):
+    """POST /v1/flash-sales/{sale_id}/claims."""
+
+    user_id: Id
+    qty: Annotated[int, Meta(ge=1, le=MAX_PER_USER, description="integer >= 1 and <= 10**6")]
 
 
-def _is_ts(v: Any) -> bool:
-    return type(v) is int and MIN_TS <= v <= MAX_TS
+class PatchBody(Body, frozen=True):
+    """PATCH /v1/flash-sales/{sale_id}: restock and/or end now."""
 
+    restock: Annotated[int, Meta(ge=1, le=MAX_STOCK, description=(
+        "integer >= 1 and <= 10**9"))] | UnsetType = UNSET
+    end: Annotated[Literal[True], Meta(description="true")] | UnsetType = UNSET
 
-def parse_sale(body: dict[str, Any], default_ttl_s: int,
-               default_pct: tuple[int, ...]) -> SaleSpec | list[FieldError]:
-    """A sale from a create request, or every field error found."""
-    errors: list[FieldError] = []
-    _check(errors, body, "sale_id", lambda v: type(v) is str and bool(SALE_ID.fullmatch(v)),
-           "1-64 characters of A-Z a-z 0-9 _ -")
-    _check(errors, body, "sku", lambda v: type(v) is str and 0 < len(v) <= MAX_SKU_LEN,
-           f"non-empty string of at most {MAX_SKU_LEN} characters")
-    _check(errors, body, "stock", _int_within(1, MAX_STOCK), "integer >= 1 and <= 10**9")
-    _check(errors, body, "per_user_limit", _int_within(1, MAX_PER_USER),
-           "integer >= 1 and <= 10**6")
-    _check(errors, body, "starts_at", _is_ts, "epoch milliseconds (integer)")
-    _check(errors, body, "ends_at", _is_ts, "epoch milliseconds (integer)")
-    _check(errors, body, "reservation_ttl_s", _int_within(1, MAX_TTL_S),
-           "integer >= 1 and <= 604800 (a week)", required=False)
-    _check(errors, body, "low_stock_pct",
-           lambda v: type(v) is list and all(type(p) is int and 0 < p < 100 for p in v),
-           "list of integers 1..99", required=False)
-    known = {"sale_id", "sku", "stock", "per_user_limit", "starts_at", "ends_at",
-             "reservation_ttl_s", "low_stock_pct"}
-    errors += [FieldError(k, "no such field", repr(body[k])[:80]) for k in body if k not in known]
-    if not errors and body["ends_at"] <= body["starts_at"]:
-        errors.append(FieldError("ends_at", "later than starts_at", repr(body["ends_at"])))
-    if errors:
-        return errors
-    pct = body.get("low_stock_pct")
-    return SaleSpec(body["sale_id"], body["sku"], body["stock"], body["per_user_limit"],
-                    body["starts_at"], body["ends_at"],
-                    body.get("reservation_ttl_s", default_ttl_s),
-                    tuple(sorted(set(pct), reverse=True)) if pct is not None else default_pct)
-
-
-def parse_claim(body: dict[str, Any]) -> tuple[str, int] | list[FieldError]:
-    errors: list[FieldError] = []
-    _check(errors, body, "user_id", is_id, "non-empty string of at most 128 bytes")
-    _check(errors, body, "qty", _int_within(1, MAX_PER_USER), "integer >= 1 and <= 10**6")
-    return errors or (body["user_id"], body["qty"])
-
-
-def parse_patch(body: dict[str, Any]) -> tuple[int, bool] | list[FieldError]:
-    """(units to restock, end now) from a PATCH request."""
-    errors: list[FieldError] = []
-    _check(errors, body, "restock", _int_within(1, MAX_STOCK), "integer >= 1 and <= 10**9",
-           required=False)
-    _check(errors, body, "end", lambda v: v is True, "true", required=False)
-    errors += [FieldError(k, "no such field", repr(body[k])[:80])
-               for k in body if k not in ("restock", "end")]
-    if not errors and not body:
-        errors.append(FieldError("", "restock and/or end", "{}"))
-    return errors or (body.get("restock", 0), body.get("end", False))
+    def problems(self) -> list[FieldError]:
+        if self.restock is UNSET and self.end is UNSET:
+            return [FieldError("", "restock and/or end", "{}")]
+        return []
 
 
 def _invalid(errors: list[FieldError]) -> web.Response:
@@ -136,23 +115,14 @@ def _invalid(errors: list[FieldError]) -> web.Response:
                  fields=[e.as_dict() for e in errors])
 
 
-async def _json_object(request: web.Request) -> dict[str, Any] | web.Response:
+async def _parsed(request: web.Request, cls: type[B]) -> B | web.Response:
+    """The body as ``cls``, or the 400 answer (malformed, or naming every bad field)."""
     try:
-        doc = codec.loads(await request.read())
+        parsed = parse_body(cls, await request.read())
     except codec.DecodeError as exc:
         return error(400, "malformed JSON", reason="malformed_json", detail=str(exc))
-    if type(doc) is not dict:
+    except NotAnObject:
         return error(400, "body: expected a JSON object", reason="malformed_json")
-    return doc
-
-
-async def _parsed(request: web.Request,
-                  parse: Callable[[dict[str, Any]], P | list[FieldError]]) -> P | web.Response:
-    """The body parsed by ``parse``, or the 400 answer naming every bad field."""
-    body = await _json_object(request)
-    if isinstance(body, web.Response):
-        return body
-    parsed = parse(body)
     return _invalid(parsed) if isinstance(parsed, list) else parsed
 
 
@@ -180,13 +150,11 @@ async def create_sale(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
     if not _authorized(request, ctx):
         return _unauthorized()
-    body = await _json_object(request)
+    body = await _parsed(request, SaleBody)
     if isinstance(body, web.Response):
         return body
     cfg = parse_config(ctx.settings.sections)
-    spec = parse_sale(body, cfg.reservation_ttl_s, cfg.low_stock_pct)
-    if isinstance(spec, list):
-        return _invalid(spec)
+    spec = body.spec(cfg.reservation_ttl_s, cfg.low_stock_pct)
     if not await request.app[SALES].create(spec):
         return error(409, f"sale {spec.sale_id!r} exists", reason="exists")
     return json_response(await _view(request, spec.sale_id), 201)
@@ -197,10 +165,11 @@ async def patch_sale(request: web.Request) -> web.Response:
     if not _authorized(request, ctx):
         return _unauthorized()
     sale_id = request.match_info["sale_id"]
-    parsed = await _parsed(request, parse_patch)
+    parsed = await _parsed(request, PatchBody)
     if isinstance(parsed, web.Response):
         return parsed
-    restock, end = parsed
+    restock = 0 if parsed.restock is UNSET else parsed.restock
+    end = parsed.end is True
     sales = request.app[SALES]
     if not await sales.meta(sale_id):
         return error(404, f"unknown sale {sale_id!r}", reason="unknown_sale")
@@ -235,10 +204,10 @@ async def claim(request: web.Request) -> web.Response:
     started = time.perf_counter()
     ctx = request.app[CTX]
     sale_id = request.match_info["sale_id"]
-    parsed = await _parsed(request, parse_claim)
+    parsed = await _parsed(request, ClaimBody)
     if isinstance(parsed, web.Response):
         return parsed
-    user_id, qty = parsed
+    user_id, qty = parsed.user_id, parsed.qty
     res, now = await request.app[CLAIMS].claim(sale_id, user_id, qty)
     if res.result == "unknown":
         return error(404, f"unknown sale {sale_id!r}", reason="unknown_sale")

@@ -12,8 +12,8 @@ from shopstream.core import codec
 from shopstream.core.settings import Settings
 from shopstream.kafka_io.envelope_producer import EnvelopeProducer
 from shopstream.progress import Progress
+from shopstream.schemas import decode
 from shopstream.schemas.events import ROOM_WIDE_TYPES
-from shopstream.schemas.validate import validate_event
 from shopstream.sinks import keys
 
 #: Progress line every this many events.
@@ -23,13 +23,18 @@ PROGRESS_EVERY = 50_000
 def _user_of(line: bytes) -> tuple[str, bool] | None:
     """(user_id, room-wide?) of a line that is a JSON object with a string user_id, else None."""
     try:
+        ev = decode.decode_event(line)
+    except decode.DecodeFailed:
+        pass
+    else:
+        return ev.user_id, ev.type in ROOM_WIDE_TYPES
+    try:
         doc = codec.loads(line)
     except codec.DecodeError:
         return None
     if type(doc) is dict and type(doc.get("user_id")) is str:
-        # Only a valid room-wide event is copied: an invalid one is dead-lettered once.
-        room_wide = doc.get("type") in ROOM_WIDE_TYPES and validate_event(doc) is None
-        return str(doc["user_id"]), room_wide
+        # Not a valid event: dead-lettered once, never copied even if room-wide.
+        return str(doc["user_id"]), False
     return None
 
 

@@ -25,6 +25,7 @@ from shopstream.core.settings import Settings
 from shopstream.kafka_io.envelope import DeadLetter, Reason, decode_record, record_bound
 from shopstream.kafka_io.topics import topic_id
 from shopstream.monitoring.metrics import KNOWN_CHANNELS, KNOWN_TYPES, Metrics, bounded
+from shopstream.schemas.events import Event
 from shopstream.sinks import keys
 from shopstream.sinks.dead_letters import DeadLetterSink
 from shopstream.sinks.redis_state import FENCE_AHEAD, OTHER_LOG, Fence, RedisState, stale_fence
@@ -287,7 +288,7 @@ class BatchProcessor:
             wm_before = dedup.watermark
             counts: Counter[str] = Counter()
             dead: list[DeadLetter] = []
-            decoded: list[dict[str, Any]] = []
+            decoded: list[Event] = []
             last = fence.offset
             first = -1
             for rec in recs:
@@ -483,10 +484,10 @@ class BatchProcessor:
         for name, n in counts.items():
             if name.startswith("dead:"):
                 self.metrics.dead_letters.labels(name[5:]).inc(n)
-        per = Counter((ev["type"], ev.get("channel") or "other") for ev in batch.events)
+        per = Counter((ev.type, ev.channel or "other") for ev in batch.events)
         for (etype, channel), n in per.items():
             self._by_type[(etype, bounded(channel, KNOWN_CHANNELS))].inc(n)
         observe = self.metrics.lag_seconds.observe
         for ev in batch.events[::LAG_SAMPLE_EVERY]:
-            observe(max(0.0, (now_ms - ev["ts"]) / 1000))
+            observe(max(0.0, (now_ms - ev.ts) / 1000))
 

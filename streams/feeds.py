@@ -15,9 +15,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from shopstream.agents.base import Agent, Event, Feed, PartitionBatch, Takes
+from shopstream.agents.base import Agent, Feed, PartitionBatch, Takes
 from shopstream.kafka_io.partitioner import is_copy
-from shopstream.schemas.events import EVENT_TYPES, ROOM_WIDE_TYPES
+from shopstream.schemas.events import EVENT_TYPES, ROOM_WIDE_TYPES, Event
 from shopstream.streams.dedup import Deduplicator
 
 
@@ -88,7 +88,7 @@ class Dispatch:
         n_copies = n_dups = 0
         parts, is_duplicate = self.partitions, dedup.is_duplicate
         for ev in decoded:
-            etype, ts = ev["type"], ev["ts"]
+            etype, ts = ev.type, ev.ts
             if is_copy(ev, partition, parts):
                 # Not counted in, nor deduplicated, nor moving the watermark: the other
                 # capabilities see the partition as if the copy were not there.
@@ -102,7 +102,7 @@ class Dispatch:
             if ts > wm:
                 wm = ts
                 low = wm - self.lateness_ms
-            if is_duplicate(ev["event_id"], ts):
+            if is_duplicate(ev.event_id, ts):
                 n_dups += 1
                 continue
             fresh.append(ev)

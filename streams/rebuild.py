@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
-from typing import Any
 
 from confluent_kafka import (
     OFFSET_BEGINNING,
@@ -25,6 +24,7 @@ from shopstream.core.settings import Settings
 from shopstream.kafka_io.consumer import make_consumer
 from shopstream.kafka_io.envelope import DeadLetter, decode_record, record_bound
 from shopstream.kafka_io.partitioner import is_copy
+from shopstream.schemas.events import Event
 from shopstream.streams.dedup import Deduplicator
 from shopstream.streams.errors import RebuildError
 
@@ -110,7 +110,7 @@ def replay_dedup(
     """Feed records [first_offset, last_offset] of a partition into ``dedup``; returns count."""
     started = time.monotonic()
     seen = 0
-    events: list[dict[str, Any]] = []
+    events: list[Event] = []
     dead: list[DeadLetter] = []
     rows = read_partition(settings, topic, partition, first_offset, last_offset)
     now_ms = int(time.time() * 1000)
@@ -123,7 +123,7 @@ def replay_dedup(
         dead.clear()
         for ev in events:
             if not is_copy(ev, partition, settings.partitions):
-                dedup.is_duplicate(ev["event_id"], ev["ts"])
+                dedup.is_duplicate(ev.event_id, ev.ts)
         seen += 1
     dedup.evict()
     log.info(

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from typing import Any, NamedTuple
 
 from shopstream.agents.base import NoHooks, PartitionBatch, Takes
@@ -36,14 +36,21 @@ from shopstream.agents.coupons.rules import (
 from shopstream.core import codec
 from shopstream.core.settings import Settings
 from shopstream.monitoring.metrics import Metrics
+from shopstream.schemas.events import (
+    CartAdd,
+    CartRemove,
+    Event,
+    LiveComment,
+    LiveJoin,
+    LiveLeave,
+    LiveLike,
+)
 from shopstream.sinks.coupons.keys import coupon_keys, user_key, viewers_key
 from shopstream.sinks.outbox import OutboxRelay
 from shopstream.sinks.redis_state import Redis, get_many
 from shopstream.sinks.webhook import WebhookSender, parse_webhook
 
 NAME = "coupons"
-#: A viewer's own events in a room (``live_end`` concerns the whole room).
-VIEWER_TYPES = frozenset({"live_join", "live_comment", "live_like", "live_leave"})
 
 
 class Loaded(NamedTuple):
@@ -121,7 +128,7 @@ class CouponAgent(NoHooks):
                 deferred = {pid: codec.loads(raw) for pid, raw in zip(pids, next(rows2),
                                                                       strict=True)
                             if raw is not None}
-            users = {ev["user_id"] for ev in b.feeds[NAME].events}
+            users = {ev.user_id for ev in b.feeds[NAME].events}
             users.update(m[2:] for m, _ in due if m.startswith("c|"))
             users.update(codec.loads(m[2:])[2] for m, _ in due if m.startswith("l|"))
             users.update(c["user_id"] for c in deferred.values())
@@ -156,8 +163,7 @@ class CouponAgent(NoHooks):
 def _ending_rooms(batch: PartitionBatch) -> list[str]:
     """Rooms with a ``live_end`` in the batch: the event on the host's partition, its copies
     on every other one."""
-    return sorted({ev["room_id"] for ev in batch.feeds[NAME].in_order()
-                   if ev["type"] == "live_end"})
+    return sorted({ev.room_id for ev in batch.feeds[NAME].in_order() if ev.type == "live_end"})
 
 
 class _Timeline:
@@ -212,21 +218,21 @@ class _Timeline:
         """Events in time order (stable: partition order within a ms, copies of ``live_end``
         at their place among the events), each timer before the events of its ms."""
         feed = self.b.feeds[NAME]
-        ends = [(ev["ts"], 2 * i, ev) for i, ev in feed.copies]
+        ends: list[tuple[int, int, Event]] = [(ev.ts, 2 * i, ev) for i, ev in feed.copies]
         if ends:
-            merged = [(ev["ts"], 2 * i + 1, ev) for i, ev in enumerate(feed.events)]
+            merged = [(ev.ts, 2 * i + 1, ev) for i, ev in enumerate(feed.events)]
             merged += ends
             merged.sort(key=itemgetter(0, 1))
             events = [(ev, pos % 2 == 0) for _, pos, ev in merged]
         else:
-            events = [(ev, False) for ev in sorted(feed.events, key=itemgetter("ts"))]
+            events = [(ev, False) for ev in sorted(feed.events, key=attrgetter("ts"))]
         heap = self.heap
         i, n = 0, len(events)
         while i < n or heap:
-            if not heap or (i < n and events[i][0]["ts"] < heap[0][0]):
+            if not heap or (i < n and events[i][0].ts < heap[0][0]):
                 ev, copy = events[i]
-                if copy:
-                    self._room_end(ev["room_id"], ev["ts"])
+                if copy and ev.type == "live_end":
+                    self._room_end(ev.room_id, ev.ts)
                 else:
                     self._event(ev)
                 i += 1
@@ -260,8 +266,8 @@ class _Timeline:
                 "coupon_fen": self.cfg.rules[rule].coupon_fen if coupon is None else coupon,
                 **extra}
 
-    def _event(self, ev: dict[str, Any]) -> None:
-        u, ts, etype = ev["user_id"], ev["ts"], ev["type"]
+    def _event(self, ev: Event) -> None:
+        u, ts, etype = ev.user_id, ev.ts, ev.type
         st = self.users[u]
         rules = self.cfg.rules
         if u in self.new_users:
@@ -269,33 +275,33 @@ class _Timeline:
             st["first"] = ts
             if rules[NEW_USER].enabled:
                 self._consider(self._candidate(NEW_USER, u, ts, ts), ts)
-        if etype in ("cart_add", "cart_remove"):
-            if etype == "cart_add":
-                cart.add_item(st, ev["sku"], ev["qty"], ev["price"], ts)
+        if isinstance(ev, CartAdd | CartRemove):
+            if isinstance(ev, CartAdd):
+                cart.add_item(st, ev.sku, ev.qty, ev.price, ts)
             else:
-                cart.remove_item(st, ev["sku"], ev["qty"], ts)
+                cart.remove_item(st, ev.sku, ev.qty, ts)
             self._set_timer("c|" + u, cart.arm(st, ts, self.cfg.steps))
             total = cart_total(st["items"])
             if etype == "cart_add" and rules[THRESHOLD_NUDGE].enabled and in_band(total, self.cfg):
                 # "add <gap> to save <coupon>": the message needs the gap at trigger time.
                 self._consider(self._candidate(THRESHOLD_NUDGE, u, ts, ts,
                                                gap_fen=self.cfg.threshold_fen - total), ts)
-        elif etype == "order_submit" or (etype == "payment" and ev["status"] == "success"):
+        elif ev.type == "order_submit" or (ev.type == "payment" and ev.status == "success"):
             st["ordered"] = max(st.get("ordered", -1), ts)
-            if etype == "order_submit":
-                cart.remove_ordered(st, ev["items"], ts)
+            if ev.type == "order_submit":
+                cart.remove_ordered(st, ev.items, ts)
             if cart.cancel(st):
                 self.decisions[(CART_RECOVERY, "suppressed")] += 1
             self._set_timer("c|" + u, None)
-        elif etype in VIEWER_TYPES:
-            room = ev["room_id"]
+        elif isinstance(ev, LiveJoin | LiveLeave | LiveComment | LiveLike):
+            room = ev.room_id
             view_event(st, room, etype, ts, self.cfg.idle_ms)
             viewers = self.viewers.setdefault(room, set())
             if etype == "live_join" and u not in viewers:
                 viewers.add(u)
                 self.b.ops.sadd(viewers_key(self.app, self.b.partition, room), u)
-        elif etype == "live_end":
-            self._room_end(ev["room_id"], ts)
+        elif ev.type == "live_end":
+            self._room_end(ev.room_id, ts)
 
     def _cart_timer(self, user: str, at: int) -> None:
         st = self.users[user]

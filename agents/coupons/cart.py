@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from shopstream.agents.coupons.rules import Step
+from shopstream.schemas.events import Item
 
 
 def add_item(user: dict[str, Any], sku: str, qty: int, price: int, ts: int) -> None:
@@ -35,10 +36,10 @@ def remove_item(user: dict[str, Any], sku: str, qty: int, ts: int) -> None:
     user["changed"] = ts
 
 
-def remove_ordered(user: dict[str, Any], ordered: Sequence[dict[str, Any]], ts: int) -> None:
+def remove_ordered(user: dict[str, Any], ordered: Sequence[Item], ts: int) -> None:
     """Ordered items leave the cart (only as many as were ordered)."""
     for item in ordered:
-        remove_item(user, item["sku"], item["qty"], ts)
+        remove_item(user, item.sku, item.qty, ts)
 
 
 def arm(user: dict[str, Any], ts: int, steps: Sequence[Step]) -> int | None:

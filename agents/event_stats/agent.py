@@ -37,14 +37,14 @@ class EventStats(NoHooks):
         events = batch.feeds[self.name].events
         # Counter's C loop counts the tuples; field names are built once per distinct tuple.
         counts = Counter(
-            (ev["ts"] // MINUTE_MS, ev["type"], ev.get("channel") or NO_CHANNEL)
+            (ev.ts // MINUTE_MS, ev.type, ev.channel or NO_CHANNEL)
             for ev in events
         )
         money: Counter[tuple[int, str]] = Counter()
         for ev in events:
-            if ev["type"] == "payment" and ev["status"] == "success":
-                minute = minute_of(ev["ts"])
-                money[(minute, "gmv")] += ev["amount"]
+            if ev.type == "payment" and ev.status == "success":
+                minute = minute_of(ev.ts)
+                money[(minute, "gmv")] += ev.amount
                 money[(minute, "paid")] += 1
         minutes = set()
         ops = batch.ops

@@ -17,13 +17,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from shopstream.agents.base import Event, PartitionBatch, Takes
+from shopstream.agents.base import PartitionBatch, Takes
 from shopstream.core import codec
 from shopstream.core.errors import ConfigError
 from shopstream.core.settings import Settings
 from shopstream.core.timeunits import DAY_MS
 from shopstream.kafka_io.producer import RecordProducer
 from shopstream.monitoring.metrics import Metrics
+from shopstream.schemas.events import Event, OrderCancel, Payment
 from shopstream.sinks.flash_sale.keys import (
     counts_key,
     flagged_key,
@@ -102,28 +103,27 @@ def plan(events: list[Event], skus: Mapping[str, str], valid: Mapping[str, str],
     pending: list[dict[str, Any]] = []
     flagged: list[dict[str, Any]] = []
     for ev in events:
-        etype = ev["type"]
-        if etype == "order_submit":
-            rid: str = ev.get("reservation_id", "")
-            ok = bool(rid) and valid.get(rid) == ev["user_id"]
+        if ev.type == "order_submit":
+            rid = ev.reservation_id or ""
+            ok = bool(rid) and valid.get(rid) == ev.user_id
             if ok:
-                new_links[ev["order_id"]] = rid
-            for sku in {item["sku"] for item in ev["items"]}:
+                new_links[ev.order_id] = rid
+            for sku in {item.sku for item in ev.items}:
                 sale = skus.get(sku)
                 if sale is not None and not (ok and sale_of(rid) == sale):
-                    flagged.append({"sale_id": sale, "order_id": ev["order_id"], "sku": sku,
-                                    "user_id": ev["user_id"], "reservation_id": rid,
-                                    "event_id": ev["event_id"]})
-        elif etype in ("payment", "order_cancel"):
-            rid = new_links.get(ev["order_id"]) or links.get(ev["order_id"], "")
+                    flagged.append({"sale_id": sale, "order_id": ev.order_id, "sku": sku,
+                                    "user_id": ev.user_id, "reservation_id": rid,
+                                    "event_id": ev.event_id})
+        elif isinstance(ev, Payment | OrderCancel):
+            rid = new_links.get(ev.order_id) or links.get(ev.order_id, "")
             if not rid:
                 continue
-            if etype == "payment" and ev["status"] == "success":
+            if ev.type == "payment" and ev.status == "success":
                 op, reason = "confirm", ""
             else:
-                op, reason = "release", "cancel" if etype == "order_cancel" else "payment_failed"
-            pending.append({"op": op, "rid": rid, "order_id": ev["order_id"], "reason": reason,
-                            "event_id": ev["event_id"]})
+                op, reason = "release", "cancel" if ev.type == "order_cancel" else "payment_failed"
+            pending.append({"op": op, "rid": rid, "order_id": ev.order_id, "reason": reason,
+                            "event_id": ev.event_id})
     return new_links, pending, flagged
 
 
@@ -154,10 +154,10 @@ class FlashSaleAgent:
             asks: list[tuple[PartitionBatch, list[str], list[str]]] = []
             for b in relevant:
                 events = b.feeds[self.name].events
-                orders = [ev["order_id"] for ev in events
-                          if ev["type"] in ("payment", "order_cancel")]
-                rids = [ev["reservation_id"] for ev in events
-                        if ev["type"] == "order_submit" and "reservation_id" in ev]
+                orders = [ev.order_id for ev in events
+                          if isinstance(ev, Payment | OrderCancel)]
+                rids = [ev.reservation_id for ev in events
+                        if ev.type == "order_submit" and ev.reservation_id is not None]
                 asks.append((b, orders, rids))
                 if orders:
                     pipe.hmget(links_key(self.app_id, b.partition), orders)

@@ -71,7 +71,7 @@ class Funnels(NoHooks):
     async def load(self, batches: list[PartitionBatch]) -> list[Stored]:
         """One read per partition of the batch's users' progress (the partitions concurrently)."""
         loaded = [Stored({}) for _ in batches]
-        wanted = [(i, b, list(dict.fromkeys(e["user_id"] for e in b.feeds[self.name].events)))
+        wanted = [(i, b, list(dict.fromkeys(e.user_id for e in b.feeds[self.name].events)))
                   for i, b in enumerate(batches)]
         wanted = [(i, b, uids) for i, b, uids in wanted if uids]
         if not wanted or self.redis is None:
@@ -90,9 +90,9 @@ class Funnels(NoHooks):
         # (funnel index, view, minute, breakdown values, step) -> entries
         reached: Counter[tuple[int, str, int, tuple[str, ...], int]] = Counter()
         for ev in batch.feeds[self.name].events:
-            ts = ev["ts"]
-            relevant = self.by_type[ev["type"]]
-            uid = ev["user_id"]
+            ts = ev.ts
+            relevant = self.by_type[ev.type]
+            uid = ev.user_id
             units = users.get(uid)
             if units is None:
                 units = users[uid] = decode_units(stored.get(uid))

@@ -18,7 +18,7 @@ from typing import Any, Final
 from shopstream.agents.lateness import allowed_lateness
 from shopstream.core.errors import ConfigError
 from shopstream.core.timeunits import DAY_MS, HOUR_MS, MINUTE_MS, SECOND_MS
-from shopstream.schemas.events import COMMON_OPTIONAL, COMMON_REQUIRED, EVENT_TYPES
+from shopstream.schemas.events import COMMON_OPTIONAL, COMMON_REQUIRED, EVENT_TYPES, Event
 
 DEFAULT_WINDOW_MS: Final = DAY_MS
 BREAKDOWNS: Final = ("channel", "campaign", "region", "device", "live_room_id")
@@ -49,11 +49,11 @@ class Step:
     #: (field, value) pairs that must all be equal on the event.
     where: tuple[tuple[str, str | int | bool], ...] = ()
 
-    def matches(self, ev: dict[str, Any]) -> bool:
-        if ev["type"] != self.type:
+    def matches(self, ev: Event) -> bool:
+        if ev.type != self.type:
             return False
         for fld, value in self.where:
-            if ev.get(fld) != value:
+            if getattr(ev, fld) != value:
                 return False
         return True
 
@@ -84,11 +84,11 @@ class FunnelDef:
         digest = hashlib.sha1(text.encode()).hexdigest()[:8]  # noqa: S324 - a name, not security
         object.__setattr__(self, "key_id", f"{self.name}@{digest}")
 
-    def unit_field(self, ev: dict[str, Any]) -> str | None:
+    def unit_field(self, ev: Event) -> str | None:
         """Field of the user's progress hash this event's unit uses; None if it has none."""
         if self.count_by == "user":
             return self.key_id
-        session = ev.get("session_id")
+        session = ev.session_id
         return None if session is None else f"{self.key_id}|{session}"
 
     def public(self) -> dict[str, Any]:
@@ -137,12 +137,12 @@ def decode_units(raw: bytes | None) -> dict[str, Progress]:
     return out
 
 
-def advance(fd: FunnelDef, st: Progress | None, ev: dict[str, Any]) -> tuple[Progress | None, int]:
+def advance(fd: FunnelDef, st: Progress | None, ev: Event) -> tuple[Progress | None, int]:
     """Feed one event to a unit's state: (new state, step reached 1..n or 0 for none).
 
     A completed entry comes back as None (the next step-1 event starts a new one).
     """
-    ts = ev["ts"]
+    ts = ev.ts
     if st is not None and ts - st.entry_ts < fd.window_ms:
         nxt = st.reached
         if ts >= st.last_ts and fd.steps[nxt].matches(ev):
@@ -158,12 +158,14 @@ def advance(fd: FunnelDef, st: Progress | None, ev: dict[str, Any]) -> tuple[Pro
     return st, 0
 
 
-def entry_values(fd: FunnelDef, ev: dict[str, Any]) -> tuple[str, ...]:
-    """Breakdown values of an entry event (first touch), NONE_VALUE where missing.
+def entry_values(fd: FunnelDef, ev: Event) -> tuple[str, ...]:
+    """Breakdown values of an entry event (first touch), NONE_VALUE where missing (absent or
+    null).
 
     The separators of the stored encoding are removed, so no value can corrupt it.
     """
-    return tuple(str(ev.get(p, NONE_VALUE)).translate(_STRIP) for p in fd.breakdowns)
+    return tuple(NONE_VALUE if (v := getattr(ev, p, None)) is None else str(v).translate(_STRIP)
+                 for p in fd.breakdowns)
 
 
 def _duration(where: str, raw: Any) -> int:

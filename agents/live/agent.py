@@ -20,7 +20,6 @@ from redis.exceptions import RedisError
 from shopstream.agents.base import NoHooks, PartitionBatch, Takes
 from shopstream.agents.live.query import on_air
 from shopstream.agents.live.rules import (
-    LIVE_TYPES,
     RELEVANT,
     Changes,
     LiveShard,
@@ -32,7 +31,7 @@ from shopstream.agents.live_section import LiveConfig
 from shopstream.core.settings import Settings
 from shopstream.core.timeunits import DAY_MS
 from shopstream.monitoring.metrics import Metrics
-from shopstream.schemas.events import ROOM_WIDE_TYPES
+from shopstream.schemas.events import ROOM_WIDE_TYPES, RoomEvent
 from shopstream.sinks.live import keys as lk
 from shopstream.sinks.redis_state import Redis
 
@@ -84,16 +83,15 @@ class LiveRooms(NoHooks):
         orders: list[str] = []
         rooms: set[str] = set()
         for ev in b.feeds[self.name].in_order():
-            etype = ev["type"]
-            if etype in LIVE_TYPES:
-                rooms.add(ev["room_id"])
-            if etype == "live_end":
-                ending.add(ev["room_id"])
-            elif etype == "payment":
-                if ev["status"] == "success":
-                    orders.append(ev["order_id"])
-            elif etype != "live_start":
-                users.append(ev["user_id"])
+            if isinstance(ev, RoomEvent):
+                rooms.add(ev.room_id)
+            if ev.type == "live_end":
+                ending.add(ev.room_id)
+            elif ev.type == "payment":
+                if ev.status == "success":
+                    orders.append(ev.order_id)
+            elif ev.type != "live_start":
+                users.append(ev.user_id)
         horizon = b.watermark - self.cfg.lateness_ms - self.cfg.idle_ms
         async with r.pipeline(transaction=False) as pipe:
             pipe.zrangebyscore(lk.idle_key(a, p), "-inf", f"({horizon}")

@@ -33,6 +33,7 @@ import orjson
 
 from shopstream.agents.live_section import LiveConfig
 from shopstream.core.timeunits import HOUR_MS, MINUTE_MS
+from shopstream.schemas.events import Event, LiveEnd, LiveStart, OrderSubmit, Payment, ViewerEvent
 
 #: Upper bounds (exclusive, ms) of the watch-time histogram's buckets; one more bucket is open.
 WATCH_BOUNDS_MS: Final = (MINUTE_MS, 5 * MINUTE_MS, 15 * MINUTE_MS, 30 * MINUTE_MS, HOUR_MS)
@@ -159,21 +160,21 @@ class LiveShard:
             return None
         return view
 
-    def run(self, events: Sequence[dict[str, Any]]) -> None:
+    def run(self, events: Sequence[Event]) -> None:
         """A partition's batch: its events on time, room-wide copies at their place."""
         for ev in events:
             self.event(ev)
 
-    def event(self, ev: dict[str, Any]) -> None:
+    def event(self, ev: Event) -> None:
         """One event (or a room-wide event's copy) on time, in partition order."""
-        etype, ts = ev["type"], ev["ts"]
-        if etype in ("live_start", "live_end"):
-            self._room_wide(etype, ev["room_id"], ts)
-        elif etype in LIVE_TYPES:
+        etype, ts = ev.type, ev.ts
+        if isinstance(ev, LiveStart | LiveEnd):
+            self._room_wide(etype, ev.room_id, ts)
+        elif isinstance(ev, ViewerEvent):
             self._viewer(etype, ev, ts)
-        elif etype == "order_submit":
+        elif ev.type == "order_submit":
             self._order(ev, ts)
-        elif etype == "payment" and ev["status"] == "success":
+        elif ev.type == "payment" and ev.status == "success":
             self._payment(ev, ts)
 
     def _seen(self, room: str, ts: int) -> None:
@@ -194,14 +195,14 @@ class LiveShard:
             if view is not None:
                 self._close(room, uid, user, min(ts, view[1] + self.cfg.idle_ms))
 
-    def _viewer(self, etype: str, ev: dict[str, Any], ts: int) -> None:
-        room, uid = ev["room_id"], ev["user_id"]
+    def _viewer(self, etype: str, ev: ViewerEvent, ts: int) -> None:
+        room, uid = ev.room_id, ev.user_id
         out = self.out
         self._seen(room, ts)
         if etype == "live_comment":
             self._count(room, "c", ts)
-        elif etype == "live_like":
-            self._count(room, "l", ts, ev["count"])
+        elif ev.type == "live_like":
+            self._count(room, "l", ts, ev.count)
         user = self._user(uid)
         view = self._live_view(room, uid, user, ts)
         if view is not None:
@@ -222,9 +223,9 @@ class LiveShard:
             if members is not None:
                 members.add(uid)
 
-    def _order(self, ev: dict[str, Any], ts: int) -> None:
-        uid = ev["user_id"]
-        room: str | None = ev.get("live_room_id")
+    def _order(self, ev: OrderSubmit, ts: int) -> None:
+        uid = ev.user_id
+        room = ev.live_room_id
         if room is None:
             room = self._attribute(uid, ts)
         if room is None:
@@ -232,9 +233,9 @@ class LiveShard:
         out = self.out
         out.rooms[room] = min(ts, out.rooms.get(room, ts))
         self._count(room, "o", ts)
-        self._count(room, "g", ts, ev["amount"])
+        self._count(room, "g", ts, ev.amount)
         out.buyers.add((room, uid))
-        out.orders[ev["order_id"]] = room
+        out.orders[ev.order_id] = room
 
     def _attribute(self, uid: str, ts: int) -> str | None:
         user = self.users.get(uid)
@@ -251,8 +252,8 @@ class LiveShard:
             return user.left[0]
         return None
 
-    def _payment(self, ev: dict[str, Any], ts: int) -> None:
-        order = ev["order_id"]
+    def _payment(self, ev: Payment, ts: int) -> None:
+        order = ev.order_id
         out = self.out
         if order in out.paid:
             return
@@ -260,7 +261,7 @@ class LiveShard:
         if room is None:
             return
         self._count(room, "po", ts)
-        self._count(room, "pg", ts, ev["amount"])
+        self._count(room, "pg", ts, ev.amount)
         out.paid.add(order)
 
     def sweep(self, candidates: Iterable[tuple[str, str]], wm: int) -> None:

@@ -50,8 +50,8 @@ class Pulse(NoHooks):
         """Which paying users already paid before (one SMISMEMBER per partition)."""
         async def one(b: PartitionBatch) -> Buyers:
             users = list(dict.fromkeys(
-                e["user_id"] for e in b.feeds[self.name].events
-                if e["type"] == "payment" and e["status"] == "success"))
+                e.user_id for e in b.feeds[self.name].events
+                if e.type == "payment" and e.status == "success"))
             if not users:
                 return Buyers(set())
             flags = await self.redis.smismember(ok.buyers_key(self.app_id, b.partition), users)
@@ -65,24 +65,24 @@ class Pulse(NoHooks):
         metric: Measures = Counter()
         new_buyers: list[str] = []
         for ev in batch.feeds[self.name].events:
-            ts, etype = ev["ts"], ev["type"]
+            ts = ev.ts
             m = ts - ts % MINUTE_MS
-            ch = ev.get("channel") or "other"
-            if etype == "order_submit":
+            ch = ev.channel or "other"
+            if ev.type == "order_submit":
                 rows[(m, f"o|{ch}")] += 1
                 metric[("o", ch)] += 1
-                for item in ev["items"]:
-                    rows[(m, f"su|{item['sku']}")] += item["qty"]
-                    rows[(m, f"sg|{item['sku']}")] += item["qty"] * item["price"]
-            elif etype == "order_cancel":
+                for item in ev.items:
+                    rows[(m, f"su|{item.sku}")] += item.qty
+                    rows[(m, f"sg|{item.sku}")] += item.qty * item.price
+            elif ev.type == "order_cancel":
                 rows[(m, f"x|{ch}")] += 1
                 metric[("x", ch)] += 1
-            elif ev["status"] == "success":
+            elif ev.type == "payment" and ev.status == "success":
                 rows[(m, f"ps|{ch}")] += 1
-                rows[(m, f"g|{ch}")] += ev["amount"]
+                rows[(m, f"g|{ch}")] += ev.amount
                 metric[("ps", ch)] += 1
-                metric[("g", ch)] += ev["amount"]
-                uid = ev["user_id"]
+                metric[("g", ch)] += ev.amount
+                uid = ev.user_id
                 if uid in paid:
                     rows[(m, f"rb|{ch}")] += 1
                 else:

@@ -2,6 +2,7 @@
 
 from shopstream.agents.coupons import cart
 from shopstream.agents.coupons.rules import Step
+from shopstream.schemas.events import Item
 
 STEPS = (Step(60, 0), Step(240, 1000), Step(600, 0))
 
@@ -14,7 +15,7 @@ def test_add_remove_and_order_keep_quantities() -> None:
     cart.remove_item(user, "b", 5, 4)        # more than held: the line goes
     cart.remove_item(user, "zz", 1, 5)       # unknown sku: nothing happens
     assert user["items"] == {"a": [3, 450]} and user["changed"] == 4
-    cart.remove_ordered(user, [{"sku": "a", "qty": 2, "price": 450}], 6)
+    cart.remove_ordered(user, [Item("a", 2, 450)], 6)
     assert user["items"] == {"a": [1, 450]}
 
 

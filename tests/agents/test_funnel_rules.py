@@ -21,6 +21,8 @@ from shopstream.agents.funnel.rules import (
     parse_funnels,
 )
 from shopstream.core.errors import ConfigError
+from shopstream.schemas.decode import convert_event
+from shopstream.schemas.events import PageView
 from shopstream.streams.dedup import Deduplicator
 from shopstream.streams.feeds import Dispatch
 from tests.agents.funnel_ref import accepted, reach_unit, reference
@@ -68,7 +70,8 @@ def test_progress_round_trips() -> None:
     assert decode_units(encode_units(units).encode()) == units
     fd = parse_funnel("f", {"name": "f", "steps": ["page_view", "cart_add"],
                             "breakdowns": ["channel", "campaign"]})
-    entry, _ = advance(fd, None, {"type": "page_view", "ts": 1, "campaign": "a\x1fb,\x1ec"})
+    entry, _ = advance(fd, None, PageView(event_id="e1", ts=1, user_id="u1", page="home",
+                                          campaign="a\x1fb,\x1ec"))
     assert entry is not None and entry.values == ("(none)", "ab,c")
     assert decode_units(encode_units({"f": entry}).encode()) == {"f": entry}
 
@@ -88,11 +91,20 @@ _funnel = st.fixed_dictionaries({
 })
 
 
+#: What each type needs besides the common fields, so that every event is valid.
+_FIELDS: dict[str, dict[str, Any]] = {
+    "page_view": {"page": "home"}, "product_view": {"sku": "s1", "price": 100},
+    "cart_add": {"sku": "s1", "qty": 1, "price": 100}, "payment": {"order_id": "o1", "amount": 1},
+}
+
+
 def _events(raw: list[tuple[str, int, str, str, str | None]]) -> list[dict[str, Any]]:
     out = []
     for i, (typ, ts, channel, status, session) in enumerate(raw):
         ev: dict[str, Any] = {"event_id": f"e{i}", "type": typ, "ts": 1_800_000_000_000 + ts * 1000,
-                              "user_id": "u1", "channel": channel, "status": status}
+                              "user_id": "u1", "channel": channel, **_FIELDS[typ]}
+        if typ == "payment":
+            ev["status"] = status
         if session is not None:
             ev["session_id"] = session
         out.append(ev)
@@ -112,7 +124,7 @@ def test_state_machine_matches_reference(f: dict[str, Any], raw: list[Any]) -> N
         got = []
         for ev in evs:
             before = state
-            state, step = advance(fd, state, ev)
+            state, step = advance(fd, state, convert_event(ev))
             if step:
                 entry = ev["ts"] if step == 1 else before.entry_ts  # type: ignore[union-attr]
                 got.append((step, entry, ev["ts"]))
@@ -140,7 +152,7 @@ def run_batches(
     dedup = Deduplicator(10**12, 10**6)
     pos = 0
     for cut in [*cuts, len(events)]:
-        chunk = events[pos:pos + cut]
+        chunk = [convert_event(e) for e in events[pos:pos + cut]]
         pos += cut
         wm = dedup.watermark
         split = dispatch.split(0, chunk, dedup)

@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 
 from shopstream.agents.base import EVERY_EVENT, PartitionBatch, Takes
 from shopstream.kafka_io.partitioner import partition_for
-from shopstream.schemas.events import ROOM_WIDE_TYPES
+from shopstream.schemas.decode import convert_event
+from shopstream.schemas.events import ROOM_WIDE_TYPES, Event
 from shopstream.streams.dedup import Deduplicator
 from shopstream.streams.feeds import Dispatch
 
@@ -58,9 +59,19 @@ _event = st.tuples(
 )
 
 
+#: What each type needs besides the common fields, so that every event is valid.
+FIELDS: dict[str, dict[str, Any]] = {
+    "page_view": {"page": "home"},
+    "payment": {"order_id": "o1", "amount": 100, "status": "success"},
+    "order_submit": {"order_id": "o1", "amount": 100,
+                     "items": [{"sku": "s1", "qty": 1, "price": 100}]},
+    **{t: {"room_id": "r1"} for t in ("live_start", "live_end", "live_join")},
+}
+
+
 def make_log(raw: list[tuple[str, int, int, int]]) -> list[dict[str, Any]]:
-    return [{"type": t, "ts": START + s * 1000, "user_id": f"u{u}", "event_id": f"e{i}"}
-            for t, s, u, i in raw]
+    return [{"type": t, "ts": START + s * 1000, "user_id": f"u{u}", "event_id": f"e{i}",
+             **FIELDS[t]} for t, s, u, i in raw]
 
 
 def reference(log: list[dict[str, Any]], partition: int) -> tuple[
@@ -95,7 +106,7 @@ def reference(log: list[dict[str, Any]], partition: int) -> tuple[
     return got, late, fresh, wm
 
 
-def run(log: list[dict[str, Any]], partition: int, cuts: list[int]) -> tuple[
+def run(log: list[Event], partition: int, cuts: list[int]) -> tuple[
         dict[str, list[tuple[str, bool]]], dict[str, int], list[str], int, list[PartitionBatch]]:
     dispatch = Dispatch(TAKERS, PARTITIONS, LATENESS)  # type: ignore[arg-type]
     dedup = Deduplicator(10**12, 10**6, START)
@@ -111,11 +122,11 @@ def run(log: list[dict[str, Any]], partition: int, cuts: list[int]) -> tuple[
         batch = PartitionBatch(partition, split.events, feeds=split.feeds)
         dispatch.count_late(batch, "app")
         batches.append(batch)
-        fresh += [ev["event_id"] for ev in split.events]
+        fresh += [ev.event_id for ev in split.events]
         wm = dedup.watermark
         for name, feed in split.feeds.items():
             copies = {id(ev) for _, ev in feed.copies}
-            got[name] += [(ev["event_id"], id(ev) in copies) for ev in feed.in_order()]
+            got[name] += [(ev.event_id, id(ev) in copies) for ev in feed.in_order()]
             late[name] += feed.late
         if pos >= len(log):
             break
@@ -128,7 +139,7 @@ def test_one_pass_matches_the_rules_wherever_batches_are_cut(
         raw: list[tuple[str, int, int, int]], cuts: list[int], partition: int) -> None:
     log = make_log(raw)
     want, want_late, want_fresh, want_wm = reference(log, partition)
-    got, late, fresh, wm, batches = run(log, partition, cuts)
+    got, late, fresh, wm, batches = run([convert_event(d) for d in log], partition, cuts)
     assert got == want
     assert late == want_late
     assert fresh == want_fresh
@@ -143,9 +154,9 @@ def test_one_pass_matches_the_rules_wherever_batches_are_cut(
 def test_takers_with_the_same_takes_share_one_feed() -> None:
     log = make_log([("page_view", 1, 0, 1), ("payment", 2, 1, 2), ("live_join", 3, 2, 3)])
     dispatch = Dispatch(TAKERS, PARTITIONS, LATENESS)  # type: ignore[arg-type]
-    split = dispatch.split(0, log, Deduplicator(10**12, 10**6, START))
+    split = dispatch.split(0, [convert_event(d) for d in log], Deduplicator(10**12, 10**6, START))
     assert split.feeds["pulse"] is split.feeds["twin"]
-    assert [ev["type"] for ev in split.feeds["pulse"].events] == ["page_view", "payment"]
+    assert [ev.type for ev in split.feeds["pulse"].events] == ["page_view", "payment"]
     # Every event, late ones too and no copy: the batch's own list, no second one.
     assert split.feeds["stats"].events is split.events
     assert split.feeds["nothing"].events == []
