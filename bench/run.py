@@ -168,7 +168,7 @@ def rss_formula_mb(s: Settings, rss_mb_now: float, ids_now: float, rate: float) 
     """The worker's RSS once its dedup horizon is full at ``rate``: what it holds besides
     event ids, plus bytes per id x the ids of one horizon (and 1/GENERATIONS more, the
     generation not yet dropped), capped at ``dedup_max_ids`` per partition."""
-    per_id = dedup_bytes_per_id()
+    per_id = dedup_bytes_per_id(horizon_ms=s.dedup_horizon_ms)
     base_mb = rss_mb_now - ids_now * per_id / 2**20
     ids_full = min(rate * s.dedup_horizon_ms / 1000 * (1 + 1 / GENERATIONS),
                    s.partitions * s.dedup_max_ids)

@@ -210,8 +210,9 @@ def _validate(s: Settings) -> None:
         raise ConfigError(f"batch_max_bytes: expected >= 1, got {s.batch_max_bytes}")
     if s.batch_within_s <= 0:
         raise ConfigError(f"batch_within_s: expected > 0, got {s.batch_within_s}")
-    if s.dedup_horizon_ms < 0:
-        raise ConfigError(f"dedup_horizon_ms: expected >= 0, got {s.dedup_horizon_ms}")
+    if not 0 <= s.dedup_horizon_ms < 2**31:
+        raise ConfigError(f"dedup_horizon_ms: expected 0 <= ms < 2**31 (24.8 days), "
+                          f"got {s.dedup_horizon_ms}")
     if s.max_future_ms < 0:
         raise ConfigError(f"max_future_ms: expected >= 0 (0: off), got {s.max_future_ms}")
     if s.dedup_max_ids < 1:

@@ -31,8 +31,8 @@ MAX_HORIZON_MS = 2**31
 #: An entry: digest, watermark mod 2**(8 x its bytes) (little-endian), tie-breaker.
 KEY_BYTES = 10
 #: Mean entries per bucket before the table grows by one bucket: a lookup scans one
-#: bucket (~1 KB), and a bucket's own overhead is spread over this many ids.
-LOAD = 64
+#: bucket (~1.3 KB), and a bucket's own overhead is spread over this many ids.
+LOAD = 96
 _MASK32 = 0xFFFFFFFF
 _MASK64 = 0xFFFFFFFFFFFFFFFF
 
@@ -178,12 +178,14 @@ class Deduplicator:
             return
         self._evicted_at = w
         horizon, size, wm_mask = self.horizon_ms, self._entry, self._wm_mask
-        for bucket in self._buckets:
+        buckets = self._buckets
+        for j, bucket in enumerate(buckets):
             off, end = 0, len(bucket)
             while off < end and (w - int.from_bytes(
                     bucket[off + KEY_BYTES:off + size - 1], "little")) & wm_mask > horizon:
                 off += size
             if off:
-                del bucket[:off]
+                # A copy, not a deletion: a bytearray keeps the room of a deleted prefix.
+                buckets[j] = bucket[off:]
                 self._size -= off // size
         self._heads = None
