@@ -62,7 +62,9 @@ def applied(r: redis.Redis, app_id: str, partitions: int) -> int:
 
 def pushes_decided(r: redis.Redis, app_id: str, partitions: int) -> tuple[int, int]:
     """(pushes relayed with a final result, pushes still waiting in outboxes)."""
-    done = sum(r.hlen(coupon_keys(app_id, p).push_results) for p in range(partitions))
+    # Results are kept per business day: a run across midnight has some in the previous one.
+    done = sum(r.hlen(k.push_results) + r.hlen(k.push_results_prev)
+               for k in (coupon_keys(app_id, p) for p in range(partitions)))
     waiting = sum(r.hlen(coupon_keys(app_id, p).outbox) for p in range(partitions))
     return done, waiting
 

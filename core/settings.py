@@ -45,6 +45,9 @@ class Settings:
     dead_letter_topic: str = "shopstream-dead-letters"
     alerts_topic: str = "ops-alerts"
     pushes_topic: str = "pushes"
+    #: Push results are kept per business day (``push:results``); the previous day's stay
+    #: readable this long after the day turns, then expire.
+    push_results_keep_s: int = 86_400
     #: Capabilities this worker runs, comma-separated, from event_stats, funnel, inventory,
     #: coupons, live, ops, anomalies (checked by agents/registry.py). A deployment may split
     #: them over consumer groups (one app_id each) to scale them apart.
@@ -218,7 +221,7 @@ def _validate(s: Settings) -> None:
     if s.dedup_max_ids < 1:
         raise ConfigError(f"dedup_max_ids: expected >= 1, got {s.dedup_max_ids}")
     for name in ("produce_timeout_s", "api_produce_timeout_s", "redis_timeout_s",
-                 "redis_outage_give_up_s"):
+                 "redis_outage_give_up_s", "push_results_keep_s"):
         if getattr(s, name) <= 0:
             raise ConfigError(f"{name}: expected > 0, got {getattr(s, name)}")
     if s.max_record_bytes < 1024:
