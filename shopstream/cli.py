@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import socket
+import subprocess
 import sys
 import threading
 from collections.abc import Callable, Sequence
@@ -133,10 +134,32 @@ def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
     from shopstream.kafka_io.topics import ensure_topics
 
     check_exposure(settings)
+    if args.reuse_port:  # one of the processes of `--processes N`, started below
+        run_api(settings, reuse_port=True)
+        return 0
+    if args.processes < 1:
+        print("shopstream api: --processes: expected >= 1", file=sys.stderr)
+        return 2
     if _port_taken("api", settings.api_host, settings.api_port, "--port"):
         return EXIT_PORT_BUSY
     ensure_topics(settings)
-    run_api(settings)
+    if args.processes == 1:
+        run_api(settings)
+        return 0
+    # Each process has its own event loop and Redis pool on one port (SO_REUSEPORT); the API
+    # keeps no state between requests, so any of them may answer any request.
+    config = ["--config", args.config] if args.config else []
+    others = [subprocess.Popen([sys.executable, "-m", "shopstream", *config, "api", "--host",
+                                settings.api_host, "--port", str(settings.api_port),
+                                "--reuse-port"])
+              for _ in range(args.processes - 1)]
+    try:
+        run_api(settings, reuse_port=True)
+    finally:
+        for proc in others:
+            proc.terminate()
+        for proc in others:
+            proc.wait(10)
     return 0
 
 
@@ -229,6 +252,9 @@ def _parser() -> argparse.ArgumentParser:
     a = sub.add_parser("api", help="run the HTTP API")
     a.add_argument("--host")
     a.add_argument("--port", type=int)
+    a.add_argument("--processes", type=int, default=1,
+                   help="API processes on one port (SO_REUSEPORT); one per core serves more")
+    a.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
     r = sub.add_parser("replay", help="produce a JSONL file of events in envelopes")
     r.add_argument("file")
     r.add_argument("--rate", type=float, default=0.0, help="events/s, 0 = as fast as possible")
