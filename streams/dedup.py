@@ -22,11 +22,14 @@ from __future__ import annotations
 
 from heapq import heapify, heappop, heappush
 
-#: Expired ids are dropped whenever the watermark has moved 1/GENERATIONS of the horizon
-#: since the last time, so memory overshoots the horizon by at most that much.
+#: A sweep of expired ids starts whenever the watermark has moved 1/GENERATIONS of the
+#: horizon since the last one, so memory overshoots the horizon by about that much.
 GENERATIONS = 8
+#: Buckets a sweep goes through per ``evict()`` (~2 ms): the batch loop calls it once per
+#: batch, so a sweep over millions of ids never holds the loop for long.
+SWEEP_BUCKETS = 256
 #: Horizons must stay below this: watermarks are stored mod 2**32 ms at most, so an id must
-#: expire (horizon plus one step) before its age wraps.
+#: expire (within the horizon plus two steps) before its age wraps.
 MAX_HORIZON_MS = 2**31
 
 #: An entry: digest, watermark mod 2**(8 x its bytes) (little-endian), tie-breaker.
@@ -49,7 +52,8 @@ class Deduplicator:
     all; it is built when first needed and may hold stale items, checked when popped.
     """
 
-    __slots__ = ("horizon_ms", "max_ids", "watermark", "_step", "_evicted_at", "_wm_bytes",
+    __slots__ = ("horizon_ms", "max_ids", "watermark", "_step", "_evicted_at", "_sweep_next",
+                 "_wm_bytes",
                  "_wm_mask", "_entry", "_buckets", "_mask", "_split", "_heads", "_tie",
                  "_tie_at", "_size")
 
@@ -63,8 +67,10 @@ class Deduplicator:
         self.watermark = watermark
         self._step = max(1, horizon_ms // GENERATIONS)
         self._evicted_at = watermark
-        # Ages stay under horizon + step: 3 bytes hold them up to 4.6 hours.
-        self._wm_bytes = 3 if horizon_ms + self._step < 2**24 else 4
+        #: The next bucket the current sweep looks at; -1 between sweeps.
+        self._sweep_next = -1
+        # Ages stay under horizon + two steps: 3 bytes hold them up to 4.6 hours.
+        self._wm_bytes = 3 if horizon_ms + 2 * self._step < 2**24 else 4
         self._wm_mask = (1 << 8 * self._wm_bytes) - 1
         self._entry = KEY_BYTES + self._wm_bytes + 1
         self._buckets: list[bytearray] = [bytearray()]
@@ -84,7 +90,7 @@ class Deduplicator:
         if ts > self.watermark:
             self.watermark = ts
             if ts - self._evicted_at >= self._step:
-                self.evict()
+                self._start_sweep()
         w = self.watermark
         h = hash(event_id) & _MASK64
         key = (h | (hash(event_id + "\x00") & 0xFFFF) << 64).to_bytes(KEY_BYTES, "little")
@@ -171,22 +177,35 @@ class Deduplicator:
             self._mask, self._split = self._mask << 1 | 1, 0
         self._heads = None
 
-    def evict(self) -> None:
-        """Forget ids that can no longer be duplicates once the watermark moved a step since
-        the last time; memory only, decisions are unchanged."""
-        w = self.watermark
-        if w - self._evicted_at < self._step:
-            return
-        self._evicted_at = w
-        horizon, size, wm_mask = self.horizon_ms, self._entry, self._wm_mask
+    def _start_sweep(self) -> None:
+        """The watermark moved a step: finish the last sweep (rarely still going) and begin
+        the next, which ``evict()`` carries on."""
+        if self._sweep_next >= 0:
+            self._sweep(len(self._buckets))
+        self._evicted_at = self.watermark
+        self._sweep_next = 0
+
+    def _sweep(self, count: int) -> None:
+        """Drop the expired prefix of up to ``count`` buckets, from where the sweep stands."""
+        w, horizon, size, wm_mask = self.watermark, self.horizon_ms, self._entry, self._wm_mask
         buckets = self._buckets
-        for j, bucket in enumerate(buckets):
-            off, end = 0, len(bucket)
-            while off < end and (w - int.from_bytes(
+        start = self._sweep_next
+        end = min(len(buckets), start + count)
+        for j in range(start, end):
+            bucket = buckets[j]
+            off, stop = 0, len(bucket)
+            while off < stop and (w - int.from_bytes(
                     bucket[off + KEY_BYTES:off + size - 1], "little")) & wm_mask > horizon:
                 off += size
             if off:
                 # A copy, not a deletion: a bytearray keeps the room of a deleted prefix.
                 buckets[j] = bucket[off:]
                 self._size -= off // size
-        self._heads = None
+                self._heads = None
+        self._sweep_next = end if end < len(buckets) else -1
+
+    def evict(self) -> None:
+        """Carry a sweep of expired ids on by SWEEP_BUCKETS buckets, if one is going; memory
+        only, decisions are unchanged."""
+        if self._sweep_next >= 0:
+            self._sweep(SWEEP_BUCKETS)
