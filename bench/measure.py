@@ -52,19 +52,20 @@ def scrape_gauge(port: int, metric: str) -> float:
     return 0.0
 
 
-def dedup_bytes_per_id(ids: int = 300_000) -> float:
-    """Bytes a remembered event id costs the worker (its string and its dict slot), traced
-    while one partition's deduplicator fills with ids shaped like the bench's live ones."""
+def dedup_bytes_per_id(ids: int = 300_000, horizon_ms: int = 600_000) -> float:
+    """Bytes a remembered event id costs the worker (its entry and its bucket's share),
+    traced while one partition's deduplicator fills with ids shaped like the bench's live
+    ones, two per millisecond of event time."""
     tracemalloc.start()
     try:
         before = tracemalloc.get_traced_memory()[0]
-        dedup = Deduplicator(horizon_ms=10**12, max_ids=ids + 1)
+        dedup = Deduplicator(horizon_ms=horizon_ms, max_ids=ids + 1)
         for i in range(ids):
-            dedup.is_duplicate(f"L{i % 1000:06d}e{i}", 1_700_000_000_000 + i)
+            dedup.is_duplicate(f"L{i % 1000:06d}e{i}", 1_700_000_000_000 + i // 2)
         used = tracemalloc.get_traced_memory()[0] - before
     finally:
         tracemalloc.stop()
-    return used / ids
+    return used / len(dedup)
 
 
 def key_family(key: bytes) -> str:

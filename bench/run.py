@@ -62,7 +62,9 @@ def applied(r: redis.Redis, app_id: str, partitions: int) -> int:
 
 def pushes_decided(r: redis.Redis, app_id: str, partitions: int) -> tuple[int, int]:
     """(pushes relayed with a final result, pushes still waiting in outboxes)."""
-    done = sum(r.hlen(coupon_keys(app_id, p).push_results) for p in range(partitions))
+    # Results are kept per business day: a run across midnight has some in the previous one.
+    done = sum(r.hlen(k.push_results) + r.hlen(k.push_results_prev)
+               for k in (coupon_keys(app_id, p) for p in range(partitions)))
     waiting = sum(r.hlen(coupon_keys(app_id, p).outbox) for p in range(partitions))
     return done, waiting
 
@@ -168,7 +170,7 @@ def rss_formula_mb(s: Settings, rss_mb_now: float, ids_now: float, rate: float) 
     """The worker's RSS once its dedup horizon is full at ``rate``: what it holds besides
     event ids, plus bytes per id x the ids of one horizon (and 1/GENERATIONS more, the
     generation not yet dropped), capped at ``dedup_max_ids`` per partition."""
-    per_id = dedup_bytes_per_id()
+    per_id = dedup_bytes_per_id(horizon_ms=s.dedup_horizon_ms)
     base_mb = rss_mb_now - ids_now * per_id / 2**20
     ids_full = min(rate * s.dedup_horizon_ms / 1000 * (1 + 1 / GENERATIONS),
                    s.partitions * s.dedup_max_ids)

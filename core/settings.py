@@ -65,6 +65,9 @@ class Settings:
     dead_letter_topic: str = "shopstream-dead-letters"
     alerts_topic: str = "ops-alerts"
     pushes_topic: str = "pushes"
+    #: Push results are kept per business day (``push:results``); the previous day's stay
+    #: readable this long after the day turns, then expire.
+    push_results_keep_s: Annotated[int, Meta(gt=0)] = 86_400
     #: Capabilities this worker runs, comma-separated, from event_stats, funnel, inventory,
     #: coupons, live, ops, anomalies (checked by agents/registry.py). A deployment may split
     #: them over consumer groups (one app_id each) to scale them apart.
@@ -77,7 +80,7 @@ class Settings:
     #: Longest wait to fill a batch; bounds added latency at low traffic.
     batch_within_s: Seconds = 0.05
     #: Event-time horizon within which a repeated event_id counts as a duplicate.
-    dedup_horizon_ms: Annotated[int, Meta(ge=0)] = 600_000
+    dedup_horizon_ms: Annotated[int, Meta(ge=0, lt=2**31, extra={"note": "24.8 days"})] = 600_000
     #: Hard cap on remembered event ids per partition, so memory stays bounded at any rate.
     dedup_max_ids: AtLeastOne = 5_000_000
     #: Larger Kafka record values are dead-lettered whole.

@@ -272,7 +272,9 @@ def create_api(settings: Settings, metrics: ApiMetrics | None = None) -> web.App
     return app
 
 
-def run_api(settings: Settings) -> None:
+def run_api(settings: Settings, reuse_port: bool = False) -> None:
+    """Serve until stopped; with ``reuse_port`` other processes may listen on the same port
+    (SO_REUSEPORT), and the kernel spreads new connections over them."""
     log.info("api listening", extra={"url": f"http://{settings.api_host}:{settings.api_port}"})
     web.run_app(create_api(settings), host=settings.api_host, port=settings.api_port,
-                print=None, access_log=None)
+                print=None, access_log=None, reuse_port=reuse_port or None)

@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import socket
+import subprocess
 import sys
 import threading
 from collections.abc import Callable, Sequence
@@ -106,16 +107,46 @@ def _port_taken(command: str, host: str, port: int, flag: str) -> bool:
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
-    from faust.worker import Worker
-
     from shopstream.agents.registry import check_config
     from shopstream.kafka_io.topics import ensure_topics
-    from shopstream.streams.app import create_app
 
     if _port_taken("worker", settings.worker_web_host, settings.worker_web_port, "--web-port"):
         return EXIT_PORT_BUSY
+    if args.processes < 1:
+        print("shopstream worker: --processes: expected >= 1", file=sys.stderr)
+        return 2
     check_config(settings)
     ensure_topics(settings)
+    # The others join the same consumer group, each its own process, on a free web port.
+    others = [_shopstream(args, "worker", "--web-port", "0") for _ in range(args.processes - 1)]
+    try:
+        _run_worker(settings)
+    finally:
+        _stop(others)
+    return 0
+
+
+def _shopstream(args: argparse.Namespace, *command: str) -> subprocess.Popen[bytes]:
+    """Another shopstream process with this one's settings file (and environment)."""
+    config = ["--config", args.config] if args.config else []
+    return subprocess.Popen([sys.executable, "-m", "shopstream", *config, *command])
+
+
+def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def _run_worker(settings: Settings) -> None:
+    from faust.worker import Worker
+
+    from shopstream.streams.app import create_app
+
     app = create_app(settings)
     logs.setup(settings.log_level)
     worker = Worker(app, loglevel=settings.log_level.lower(), quiet=True, redirect_stdouts=False,
@@ -124,7 +155,6 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     worker.spinner = None
     log.info("worker starting", extra={"web_port": settings.worker_web_port})
     worker.execute_from_commandline()
-    return 0
 
 
 def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
@@ -133,10 +163,27 @@ def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
     from shopstream.kafka_io.topics import ensure_topics
 
     check_exposure(settings)
+    if args.reuse_port:  # one of the processes of `--processes N`, started below
+        run_api(settings, reuse_port=True)
+        return 0
+    if args.processes < 1:
+        print("shopstream api: --processes: expected >= 1", file=sys.stderr)
+        return 2
     if _port_taken("api", settings.api_host, settings.api_port, "--port"):
         return EXIT_PORT_BUSY
     ensure_topics(settings)
-    run_api(settings)
+    if args.processes == 1:
+        run_api(settings)
+        return 0
+    # Each process has its own event loop and Redis pool on one port (SO_REUSEPORT); the API
+    # keeps no state between requests, so any of them may answer any request.
+    others = [_shopstream(args, "api", "--host", settings.api_host, "--port",
+                          str(settings.api_port), "--reuse-port")
+              for _ in range(args.processes - 1)]
+    try:
+        run_api(settings, reuse_port=True)
+    finally:
+        _stop(others)
     return 0
 
 
@@ -226,9 +273,14 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("config", help="print the effective settings")
     w = sub.add_parser("worker", help="run a stream worker")
     w.add_argument("--web-port", type=int, help="port of /metrics and /healthz")
+    w.add_argument("--processes", type=int, default=1,
+                   help="worker processes in the consumer group (the others on free web ports)")
     a = sub.add_parser("api", help="run the HTTP API")
     a.add_argument("--host")
     a.add_argument("--port", type=int)
+    a.add_argument("--processes", type=int, default=1,
+                   help="API processes on one port (SO_REUSEPORT); one per core serves more")
+    a.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
     r = sub.add_parser("replay", help="produce a JSONL file of events in envelopes")
     r.add_argument("file")
     r.add_argument("--rate", type=float, default=0.0, help="events/s, 0 = as fast as possible")

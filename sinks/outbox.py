@@ -21,6 +21,7 @@ import random
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ from shopstream.core.settings import Settings
 from shopstream.kafka_io.errors import ProduceError
 from shopstream.kafka_io.producer import RecordProducer
 from shopstream.monitoring.metrics import Metrics
-from shopstream.sinks.coupons.keys import budget_keys, coupon_keys
+from shopstream.sinks.coupons.keys import CouponKeys, budget_keys, coupon_keys
 from shopstream.sinks.locks import lease
 from shopstream.sinks.redis_state import Redis
 from shopstream.sinks.webhook import WebhookSender
@@ -39,6 +40,7 @@ from shopstream.sinks.webhook import WebhookSender
 log = logging.getLogger(__name__)
 
 _CLAIM_LUA = (Path(__file__).parent / "budget_claim.lua").read_text()
+_RESULTS_LUA = (Path(__file__).parent / "push_results.lua").read_text()
 #: A relay holding a partition's lease longer than this is presumed dead (one pass makes
 #: one webhook attempt per due push, each bounded by the webhook timeout).
 LOCK_MS = 20_000
@@ -68,6 +70,7 @@ class OutboxRelay:
         self._settings = settings
         self._producer: RecordProducer | None = None
         self._claim = redis.register_script(_CLAIM_LUA)
+        self._results = redis.register_script(_RESULTS_LUA)
         #: Wall clock of retry schedules (epoch ms); tests move it to cross long outages.
         self.clock_ms: Callable[[], int] = lambda: int(time.time() * 1000)
         #: Random source of the retry jitter; tests pin it.
@@ -138,9 +141,8 @@ class OutboxRelay:
         if self.webhook is None:
             results.update((x["push_id"], "sent") for x in granted)
             queued = {}
+        await self._record(k, results)
         async with self.redis.pipeline(transaction=False) as pipe:
-            if results:
-                pipe.hset(k.push_results, items=[x for kv in results.items() for x in kv])
             if queued:
                 pipe.hset(k.push_webhook, items=[x for kv in queued.items() for x in kv])
             pipe.hdel(k.outbox, *(x["push_id"] for x in pushes))
@@ -179,17 +181,28 @@ class OutboxRelay:
             else:
                 delay_ms = int(cfg.delay_s(attempts, answer.retry_after_s, self.rand) * 1000)
                 again[pid] = codec.dumps({**w, "attempts": attempts, "next_ms": now + delay_ms})
+        await self._record(k, results)
         async with self.redis.pipeline(transaction=False) as pipe:
             if dead:
                 pipe.hset(k.push_dead, items=[x for kv in dead.items() for x in kv])
             if results:
-                pipe.hset(k.push_results, items=[x for kv in results.items() for x in kv])
                 pipe.hdel(k.push_webhook, *results)
             if again:
                 pipe.hset(k.push_webhook, items=[x for kv in again.items() for x in kv])
             await pipe.execute()
         self._count(results, {w["push"]["push_id"]: w["push"]["rule"] for w in due})
         return len(results)
+
+    async def _record(self, k: CouponKeys, results: Mapping[str, str]) -> None:
+        """Final results into the business day's hash, turning the day over first: results
+        are kept for today and, ``push_results_keep_s`` long, yesterday, not for ever."""
+        if not results:
+            return
+        day = datetime.fromtimestamp(self.clock_ms() / 1000, self._settings.zone).date()
+        await self._results(
+            keys=[k.push_results, k.push_results_prev, k.push_results_day],
+            args=[day.isoformat(), self._settings.push_results_keep_s,
+                  *(x for kv in results.items() for x in kv)])
 
     def _count(self, results: Mapping[str, str], rules: Mapping[str, str]) -> None:
         counted = Counter((rules[pid], result) for pid, result in results.items())

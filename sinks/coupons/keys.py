@@ -11,7 +11,9 @@ Per partition ``{pN}`` (written in the batch's fenced call unless said otherwise
 - ``{app}:{pN}:cu:live_ends``  hash room -> the latest ``live_end`` (ms) applied here
 - ``{app}:{pN}:outbox``        hash push_id -> push JSON, removed once relayed
 - ``{app}:{pN}:outbox:lock``   string: the relay holding this partition's outbox
-- ``{app}:{pN}:push:results``  hash push_id -> sent|budget_exhausted|failed
+- ``{app}:{pN}:push:results``  hash push_id -> sent|budget_exhausted|failed, of the current
+  business day (``push:results:day``); at the turn of the day it becomes
+  ``push:results:prev``, kept ``push_results_keep_s`` (sinks/push_results.lua)
 - ``{app}:{pN}:push:dead``     hash push_id -> reason the webhook never accepted it
 - ``{app}:{pN}:push:webhook``  hash push_id -> {push, attempts, first_ms, next_ms}: published to
   Kafka, waiting for the webhook to accept it (retried until the horizon)
@@ -34,12 +36,15 @@ class CouponKeys(NamedTuple):
     outbox: str
     outbox_lock: str
     push_results: str
+    push_results_prev: str
+    push_results_day: str
     push_dead: str
     push_webhook: str
 
 
 _LAYOUT = CouponKeys("cu:timers", "cu:deferred", "cu:live_ends", "outbox", "outbox:lock",
-                     "push:results", "push:dead", "push:webhook")
+                     "push:results", "push:results:prev", "push:results:day", "push:dead",
+                     "push:webhook")
 
 
 def coupon_keys(app: str, p: int) -> CouponKeys:

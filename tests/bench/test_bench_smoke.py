@@ -40,5 +40,5 @@ def test_bench_run_small(tmp_path):
     assert speed["measured"] == r["worker_events_per_s"]
     assert speed["met"] == (r["worker_events_per_s"] >= 100_000)
     # The RSS formula: the ids of one full horizon at the live rate, each at its traced cost.
-    assert 50 < r["dedup_bytes_per_id"] < 1000 and r["dedup_ids_at_live_end"] > 0
+    assert 0 < r["dedup_bytes_per_id"] <= 16 and r["dedup_ids_at_live_end"] > 0
     assert r["worker_rss_formula_mb"] > r["worker_rss_base_mb"] > 0

@@ -42,6 +42,8 @@ def test_settings_are_immutable_all_the_way_down_and_copies_are_validated(tmp_pa
         ({"SHOPSTREAM_REDIS_URL": "localhost"}, "redis_url: expected redis://"),
         ({"SHOPSTREAM_REDIS_CLUSTER": "maybe"}, "expected a boolean"),
         ({"SHOPSTREAM_MAX_FUTURE_MS": "-1"}, "max_future_ms: expected >= 0"),
+        ({"SHOPSTREAM_DEDUP_HORIZON_MS": "2147483648"},
+         "dedup_horizon_ms: expected >= 0 and < 2147483648 .24.8 days"),
     ],
 )
 def test_bad_settings_name_key_expected_and_got(env, message, tmp_path):

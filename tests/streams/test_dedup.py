@@ -1,7 +1,11 @@
+import random
+import tracemalloc
+
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shopstream.streams.dedup import GENERATIONS, Deduplicator
+from shopstream.streams.dedup import GENERATIONS, MAX_HORIZON_MS, Deduplicator
 
 
 def reference(events, horizon):
@@ -61,3 +65,59 @@ def test_cap_keeps_the_newest_sightings(events, cap):
     assert len(d) == min(cap, len(last))
     newest = sorted(last, key=last.__getitem__)[-cap:]
     assert all(d.is_duplicate(eid, 0) for eid in newest)
+
+
+def test_many_ids_match_the_reference_across_growth_eviction_and_ties():
+    """Thousands of ids: the table splits its buckets, evicts prefixes of many of them and
+    stores many sightings at one watermark; decisions still follow the definition."""
+    rng = random.Random(7)
+    events, ts = [], 1_700_000_000_000
+    for _ in range(60_000):
+        ts += rng.choice((0, 0, 0, 1, 3, -40))  # ties, steps and late events
+        events.append((f"e{rng.randrange(20_000)}", ts))
+    d = Deduplicator(2_000, 1_000_000)
+    got = []
+    for i, (eid, t) in enumerate(events):
+        got.append(d.is_duplicate(eid, t))
+        if i % 997 == 0:
+            d.evict()
+    expected = reference(events, 2_000)
+    assert got == expected and 0 < sum(expected) < len(expected)
+
+
+def test_cap_keeps_the_newest_sightings_over_many_buckets():
+    cap = 3_000
+    d = Deduplicator(10**9, cap)
+    rng = random.Random(11)
+    last: dict[str, int] = {}
+    for i in range(30_000):
+        eid = f"e{rng.randrange(12_000)}"
+        d.is_duplicate(eid, 1_000 + i // 7)
+        last.pop(eid, None)
+        last[eid] = i
+        assert len(d) == min(cap, len(last))
+    newest = list(last)[-cap:]
+    older = list(last)[:-cap]
+    assert all(d.is_duplicate(eid, 10**6) for eid in newest)
+    assert not any(d.is_duplicate(eid, 10**6) for eid in older[-cap:])
+
+
+def test_an_id_costs_at_most_16_bytes_at_the_default_horizon():
+    """The RSS formula's bytes per id (docs/performance.md): 200,000 ids of one partition,
+    two per millisecond, within the default 10-minute horizon."""
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        d = Deduplicator(600_000, 5_000_000)
+        for i in range(200_000):
+            d.is_duplicate(f"L{i % 1000:06d}e{i}", 1_700_000_000_000 + i // 2)
+        used = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert len(d) == 200_000
+    assert used / len(d) <= 16
+
+
+def test_horizon_beyond_the_stored_watermark_range_is_refused():
+    with pytest.raises(ValueError, match="dedup horizon"):
+        Deduplicator(MAX_HORIZON_MS, 10)
