@@ -149,7 +149,7 @@ def run_batches(
     blobs: dict[str, bytes] = {}
     arity = {"HINCRBY": 3, "SET": 2, "DEL": 1, "PEXPIRE": 2, "ZADD": 3, "INCRBY": 2}
     dispatch = Dispatch([agent], 1, agent.lateness_ms)
-    dedup = Deduplicator(10**12, 10**6)
+    dedup = Deduplicator(10**9, 10**6)
     pos = 0
     for cut in [*cuts, len(events)]:
         chunk = [convert_event(e) for e in events[pos:pos + cut]]

@@ -109,7 +109,7 @@ def reference(log: list[dict[str, Any]], partition: int) -> tuple[
 def run(log: list[Event], partition: int, cuts: list[int]) -> tuple[
         dict[str, list[tuple[str, bool]]], dict[str, int], list[str], int, list[PartitionBatch]]:
     dispatch = Dispatch(TAKERS, PARTITIONS, LATENESS)  # type: ignore[arg-type]
-    dedup = Deduplicator(10**12, 10**6, START)
+    dedup = Deduplicator(10**9, 10**6, START)
     got: dict[str, list[tuple[str, bool]]] = {t.name: [] for t in TAKERS}
     late = {t.name: 0 for t in TAKERS}
     fresh: list[str] = []
@@ -154,7 +154,7 @@ def test_one_pass_matches_the_rules_wherever_batches_are_cut(
 def test_takers_with_the_same_takes_share_one_feed() -> None:
     log = make_log([("page_view", 1, 0, 1), ("payment", 2, 1, 2), ("live_join", 3, 2, 3)])
     dispatch = Dispatch(TAKERS, PARTITIONS, LATENESS)  # type: ignore[arg-type]
-    split = dispatch.split(0, [convert_event(d) for d in log], Deduplicator(10**12, 10**6, START))
+    split = dispatch.split(0, [convert_event(d) for d in log], Deduplicator(10**9, 10**6, START))
     assert split.feeds["pulse"] is split.feeds["twin"]
     assert [ev.type for ev in split.feeds["pulse"].events] == ["page_view", "payment"]
     # Every event, late ones too and no copy: the batch's own list, no second one.
