@@ -1,8 +1,8 @@
 """The allowed lateness every event-time agent (funnels, live rooms, the pulse) shares.
 
-An event older than the partition watermark minus this is counted late and ignored, checked
-event by event so results do not depend on batch boundaries. One setting for all, so a
-minute's funnel conversion and its orders are final at the same moment.
+An event older than the partition watermark minus this is late: the batch loop decides it once
+for every agent (``streams.feeds``, docs/guarantees.md). One setting for all, so a minute's
+funnel conversion and its orders are final at the same moment.
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from shopstream.agents.anomalies.agent import AnomalyJudge
 from shopstream.agents.anomalies.rules import parse_config as parse_anomalies
@@ -40,9 +41,10 @@ def selected(settings: Settings) -> list[str]:
     return [n for n in AGENT_NAMES if n in names]
 
 
-def build_agents(settings: Settings, redis: Redis, metrics: Metrics | None = None) -> list[Agent]:
+def build_agents(settings: Settings, redis: Redis,
+                 metrics: Metrics | None = None) -> list[Agent[Any, Any]]:
     """The selected agents, in batch order; raises ConfigError on bad sections."""
-    build: dict[str, Callable[[], Agent]] = {
+    build: dict[str, Callable[[], Agent[Any, Any]]] = {
         "event_stats": lambda: EventStats(settings.app_id),
         "funnel": lambda: Funnels(settings.app_id, settings.partitions, settings.sections,
                                   settings.zone, metrics, redis),

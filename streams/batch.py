@@ -18,11 +18,11 @@ from functools import partial
 from typing import Any, NamedTuple
 
 from shopstream.agents.base import Agent, PartitionBatch
+from shopstream.agents.lateness import allowed_lateness
 from shopstream.core import codec
 from shopstream.core.errors import ShopstreamError
 from shopstream.core.settings import Settings
 from shopstream.kafka_io.envelope import DeadLetter, Reason, decode_record, record_bound
-from shopstream.kafka_io.partitioner import is_copy
 from shopstream.kafka_io.topics import topic_id
 from shopstream.monitoring.metrics import KNOWN_CHANNELS, KNOWN_TYPES, Metrics, bounded
 from shopstream.schemas.events import Event
@@ -30,6 +30,7 @@ from shopstream.sinks import keys
 from shopstream.sinks.dead_letters import DeadLetterSink
 from shopstream.sinks.redis_state import FENCE_AHEAD, OTHER_LOG, Fence, RedisState, stale_fence
 from shopstream.streams.dedup import Deduplicator
+from shopstream.streams.feeds import Dispatch
 from shopstream.streams.rebuild import log_start, read_records, replay_dedup, start_checkpoint
 
 log = logging.getLogger(__name__)
@@ -125,13 +126,14 @@ class BatchProcessor:
         self,
         settings: Settings,
         state: RedisState,
-        agents: list[Agent],
+        agents: list[Agent[Any, Any]],
         dead_letters: DeadLetterSink,
         metrics: Metrics,
     ) -> None:
         self.settings = settings
         self.state = state
         self.agents = agents
+        self.dispatch = Dispatch(agents, settings.partitions, allowed_lateness(settings.sections))
         self.dead_letters = dead_letters
         self.metrics = metrics
         self.topic = state.topic
@@ -164,6 +166,8 @@ class BatchProcessor:
         }
         for reason in Reason:  # every reason's counter exists from 0, so a first one shows
             metrics.dead_letters.labels(reason.value)
+        self._late = {name: metrics.events_late.labels(name)
+                      for name in self.dispatch.counted_names}
 
     async def tick(self, now_ms: int) -> None:
         """Wall-clock hook for agents (timers in live mode), and for refused partitions."""
@@ -244,7 +248,7 @@ class BatchProcessor:
             fences = await self.state.read_fences(sorted(by_part))
         try:
             batches, plans = self._plan(by_part, fences)
-            await self._compute_and_write(batches, plans)
+            outputs = await self._compute_and_write(batches, plans)
         except BaseException:
             # Deduplication already saw these records: a retry must start from state rebuilt
             # up to the fence, or it would take the batch's own events for duplicates.
@@ -260,8 +264,10 @@ class BatchProcessor:
             applied += len(batch.events)
             self._observe(batch, plans[batch.partition].counts, now_ms)
         self.metrics.dedup_ids.set(sum(len(part.dedup) for part in self._parts.values()))
-        for agent in self.agents:
-            await agent.after_apply(batches)
+        for name, late in self.dispatch.late_counts(batches).items():
+            self._late[name].inc(late)
+        for agent, outs in zip(self.agents, outputs, strict=True):
+            await agent.after_apply(batches, outs)
         self.metrics.batches.inc()
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
         return applied
@@ -273,7 +279,6 @@ class BatchProcessor:
         batches: list[PartitionBatch] = []
         plans: dict[int, Plan] = {}
         max_bytes = self.settings.max_record_bytes
-        n_parts = self.settings.partitions
         max_future = self.settings.max_future_ms
         now_ms = int(time.time() * 1000)
         for p, recs in by_part.items():
@@ -283,7 +288,6 @@ class BatchProcessor:
             wm_before = dedup.watermark
             counts: Counter[str] = Counter()
             dead: list[DeadLetter] = []
-            fresh: list[Event] = []
             decoded: list[Event] = []
             last = fence.offset
             first = -1
@@ -297,27 +301,20 @@ class BatchProcessor:
                     rec.value, self.topic, p, rec.offset, max_bytes, decoded, dead,
                     record_bound(rec.timestamp, max_future, now_ms),
                 )
-            copies: list[tuple[int, Event]] = []
-            for ev in decoded:
-                if is_copy(ev, p, n_parts):
-                    # Seen by the live agent only; not counted in, nor deduplicated, nor part
-                    # of the watermark, so the other agents see the partition as before.
-                    copies.append((len(fresh), ev))
-                elif dedup.is_duplicate(ev.event_id, ev.ts):
-                    counts["duplicate"] += 1
-                else:
-                    fresh.append(ev)
             if first < 0:
                 continue
-            if copies:
-                counts["in"] -= len(copies)
-                counts["copies"] = len(copies)
-            counts["processed"] = len(fresh)
+            split = self.dispatch.split(p, decoded, dedup)
+            if split.duplicates:
+                counts["duplicate"] = split.duplicates
+            if split.copies:
+                counts["in"] -= split.copies
+                counts["copies"] = split.copies
+            counts["processed"] = len(split.events)
             counts["dead"] = len(dead)
             for d in dead:
                 counts["dead:" + d.reason.value] += 1
-            batch = PartitionBatch(p, fresh, watermark_before=wm_before, watermark=dedup.watermark,
-                                   copies=copies)
+            batch = PartitionBatch(p, split.events, watermark_before=wm_before,
+                                   watermark=dedup.watermark, feeds=split.feeds)
             self._checkpoint(part, batch, first)
             batches.append(batch)
             plans[p] = Plan(fence, Fence(last, dedup.watermark, self.log_id or fence.log),
@@ -325,21 +322,24 @@ class BatchProcessor:
         return batches, plans
 
     async def _compute_and_write(self, batches: list[PartitionBatch],
-                                 plans: dict[int, Plan]) -> None:
+                                 plans: dict[int, Plan]) -> list[list[Any]]:
         """Loads (and the dead letters' flush) concurrently, then each partition's agents and
         its fenced call: a partition's call is on its way while the next one is computed.
+        Returns each agent's outputs, one per batch.
 
         Dead letters are flushed before any fence moves, so a crash may repeat one, never
         lose one.
         """
         all_dead = [d for plan in plans.values() for d in plan.dead]
-        await first_error(self.dead_letters.publish(all_dead),
-                          *(agent.load(batches) for agent in self.agents))
+        _, *loads = await first_error(self.dead_letters.publish(all_dead),
+                                      *(agent.load(batches) for agent in self.agents))
+        outputs: list[list[Any]] = [[] for _ in self.agents]
         writes: list[asyncio.Task[bool]] = []
         try:
-            for batch in batches:
-                for agent in self.agents:
-                    agent.apply(batch)
+            for i, batch in enumerate(batches):
+                for agent, loaded, outs in zip(self.agents, loads, outputs, strict=True):
+                    outs.append(agent.apply(batch, loaded[i]))
+                self.dispatch.count_late(batch, self.state.app_id)
                 plan = plans[batch.partition]
                 self._record_counts(batch, plan.counts, plan.dead)
                 writes.append(asyncio.create_task(
@@ -353,6 +353,7 @@ class BatchProcessor:
             self.metrics.stale_fences.inc()
             log.warning("fence moved under this worker; partition state will be reloaded")
             raise stale
+        return outputs
 
     def _export_lag(self, p: int, applied: int) -> None:
         """Log end minus the applied fence (clamped at 0: the broker's high watermark may lag

@@ -164,7 +164,9 @@ def read_records(settings: Settings, topic: str | None = None, timeout_s: float 
 async def process_topic(settings: Settings, agents=None, batch_records: int = 200):
     """Drive the batch loop without Faust over every record now in the events topic.
 
-    For agent tests: real Kafka, real Redis, no consumer group. Returns the processor.
+    For agent tests: real Kafka, real Redis, no consumer group. The loop reports to the
+    registry the agents report to (one per worker, as the worker wires it). Returns the
+    processor.
     """
     from shopstream.agents.registry import build_agents
     from shopstream.kafka_io.producer import RecordProducer
@@ -176,9 +178,11 @@ async def process_topic(settings: Settings, agents=None, batch_records: int = 20
     r = make_redis(settings)
     state = RedisState(r, settings.app_id, settings.events_topic)
     agents = agents if agents is not None else build_agents(settings, r)
+    metrics = next((m for a in agents if isinstance(m := getattr(a, "metrics", None), Metrics)),
+                   Metrics())
     proc = BatchProcessor(settings, state, agents,
                           DeadLetterSink(RecordProducer(settings), settings.dead_letter_topic),
-                          Metrics())
+                          metrics)
     recs = [Record(p, o, v) for p, o, v, _ in read_records(settings)]
     recs.sort(key=lambda r: (r.offset, r.partition))
     for i in range(0, len(recs), batch_records):

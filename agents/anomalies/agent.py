@@ -22,7 +22,7 @@ import logging
 from redis.exceptions import RedisError
 
 from shopstream.agents.anomalies.rules import AnomalyConfig, Point, episodes, quiet_through
-from shopstream.agents.base import NoHooks, PartitionBatch
+from shopstream.agents.base import NoHooks, PartitionBatch, Takes
 from shopstream.agents.funnel.query import read_buckets
 from shopstream.agents.funnel.rules import FunnelDef, parse_funnels
 from shopstream.agents.lateness import allowed_lateness
@@ -51,6 +51,8 @@ LEASE_MS = 30_000
 
 class AnomalyJudge(NoHooks):
     name = "anomalies"
+    #: No event: it judges the minute rows funnel and ops wrote, on its own clock.
+    takes = Takes(frozenset())
 
     def __init__(self, settings: Settings, cfg: AnomalyConfig, redis: Redis,
                  metrics: Metrics | None = None) -> None:
@@ -73,7 +75,7 @@ class AnomalyJudge(NoHooks):
             for name in names:
                 metrics.anomalies.labels(name)
 
-    def apply(self, batch: PartitionBatch) -> None:
+    def apply(self, batch: PartitionBatch, loaded: None) -> None:
         return None
 
     async def tick(self, now_ms: int) -> None:

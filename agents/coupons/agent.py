@@ -1,7 +1,7 @@
 """Cart recovery and coupon pushes: one agent, driven by event time.
 
 State per partition (keys and what each holds: sinks/coupons/keys.py) is written in the batch's
-fenced call. A ``live_end`` reaches every partition (its copies, ``PartitionBatch.copies``), so
+fenced call. A ``live_end`` reaches every partition (its copies, ``Feed.copies``), so
 each partition follows up its own viewers from its own log, whatever the others' progress.
 
 Clock: a batch fires every timer due at or before the partition watermark, interleaved with the
@@ -14,9 +14,9 @@ from __future__ import annotations
 import heapq
 from collections import Counter
 from operator import attrgetter, itemgetter
-from typing import Any
+from typing import Any, NamedTuple
 
-from shopstream.agents.base import NoHooks, PartitionBatch
+from shopstream.agents.base import NoHooks, PartitionBatch, Takes
 from shopstream.agents.coupons import cart
 from shopstream.agents.coupons.rules import (
     CART_RECOVERY,
@@ -53,10 +53,34 @@ from shopstream.sinks.webhook import WebhookSender, parse_webhook
 NAME = "coupons"
 
 
+class Loaded(NamedTuple):
+    """What ``load`` read for a partition's batch."""
+
+    #: Timers due by the batch's watermark: (member, due time).
+    due: list[tuple[str, int]]
+    #: room -> its last ``live_end`` here, for the rooms ending in the batch.
+    last_end: dict[str, int]
+    #: push id -> deferred candidate, of the deferred pushes due.
+    deferred: dict[str, dict[str, Any]]
+    #: room -> viewers of its current session, for the rooms ending in the batch.
+    viewers: dict[str, list[str]]
+    #: user -> stored state (None: never seen here).
+    users: dict[str, bytes | None]
+
+
+class Decided(NamedTuple):
+    """What a partition's batch decided: (rule, result) counts; whether it queued pushes."""
+
+    decisions: Counter[tuple[str, str]]
+    pushed: bool
+
+
 class CouponAgent(NoHooks):
     """Cart state, abandonment schedule, coupon rules and guards; pushes go to the outbox."""
 
     name = NAME
+    #: Every event, late ones too (timers run in event-time order), and ``live_end`` copies.
+    takes = Takes(copies=frozenset({"live_end"}))
 
     def __init__(self, settings: Settings, redis: Redis, metrics: Metrics | None = None) -> None:
         self.app = settings.app_id
@@ -69,7 +93,7 @@ class CouponAgent(NoHooks):
             WebhookSender(hook) if hook is not None else None,
         )
 
-    async def load(self, batches: list[PartitionBatch]) -> None:
+    async def load(self, batches: list[PartitionBatch]) -> list[Loaded]:
         """Three pipelined reads: due timers and the rooms ending in the batch, then deferred
         pushes, then users."""
         a = self.app
@@ -104,7 +128,7 @@ class CouponAgent(NoHooks):
                 deferred = {pid: codec.loads(raw) for pid, raw in zip(pids, next(rows2),
                                                                       strict=True)
                             if raw is not None}
-            users = {ev.user_id for ev in b.events}
+            users = {ev.user_id for ev in b.feeds[NAME].events}
             users.update(m[2:] for m, _ in due if m.startswith("c|"))
             users.update(codec.loads(m[2:])[2] for m, _ in due if m.startswith("l|"))
             users.update(c["user_id"] for c in deferred.values())
@@ -113,22 +137,20 @@ class CouponAgent(NoHooks):
             prepared.append((b, due, last_end, deferred, viewers, sorted(users)))
         rows3 = await get_many(self.redis, [(user_key(a, b.partition, ""), names)
                                             for b, *_, names in prepared])
-        for (b, due, last_end, deferred, viewers, names), raws in zip(prepared, rows3,
-                                                                      strict=True):
-            b.loaded[NAME] = {
-                "due": due, "last_end": last_end, "deferred": deferred, "viewers": viewers,
-                "users": dict(zip(names, raws, strict=True)),
-            }
+        return [Loaded(due, last_end, deferred, viewers, dict(zip(names, raws, strict=True)))
+                for (_, due, last_end, deferred, viewers, names), raws in zip(prepared, rows3,
+                                                                              strict=True)]
 
-    def apply(self, batch: PartitionBatch) -> None:
-        _Timeline(self.app, self.cfg, batch).run()
+    def apply(self, batch: PartitionBatch, loaded: Loaded) -> Decided:
+        return _Timeline(self.app, self.cfg, batch, loaded).run()
 
-    async def after_apply(self, batches: list[PartitionBatch]) -> None:
+    async def after_apply(self, batches: list[PartitionBatch], outputs: list[Decided]) -> None:
         """Count decisions, then have the outbox of these partitions relayed."""
-        for b in batches:
-            for (rule, result), n in b.loaded.get(NAME, {}).get("decisions", Counter()).items():
+        for out in outputs:
+            for (rule, result), n in out.decisions.items():
                 self.metrics.pushes.labels(rule, result).inc(n)
-        self.relay.schedule(b.partition for b in batches if b.loaded.get(NAME, {}).get("pushed"))
+        self.relay.schedule(b.partition for b, out in zip(batches, outputs, strict=True)
+                            if out.pushed)
 
     async def tick(self, now_ms: int) -> None:
         """Wall clock: retry whatever is left in any outbox (timers run on event time)."""
@@ -140,20 +162,18 @@ class CouponAgent(NoHooks):
 
 def _ending_rooms(batch: PartitionBatch) -> list[str]:
     """Rooms with a ``live_end`` in the batch: the event on the host's partition, its copies
-    on every other one (``kafka_io.partitioner.is_copy``)."""
-    rooms = {ev.room_id for ev in batch.events if ev.type == "live_end"}
-    rooms.update(ev.room_id for _, ev in batch.copies if ev.type == "live_end")
-    return sorted(rooms)
+    on every other one."""
+    return sorted({ev.room_id for ev in batch.feeds[NAME].in_order() if ev.type == "live_end"})
 
 
 class _Timeline:
     """One partition's batch: events and due timers merged in event-time order."""
 
-    def __init__(self, app: str, cfg: CouponConfig, batch: PartitionBatch) -> None:
+    def __init__(self, app: str, cfg: CouponConfig, batch: PartitionBatch,
+                 loaded: Loaded) -> None:
         self.app, self.cfg, self.b = app, cfg, batch
-        loaded = batch.loaded[NAME]
         #: Stored JSON per user, so that only users whose state changed are written back.
-        self.stored: dict[str, bytes | None] = loaded["users"]
+        self.stored = loaded.users
         self.users: dict[str, dict[str, Any]] = {}
         self.new_users: set[str] = set()
         for u, raw in self.stored.items():
@@ -162,11 +182,11 @@ class _Timeline:
                 self.users[u] = {}
             else:
                 self.users[u] = codec.loads(raw)
-        self.deferred: dict[str, dict[str, Any]] = dict(loaded["deferred"])
+        self.deferred: dict[str, dict[str, Any]] = dict(loaded.deferred)
         #: Viewers of the current session, known for the rooms ending in this batch; joins of
         #: other rooms only add to the stored set.
-        self.viewers: dict[str, set[str]] = {r: set(v) for r, v in loaded["viewers"].items()}
-        self.last_end: dict[str, int] = dict(loaded["last_end"])
+        self.viewers: dict[str, set[str]] = {r: set(v) for r, v in loaded.viewers.items()}
+        self.last_end: dict[str, int] = dict(loaded.last_end)
         self.timers: dict[str, int | None] = {}
         self.deferred_changes: dict[str, dict[str, Any] | None] = {}
         self.outbox: list[dict[str, Any]] = []
@@ -174,7 +194,7 @@ class _Timeline:
         #: Due timers; events are merged in by ``run`` (a heap entry per event cost more).
         self.heap: list[tuple[int, tuple[int, ...], int, str, Any]] = []
         self.seq = 0
-        for member, at in loaded["due"]:
+        for member, at in loaded.due:
             self._push(at, member[0], member[2:], self._tie(member))
 
     def _push(self, at: int, kind: str, payload: Any, tie: tuple[int, ...] = ()) -> None:
@@ -194,19 +214,18 @@ class _Timeline:
         if at is not None and at <= self.b.watermark:
             self._push(at, member[0], member[2:], self._tie(member))
 
-    def run(self) -> None:
+    def run(self) -> Decided:
         """Events in time order (stable: partition order within a ms, copies of ``live_end``
         at their place among the events), each timer before the events of its ms."""
-        b = self.b
-        ends: list[tuple[int, int, Event]] = [
-            (ev.ts, 2 * i, ev) for i, ev in b.copies if ev.type == "live_end"]
+        feed = self.b.feeds[NAME]
+        ends: list[tuple[int, int, Event]] = [(ev.ts, 2 * i, ev) for i, ev in feed.copies]
         if ends:
-            merged = [(ev.ts, 2 * i + 1, ev) for i, ev in enumerate(b.events)]
+            merged = [(ev.ts, 2 * i + 1, ev) for i, ev in enumerate(feed.events)]
             merged += ends
             merged.sort(key=itemgetter(0, 1))
             events = [(ev, pos % 2 == 0) for _, pos, ev in merged]
         else:
-            events = [(ev, False) for ev in sorted(b.events, key=attrgetter("ts"))]
+            events = [(ev, False) for ev in sorted(feed.events, key=attrgetter("ts"))]
         heap = self.heap
         i, n = 0, len(events)
         while i < n or heap:
@@ -226,6 +245,7 @@ class _Timeline:
             else:
                 self._followup(payload, at)
         self._write()
+        return Decided(self.decisions, bool(self.outbox))
 
     def _consider(self, cand: dict[str, Any], now: int, allow_defer: bool = True) -> None:
         rule = cand["rule"]
@@ -346,4 +366,3 @@ class _Timeline:
                 ops.hset(k.deferred, pid, codec.dumps(cand))
         for push in self.outbox:
             ops.hset(k.outbox, push["push_id"], codec.dumps(push))
-        self.b.loaded[NAME].update(decisions=self.decisions, pushed=bool(self.outbox))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from shopstream.agents.base import NoHooks, PartitionBatch
+from shopstream.agents.base import EVERY_EVENT, NoHooks, PartitionBatch
 from shopstream.agents.read_caps import check_buckets, check_rows
 from shopstream.core.timeunits import MINUTE_MS
 from shopstream.sinks.event_stats.keys import stats_index_key, stats_minute_key
@@ -28,18 +28,20 @@ class EventStats(NoHooks):
     """Aggregates a batch in Python, then writes one HINCRBY per (minute, field)."""
 
     name = "event_stats"
+    takes = EVERY_EVENT
 
     def __init__(self, app_id: str) -> None:
         self.app_id = app_id
 
-    def apply(self, batch: PartitionBatch) -> None:
+    def apply(self, batch: PartitionBatch, loaded: None) -> None:
+        events = batch.feeds[self.name].events
         # Counter's C loop counts the tuples; field names are built once per distinct tuple.
         counts = Counter(
             (ev.ts // MINUTE_MS, ev.type, ev.channel or NO_CHANNEL)
-            for ev in batch.events
+            for ev in events
         )
         money: Counter[tuple[int, str]] = Counter()
-        for ev in batch.events:
+        for ev in events:
             if ev.type == "payment" and ev.status == "success":
                 minute = minute_of(ev.ts)
                 money[(minute, "gmv")] += ev.amount

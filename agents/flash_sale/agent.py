@@ -15,16 +15,16 @@ import asyncio
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
-from shopstream.agents.base import PartitionBatch
+from shopstream.agents.base import PartitionBatch, Takes
 from shopstream.core import codec
 from shopstream.core.errors import ConfigError
 from shopstream.core.settings import Settings
 from shopstream.core.timeunits import DAY_MS
 from shopstream.kafka_io.producer import RecordProducer
 from shopstream.monitoring.metrics import Metrics
-from shopstream.schemas.events import OrderCancel, Payment
+from shopstream.schemas.events import Event, OrderCancel, Payment
 from shopstream.sinks.flash_sale.keys import (
     counts_key,
     flagged_key,
@@ -41,8 +41,8 @@ log = logging.getLogger(__name__)
 LINK_TTL_MS = 7 * DAY_MS
 #: Flagged orders kept per partition for operators.
 FLAGGED_LEN = 10_000
-#: Scratch key under which ``apply`` leaves the flagged-order count for metrics.
-FLAGGED = "inventory:flagged"
+#: The events that move reservations or flag orders.
+SALE_TYPES = frozenset({"order_submit", "payment", "order_cancel"})
 #: Pending transitions drained per round trip.
 DRAIN_CHUNK = 200
 
@@ -76,10 +76,25 @@ def parse_config(sections: Mapping[str, Any]) -> FlashSaleConfig:
     return FlashSaleConfig(ttl, tuple(sorted(set(pct), reverse=True)))
 
 
-def plan(batch: PartitionBatch, skus: Mapping[str, str], valid: Mapping[str, str],
+class Loaded(NamedTuple):
+    """What ``load`` read for a partition's batch (see ``plan``)."""
+
+    skus: dict[str, str]
+    valid: dict[str, str]
+    links: dict[str, str]
+
+
+class Planned(NamedTuple):
+    """What a partition's batch did: orders flagged; whether it may have queued transitions."""
+
+    flagged: int
+    drain: bool
+
+
+def plan(events: list[Event], skus: Mapping[str, str], valid: Mapping[str, str],
          links: Mapping[str, str]) -> tuple[dict[str, str], list[dict[str, Any]],
                                              list[dict[str, Any]]]:
-    """Pure: new links, pending transitions and flagged orders of one partition's batch.
+    """Pure: new links, pending transitions and flagged orders of one partition's sale events.
 
     ``skus`` maps flash-sale SKUs to sale ids; ``valid`` maps reservation ids that were
     ``reserved`` at load time to their user; ``links`` holds known order -> reservation links.
@@ -87,7 +102,7 @@ def plan(batch: PartitionBatch, skus: Mapping[str, str], valid: Mapping[str, str
     new_links: dict[str, str] = {}
     pending: list[dict[str, Any]] = []
     flagged: list[dict[str, Any]] = []
-    for ev in batch.events:
+    for ev in events:
         if ev.type == "order_submit":
             rid = ev.reservation_id or ""
             ok = bool(rid) and valid.get(rid) == ev.user_id
@@ -116,6 +131,7 @@ class FlashSaleAgent:
     """Stream side of flash sales; see the module docstring for the recovery argument."""
 
     name = "flash_sale"
+    takes = Takes(SALE_TYPES)
 
     def __init__(self, settings: Settings, redis: Redis, metrics: Metrics | None = None) -> None:
         self.config = parse_config(settings.sections)
@@ -128,19 +144,19 @@ class FlashSaleAgent:
         #: Serialises drains of this process; other processes' drains are harmless.
         self._drain_lock = asyncio.Lock()
 
-    async def load(self, batches: list[PartitionBatch]) -> None:
-        relevant = [b for b in batches if any(
-            ev.type in ("order_submit", "payment", "order_cancel") for ev in b.events)]
+    async def load(self, batches: list[PartitionBatch]) -> list[Loaded | None]:
+        relevant = [b for b in batches if b.feeds[self.name].events]
         if not relevant:
-            return
+            return [None] * len(batches)
         raw_skus = await self.redis.hgetall(sku_index(self.app_id))
         skus = {text(k): text(v) for k, v in raw_skus.items()}
         async with self.redis.pipeline(transaction=False) as pipe:
             asks: list[tuple[PartitionBatch, list[str], list[str]]] = []
             for b in relevant:
-                orders = [ev.order_id for ev in b.events
+                events = b.feeds[self.name].events
+                orders = [ev.order_id for ev in events
                           if isinstance(ev, Payment | OrderCancel)]
-                rids = [ev.reservation_id for ev in b.events
+                rids = [ev.reservation_id for ev in events
                         if ev.type == "order_submit" and ev.reservation_id is not None]
                 asks.append((b, orders, rids))
                 if orders:
@@ -148,6 +164,7 @@ class FlashSaleAgent:
                 for rid in rids:
                     pipe.hget(self.sales.keys(sale_of(rid)).reservations, rid)
             rows = iter(await pipe.execute())
+        loaded: dict[int, Loaded] = {}
         for b, orders, rids in asks:
             found = next(rows) if orders else []
             links = {o: text(v) for o, v in zip(orders, found, strict=True) if v is not None}
@@ -157,13 +174,13 @@ class FlashSaleAgent:
                 res = codec.loads(raw) if raw else None
                 if res is not None and res["s"] == "reserved":
                     valid[rid] = res["u"]
-            b.loaded[self.name] = (skus, valid, links)
+            loaded[b.partition] = Loaded(skus, valid, links)
+        return [loaded.get(b.partition) for b in batches]
 
-    def apply(self, batch: PartitionBatch) -> None:
-        loaded = batch.loaded.get(self.name)
+    def apply(self, batch: PartitionBatch, loaded: Loaded | None) -> Planned:
         if loaded is None:
-            return
-        new_links, pending, flagged = plan(batch, *loaded)
+            return Planned(0, False)
+        new_links, pending, flagged = plan(batch.feeds[self.name].events, *loaded)
         ops, p = batch.ops, batch.partition
         if new_links:
             lk = links_key(self.app_id, p)
@@ -172,14 +189,15 @@ class FlashSaleAgent:
             ops.pexpire(lk, LINK_TTL_MS)
         for item in pending:
             ops.rpush(pending_key(self.app_id, p), codec.dumps(item))
-        batch.loaded[FLAGGED] = len(flagged)
         for f in flagged:
             ops.hincrby(counts_key(self.app_id, p), f"unreserved_order|{f['sale_id']}", 1)
             ops.xadd_capped(flagged_key(self.app_id, p), FLAGGED_LEN, "order", codec.dumps(f))
+        return Planned(len(flagged), True)
 
-    async def after_apply(self, batches: list[PartitionBatch]) -> None:
-        self.metrics.flash_unreserved.inc(sum(b.loaded.get(FLAGGED, 0) for b in batches))
-        await self.drain([b.partition for b in batches if b.loaded.get(self.name)])
+    async def after_apply(self, batches: list[PartitionBatch], outputs: list[Planned]) -> None:
+        self.metrics.flash_unreserved.inc(sum(out.flagged for out in outputs))
+        await self.drain([b.partition for b, out in zip(batches, outputs, strict=True)
+                          if out.drain])
 
     async def drain(self, partitions: list[int]) -> int:
         """Perform pending transitions of ``partitions``; returns how many were drained."""

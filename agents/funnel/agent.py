@@ -3,20 +3,20 @@
 Per batch: one MGET per partition of the progress of the batch's users (``load``), then
 events in partition order through ``rules.advance`` (``apply``, pure), then HINCRBY per
 (funnel, view, bucket, field) and one SET + PEXPIRE per changed user (see ``sinks/funnel/keys``).
-Late events (older than the allowed lateness behind the partition watermark, checked event by
-event so the result does not depend on batch boundaries) are counted and ignored.
+It takes the funnels' step types, on time only: the batch loop counts the late ones
+(``streams.feeds``).
 """
 
 from __future__ import annotations
 
 import logging
 from collections import Counter
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from redis.exceptions import RedisError
 
-from shopstream.agents.base import NoHooks, PartitionBatch
+from shopstream.agents.base import NoHooks, PartitionBatch, Takes
 from shopstream.agents.funnel.query import recent_conversion
 from shopstream.agents.funnel.rules import (
     FunnelDef,
@@ -34,6 +34,15 @@ from shopstream.sinks.funnel.keys import RESOLUTIONS, bucket_key, index_key, lat
 from shopstream.sinks.redis_state import Redis, get_many
 
 log = logging.getLogger(__name__)
+
+#: (funnel index, step, channel) -> entries, for the step counters.
+StepCounts = Counter[tuple[int, int, str]]
+
+
+class Stored(NamedTuple):
+    """What ``load`` read for a partition: user -> stored progress (users with any)."""
+
+    progress: dict[str, bytes]
 
 
 class Funnels(NoHooks):
@@ -54,44 +63,35 @@ class Funnels(NoHooks):
         for i, fd in enumerate(self.funnels):
             for t in sorted({s.type for s in fd.steps}):
                 self.by_type.setdefault(t, []).append((i, fd))
+        self.takes = Takes(frozenset(self.by_type), on_time=True, late_key=late_key)
         self.ttl_ms = max(fd.window_ms for fd in self.funnels) + self.lateness_ms
         self.windows = {fd.key_id: fd.window_ms for fd in self.funnels}
         self._last_gauge = 0
 
-    async def load(self, batches: list[PartitionBatch]) -> None:
+    async def load(self, batches: list[PartitionBatch]) -> list[Stored]:
         """One read per partition of the batch's users' progress (the partitions concurrently)."""
-        wanted = [
-            (b, list(dict.fromkeys(e.user_id for e in b.events if e.type in self.by_type)))
-            for b in batches
-        ]
-        for b in batches:
-            b.loaded[self.name] = {}
-        wanted = [(b, uids) for b, uids in wanted if uids]
+        loaded = [Stored({}) for _ in batches]
+        wanted = [(i, b, list(dict.fromkeys(e.user_id for e in b.feeds[self.name].events)))
+                  for i, b in enumerate(batches)]
+        wanted = [(i, b, uids) for i, b, uids in wanted if uids]
         if not wanted or self.redis is None:
-            return
-        prefixes = [user_key(self.app_id, b.partition, "") for b, _ in wanted]
-        rows = await get_many(self.redis, list(zip(prefixes, (u for _, u in wanted), strict=True)))
-        for (b, uids), blobs in zip(wanted, rows, strict=True):
-            b.loaded[self.name] = {u: blob for u, blob in zip(uids, blobs, strict=True) if blob}
+            return loaded
+        prefixes = [user_key(self.app_id, b.partition, "") for _, b, _ in wanted]
+        rows = await get_many(self.redis,
+                              list(zip(prefixes, (u for *_, u in wanted), strict=True)))
+        for (i, _, uids), blobs in zip(wanted, rows, strict=True):
+            loaded[i] = Stored({u: blob for u, blob in zip(uids, blobs, strict=True) if blob})
+        return loaded
 
-    def apply(self, batch: PartitionBatch) -> None:
-        stored: dict[str, bytes] = batch.loaded.get(self.name, {})
+    def apply(self, batch: PartitionBatch, loaded: Stored) -> StepCounts:
+        stored = loaded.progress
         users: dict[str, dict[str, Progress]] = {}
         changed: set[str] = set()
         # (funnel index, view, minute, breakdown values, step) -> entries
         reached: Counter[tuple[int, str, int, tuple[str, ...], int]] = Counter()
-        wm = batch.watermark_before
-        late = 0
-        for ev in batch.events:
+        for ev in batch.feeds[self.name].events:
             ts = ev.ts
-            if ts < wm - self.lateness_ms:
-                late += 1
-                continue
-            if ts > wm:
-                wm = ts
-            relevant = self.by_type.get(ev.type)
-            if relevant is None:
-                continue
+            relevant = self.by_type[ev.type]
             uid = ev.user_id
             units = users.get(uid)
             if units is None:
@@ -115,8 +115,8 @@ class Funnels(NoHooks):
                     entry_ts, values = st.entry_ts, st.values
                 reached[(fi, "cohort", entry_ts - entry_ts % MINUTE_MS, values, step)] += 1
                 reached[(fi, "flow", ts - ts % MINUTE_MS, values, step)] += 1
-        self._write_units(batch, {u: users[u] for u in changed}, wm)
-        self._write(batch, reached, late)
+        self._write_units(batch, {u: users[u] for u in changed}, batch.watermark)
+        return self._write(batch, reached)
 
     def _write_units(self, batch: PartitionBatch, users: dict[str, dict[str, Progress]],
                      wm: int) -> None:
@@ -138,11 +138,11 @@ class Funnels(NoHooks):
                 batch.ops.delete(key)
 
     def _write(self, batch: PartitionBatch,
-               reached: Counter[tuple[int, str, int, tuple[str, ...], int]], late: int) -> None:
+               reached: Counter[tuple[int, str, int, tuple[str, ...], int]]) -> StepCounts:
         ops, p = batch.ops, batch.partition
         fields: Counter[tuple[str, str]] = Counter()
         bucket_keys: dict[tuple[int, str, str, int], str] = {}
-        metric: Counter[tuple[int, int, str]] = Counter()
+        metric: StepCounts = Counter()
         for (fi, view, minute, values, step), n in reached.items():
             fd = self.funnels[fi]
             for res in RESOLUTIONS:
@@ -164,21 +164,17 @@ class Funnels(NoHooks):
             ops.zadd(index, start, str(start))
             if res == "m":
                 ops.pexpire(key, MINUTE_RETENTION_MS)
-        if late:
-            ops.incrby(late_key(self.app_id, p), late)
-        batch.loaded[self.name] = {"metric": metric, "late": late}
+        return metric
 
-    async def after_apply(self, batches: list[PartitionBatch]) -> None:
+    async def after_apply(self, batches: list[PartitionBatch],
+                          outputs: list[StepCounts]) -> None:
         """Prometheus counters, once the batch's writes landed (a refused batch counts nothing)."""
         m = self.metrics
         if m is None:
             return
-        for b in batches:
-            out = b.loaded.get(self.name) or {}
-            for (fi, step, channel), n in out.get("metric", {}).items():
+        for metric in outputs:
+            for (fi, step, channel), n in metric.items():
                 m.funnel_steps.labels(self.funnels[fi].name, str(step), channel).inc(n)
-            if out.get("late"):
-                m.events_late.labels(self.name).inc(out["late"])
 
     async def tick(self, now_ms: int) -> None:
         """Refresh the conversion gauges every 15 s from the flow view of all partitions."""

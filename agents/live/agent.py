@@ -12,17 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import cast
+from typing import NamedTuple, cast
 
 import orjson
 from redis.exceptions import RedisError
 
-from shopstream.agents.base import NoHooks, PartitionBatch
+from shopstream.agents.base import NoHooks, PartitionBatch, Takes
 from shopstream.agents.live.query import on_air
 from shopstream.agents.live.rules import (
     RELEVANT,
     Changes,
     LiveShard,
+    UserLive,
     decode_user,
     encode_user,
 )
@@ -30,7 +31,7 @@ from shopstream.agents.live_section import LiveConfig
 from shopstream.core.settings import Settings
 from shopstream.core.timeunits import DAY_MS
 from shopstream.monitoring.metrics import Metrics
-from shopstream.schemas.events import RoomEvent
+from shopstream.schemas.events import ROOM_WIDE_TYPES, RoomEvent
 from shopstream.sinks.live import keys as lk
 from shopstream.sinks.redis_state import Redis
 
@@ -43,8 +44,23 @@ ROOM_TTL_MS = 30 * DAY_MS
 GAUGE_EVERY_MS = 5_000
 
 
+class Loaded(NamedTuple):
+    """What ``load`` read for a partition's batch."""
+
+    users: dict[str, UserLive]
+    #: room -> users with an open view, for the rooms a ``live_end`` of the batch closes.
+    room_open: dict[str, set[str]]
+    #: (room, user) of views the advancing watermark may drop as idle.
+    candidates: list[tuple[str, str]]
+    #: order -> room, of the orders being paid that a room holds.
+    orders: dict[str, str]
+    #: room -> its score in the on-air list, for the rooms of the batch on air.
+    on_air: dict[str, int]
+
+
 class LiveRooms(NoHooks):
     name = "live"
+    takes = Takes(RELEVANT, on_time=True, copies=ROOM_WIDE_TYPES, late_key=lk.late_key)
 
     def __init__(self, settings: Settings, cfg: LiveConfig, redis: Redis,
                  metrics: Metrics | None = None) -> None:
@@ -57,19 +73,16 @@ class LiveRooms(NoHooks):
         #: A user's state outlives its last closed view by the attribution window.
         self.user_ttl_ms = cfg.attribution_ms + cfg.lateness_ms + cfg.idle_ms
 
-    async def load(self, batches: list[PartitionBatch]) -> None:
-        await asyncio.gather(*(self._load_one(b) for b in batches))
+    async def load(self, batches: list[PartitionBatch]) -> list[Loaded]:
+        return list(await asyncio.gather(*(self._load_one(b) for b in batches)))
 
-    async def _load_one(self, b: PartitionBatch) -> None:
+    async def _load_one(self, b: PartitionBatch) -> Loaded:
         a, p, r = self.app_id, b.partition, self.redis
         users: list[str] = []
         ending: set[str] = set()
         orders: list[str] = []
-        rooms = {ev.room_id for _, ev in b.copies if isinstance(ev, RoomEvent)}
-        for ev in b.events:
-            etype = ev.type
-            if etype not in RELEVANT:
-                continue
+        rooms: set[str] = set()
+        for ev in b.feeds[self.name].in_order():
             if isinstance(ev, RoomEvent):
                 rooms.add(ev.room_id)
             if ev.type == "live_end":
@@ -77,9 +90,8 @@ class LiveRooms(NoHooks):
             elif ev.type == "payment":
                 if ev.status == "success":
                     orders.append(ev.order_id)
-            elif etype != "live_start":
+            elif ev.type != "live_start":
                 users.append(ev.user_id)
-        ending.update(ev.room_id for _, ev in b.copies if ev.type == "live_end")
         horizon = b.watermark - self.cfg.lateness_ms - self.cfg.idle_ms
         async with r.pipeline(transaction=False) as pipe:
             pipe.zrangebyscore(lk.idle_key(a, p), "-inf", f"({horizon}")
@@ -104,26 +116,19 @@ class LiveRooms(NoHooks):
         blobs: list[bytes | None] = []
         if wanted:
             blobs = cast(list[bytes | None], await r.mget([lk.user_key(a, p, u) for u in wanted]))
-        b.loaded[self.name] = {
-            "users": {u: decode_user(blob) for u, blob in zip(wanted, blobs, strict=True)},
-            "room_open": room_open,
-            "candidates": candidates,
-            "orders": {o: room.decode() for o, room in zip(orders, order_rooms, strict=True)
-                       if room is not None},
-            "on_air": on_air,
-        }
+        return Loaded(
+            {u: decode_user(blob) for u, blob in zip(wanted, blobs, strict=True)},
+            room_open, candidates,
+            {o: room.decode() for o, room in zip(orders, order_rooms, strict=True)
+             if room is not None},
+            on_air)
 
-    def apply(self, batch: PartitionBatch) -> None:
-        loaded = batch.loaded.get(self.name)
-        if loaded is None:
-            return
-        shard = LiveShard(self.cfg, loaded["users"], loaded["room_open"], loaded["orders"],
-                          batch.watermark_before)
-        shard.run(batch.events, batch.copies)
-        shard.sweep(loaded["candidates"])
+    def apply(self, batch: PartitionBatch, loaded: Loaded) -> None:
+        shard = LiveShard(self.cfg, loaded.users, loaded.room_open, loaded.orders)
+        shard.run(batch.feeds[self.name].in_order())
+        shard.sweep(loaded.candidates, batch.watermark)
         self._write(batch, shard)
-        self._write_on_air(batch, shard.out, loaded["on_air"])
-        batch.loaded[self.name] = shard.out
+        self._write_on_air(batch, shard.out, loaded.on_air)
 
     def _write(self, batch: PartitionBatch, shard: LiveShard) -> None:
         a, p, ops, out = self.app_id, batch.partition, batch.ops, shard.out
@@ -176,8 +181,6 @@ class LiveRooms(NoHooks):
                 ops.pexpire(key, ORDER_TTL_MS)
         for order in sorted(out.paid - out.orders.keys()):
             ops.delete(lk.order_key(a, p, order))
-        if out.late:
-            ops.incrby(lk.late_key(a, p), out.late)
 
     def _write_on_air(self, batch: PartitionBatch, out: Changes,
                       on_air: dict[str, int]) -> None:
@@ -204,13 +207,6 @@ class LiveRooms(NoHooks):
                 changed = True
         if changed:
             ops.zremrangebyscore(watching, "-inf", 0)
-
-    async def after_apply(self, batches: list[PartitionBatch]) -> None:
-        if self.metrics is None:
-            return
-        late = sum(b.loaded[self.name].late for b in batches if self.name in b.loaded)
-        if late:
-            self.metrics.events_late.labels(self.name).inc(late)
 
     async def tick(self, now_ms: int) -> None:
         """Room gauges for the top rooms by viewers now (only they are read in detail); the

@@ -1,7 +1,8 @@
 """Live rooms, pure: views opened, kept alive and closed; orders attributed to rooms.
 
 The definitions (docs/live-and-ops.md; tests/agents/live_ref.py restates them independently),
-per partition, events in partition order, late events ignored (``agents.lateness``):
+per partition, events in partition order, late events left out by the batch loop
+(``streams.feeds``):
 - ``live_join`` opens a view of (room, user) unless one is open: then it is activity. A view
   with no activity for ``idle_ms`` closes at its last activity plus ``idle_ms`` (checked at the
   user's next event in the room, and for every view once the watermark minus the lateness
@@ -24,7 +25,7 @@ orders and GMV, closed views with their watch time and histogram bucket (by the 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -108,20 +109,18 @@ class Changes:
     orders: dict[str, str] = field(default_factory=dict)
     paid: set[str] = field(default_factory=set)
     users: set[str] = field(default_factory=set)
-    late: int = 0
 
 
 class LiveShard:
     """Applies the definitions above to one partition's events, in partition order."""
 
     def __init__(self, cfg: LiveConfig, users: dict[str, UserLive],
-                 room_open: dict[str, set[str]], orders: Mapping[str, str], wm: int) -> None:
+                 room_open: dict[str, set[str]], orders: Mapping[str, str]) -> None:
         self.cfg = cfg
         self.users = users
         #: room -> users with an open view, for the rooms a live_end in this batch closes.
         self.room_open = room_open
         self.known_orders = orders
-        self.wm = wm
         self.out = Changes()
 
     def _user(self, uid: str) -> UserLive:
@@ -161,35 +160,14 @@ class LiveShard:
             return None
         return view
 
-    def run(self, events: list[Event], copies: list[tuple[int, Event]]) -> None:
-        """A partition's batch: its events with the room-wide copies at their positions."""
-        wm, c, n_copies = self.wm, 0, len(copies)
-        for i, ev in enumerate(events):
-            while c < n_copies and copies[c][0] <= i:
-                self.wm = wm
-                self.event(copies[c][1], copy=True)
-                c += 1
-            if ev.type in RELEVANT:
-                self.wm = wm
-                self.event(ev)
-                wm = self.wm
-            elif ev.ts > wm:
-                # Most events are not live ones: only the watermark moves (a late one cannot).
-                wm = ev.ts
-        self.wm = wm
-        for _, ev in copies[c:]:
-            self.event(ev, copy=True)
+    def run(self, events: Sequence[Event]) -> None:
+        """A partition's batch: its events on time, room-wide copies at their place."""
+        for ev in events:
+            self.event(ev)
 
-    def event(self, ev: Event, copy: bool = False) -> None:
-        """One event in partition order; ``copy``: a room-wide event's copy, judged late like
-        any event here but not moving this partition's watermark (its home partition's it is)."""
+    def event(self, ev: Event) -> None:
+        """One event (or a room-wide event's copy) on time, in partition order."""
         etype, ts = ev.type, ev.ts
-        if ts < self.wm - self.cfg.lateness_ms:
-            if etype in RELEVANT and not copy:
-                self.out.late += 1
-            return
-        if not copy and ts > self.wm:
-            self.wm = ts
         if isinstance(ev, LiveStart | LiveEnd):
             self._room_wide(etype, ev.room_id, ts)
         elif isinstance(ev, ViewerEvent):
@@ -286,9 +264,10 @@ class LiveShard:
         self._count(room, "pg", ts, ev.amount)
         out.paid.add(order)
 
-    def sweep(self, candidates: Iterable[tuple[str, str]]) -> None:
-        """Close the views no accepted event can reach any more (idle before the horizon)."""
-        horizon = self.wm - self.cfg.lateness_ms
+    def sweep(self, candidates: Iterable[tuple[str, str]], wm: int) -> None:
+        """Close the views no accepted event can reach any more (idle before the horizon of
+        the running watermark ``wm``)."""
+        horizon = wm - self.cfg.lateness_ms
         pairs = set(candidates) | self.out.touched
         for room, uid in sorted(pairs):
             user = self.users.get(uid)

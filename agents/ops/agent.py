@@ -2,20 +2,19 @@
 new vs returning buyers and units/GMV per SKU, overall and by channel, exactly once.
 
 Definitions (docs/live-and-ops.md; tests/agents/ops_ref.py restates them): events in partition
-order, late ones ignored (``agents.lateness``); a row per (minute, channel of the event, or
-``other``). A successful payment is by a new buyer when it is the first successful payment
-the engine has seen for the user, else by a returning one. SKU units and GMV come from the
-lines of submitted orders (qty, qty x price). Keys in ``sinks/ops/keys``.
+order, late ones left out by the batch loop (``streams.feeds``); a row per (minute, channel of
+the event, or ``other``). A successful payment is by a new buyer when it is the first
+successful payment the engine has seen for the user, else by a returning one. SKU units and GMV
+come from the lines of submitted orders (qty, qty x price). Keys in ``sinks/ops/keys``.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from typing import Any
+from typing import Any, NamedTuple
 
-from shopstream.agents.base import NoHooks, PartitionBatch
-from shopstream.agents.lateness import allowed_lateness
+from shopstream.agents.base import NoHooks, PartitionBatch, Takes
 from shopstream.core.settings import Settings
 from shopstream.core.timeunits import MINUTE_MS
 from shopstream.monitoring.metrics import KNOWN_CHANNELS, Metrics, bounded
@@ -28,47 +27,45 @@ PULSE_TYPES = frozenset({"order_submit", "payment", "order_cancel"})
 MEASURES = {"o": "orders", "x": "cancellations", "ps": "payments_success",
             "pf": "payments_failed", "g": "paid_gmv", "nb": "new_buyers",
             "rb": "returning_buyers"}
+#: (measure, channel) -> n, for the Prometheus counters.
+Measures = Counter[tuple[str, str]]
+
+
+class Buyers(NamedTuple):
+    """What ``load`` read for a partition: the batch's paying users who paid before."""
+
+    paid: set[str]
 
 
 class Pulse(NoHooks):
     name = "ops"
+    takes = Takes(PULSE_TYPES, on_time=True, late_key=ok.late_key)
 
     def __init__(self, settings: Settings, redis: Redis, metrics: Metrics | None = None) -> None:
         self.app_id = settings.app_id
-        self.lateness_ms = allowed_lateness(settings.sections)
         self.redis = redis
         self.metrics = metrics
 
-    async def load(self, batches: list[PartitionBatch]) -> None:
+    async def load(self, batches: list[PartitionBatch]) -> list[Buyers]:
         """Which paying users already paid before (one SMISMEMBER per partition)."""
-        async def one(b: PartitionBatch) -> None:
+        async def one(b: PartitionBatch) -> Buyers:
             users = list(dict.fromkeys(
-                e.user_id for e in b.events
+                e.user_id for e in b.feeds[self.name].events
                 if e.type == "payment" and e.status == "success"))
-            paid: set[str] = set()
-            if users:
-                flags = await self.redis.smismember(ok.buyers_key(self.app_id, b.partition),
-                                                    users)
-                paid = {u for u, f in zip(users, flags, strict=True) if f}
-            b.loaded[self.name] = paid
+            if not users:
+                return Buyers(set())
+            flags = await self.redis.smismember(ok.buyers_key(self.app_id, b.partition), users)
+            return Buyers({u for u, f in zip(users, flags, strict=True) if f})
 
-        await asyncio.gather(*(one(b) for b in batches))
+        return list(await asyncio.gather(*(one(b) for b in batches)))
 
-    def apply(self, batch: PartitionBatch) -> None:
-        paid: set[str] = batch.loaded.get(self.name, set())
+    def apply(self, batch: PartitionBatch, loaded: Buyers) -> Measures:
+        paid = loaded.paid
         rows: Counter[tuple[int, str]] = Counter()
-        metric: Counter[tuple[str, str]] = Counter()
+        metric: Measures = Counter()
         new_buyers: list[str] = []
-        wm, late = batch.watermark_before, 0
-        for ev in batch.events:
+        for ev in batch.feeds[self.name].events:
             ts = ev.ts
-            if ts < wm - self.lateness_ms:
-                late += ev.type in PULSE_TYPES
-                continue
-            if ts > wm:
-                wm = ts
-            if ev.type not in PULSE_TYPES:
-                continue
             m = ts - ts % MINUTE_MS
             ch = ev.channel or "other"
             if ev.type == "order_submit":
@@ -105,17 +102,14 @@ class Pulse(NoHooks):
             ops.pexpire(ok.minute_key(a, p, m), MINUTE_RETENTION_MS)
         for uid in new_buyers:
             ops.sadd(ok.buyers_key(a, p), uid)
-        if late:
-            ops.incrby(ok.late_key(a, p), late)
-        batch.loaded[self.name] = (metric, late)
+        return metric
 
-    async def after_apply(self, batches: list[PartitionBatch]) -> None:
+    async def after_apply(self, batches: list[PartitionBatch], outputs: list[Measures]) -> None:
         """Prometheus counters, once the batch's writes landed."""
         m = self.metrics
         if m is None:
             return
-        for b in batches:
-            counts, late = b.loaded.get(self.name) or (Counter(), 0)
+        for counts in outputs:
             for (measure, channel), n in counts.items():
                 ch = bounded(channel, KNOWN_CHANNELS)
                 if measure == "o":
@@ -126,8 +120,6 @@ class Pulse(NoHooks):
                     m.paid_gmv.labels(ch).inc(n)
                 else:
                     m.payments.labels("success" if measure == "ps" else "failed", ch).inc(n)
-            if late:
-                m.events_late.labels(self.name).inc(late)
 
 
 def pulse_rows(raw: dict[bytes, bytes]) -> tuple[dict[str, dict[str, int]], dict[str, list[int]]]:

@@ -14,6 +14,7 @@ from shopstream.agents.base import PartitionBatch
 from shopstream.agents.flash_sale.agent import (
     FlashSaleAgent,
     FlashSaleConfig,
+    Planned,
     parse_config,
     read_unreserved,
 )
@@ -29,7 +30,7 @@ from tests.support import process_topic, read_records
 class CrashBeforeDrain(FlashSaleAgent):
     """Dies (does nothing) right after the fenced write, as a SIGKILL there would."""
 
-    async def after_apply(self, batches: list[PartitionBatch]) -> None:
+    async def after_apply(self, batches: list[PartitionBatch], outputs: list[Planned]) -> None:
         return None
 
 
