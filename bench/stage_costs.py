@@ -43,7 +43,8 @@ from shopstream.sinks.dead_letters import DeadLetterSink  # noqa: E402
 from shopstream.sinks.redis_state import RedisState, make_redis  # noqa: E402
 from shopstream.streams import batch as batch_module  # noqa: E402
 from shopstream.streams.app import FETCH_MAX_WAIT_MS  # noqa: E402
-from shopstream.streams.batch import BatchProcessor, Record, split_by_bytes  # noqa: E402
+from shopstream.streams.batch import BatchProcessor  # noqa: E402
+from shopstream.streams.records import Record, split_by_bytes  # noqa: E402
 
 LOADS = "loads, all (concurrent)"
 #: Rows of the table in pipeline order, by prefix of the stage's name.
