@@ -19,29 +19,29 @@ from typing import Any, NamedTuple
 
 from shopstream.agents.base import Agent, PartitionBatch
 from shopstream.agents.lateness import allowed_lateness
-from shopstream.core import codec
 from shopstream.core.settings import Settings
-from shopstream.kafka_io.envelope import DeadLetter, Reason, decode_record, record_bound
+from shopstream.kafka_io.envelope import DeadLetter, decode_record, record_bound
 from shopstream.kafka_io.topics import topic_id
-from shopstream.monitoring.metrics import KNOWN_CHANNELS, KNOWN_TYPES, Metrics, bounded
+from shopstream.monitoring.metrics import Metrics
 from shopstream.schemas.events import Event
 from shopstream.sinks import keys
 from shopstream.sinks.dead_letters import DeadLetterSink
 from shopstream.sinks.redis_state import Fence, RedisState, stale_fence
+from shopstream.streams.counting import BatchMetrics, record_counts
 from shopstream.streams.dedup import Deduplicator
 from shopstream.streams.feeds import Dispatch
 from shopstream.streams.log_guard import LogGuard
-from shopstream.streams.rebuild import log_start, read_records, replay_dedup, start_checkpoint
+from shopstream.streams.rebuild import (
+    log_start,
+    read_records,
+    record_checkpoint,
+    replay_dedup,
+    start_checkpoint,
+)
 from shopstream.streams.records import Record, cancel_all, first_error
 
 log = logging.getLogger(__name__)
 
-#: Dead letters kept in Redis per partition for operators (the topic keeps all of them).
-DEAD_LETTER_STREAM_LEN = 10_000
-#: Event-to-state latency is observed for one event in this many (cost stays negligible).
-LAG_SAMPLE_EVERY = 16
-#: A new replay checkpoint is recorded when the watermark moved this far since the last one.
-CHECKPOINT_EVERY_MS = 1_000
 #: Records read again from Kafka and applied at once when catching up after a gap.
 CATCH_UP_RECORDS = 2_000
 
@@ -90,17 +90,7 @@ class BatchProcessor:
         self._lock = asyncio.Lock()
         #: True while records a gap left out are being applied (they follow the fence).
         self._catching_up = False
-        self._processed = metrics.events.labels("processed")
-        self._dead = metrics.events.labels("dead")
-        self._dups = metrics.events.labels("duplicate")
-        self._by_type = {
-            (t, c): metrics.events_by_type.labels(t, c)
-            for t in sorted(KNOWN_TYPES) for c in sorted(KNOWN_CHANNELS)
-        }
-        for reason in Reason:  # every reason's counter exists from 0, so a first one shows
-            metrics.dead_letters.labels(reason.value)
-        self._late = {name: metrics.events_late.labels(name)
-                      for name in self.dispatch.counted_names}
+        self.counters = BatchMetrics(metrics, self.dispatch.counted_names)
 
     async def tick(self, now_ms: int) -> None:
         """Wall-clock hook for agents (timers in live mode), and for refused partitions."""
@@ -202,10 +192,9 @@ class BatchProcessor:
             self._parts[batch.partition].offset = fence_after.offset
             self._parts[batch.partition].dedup.evict()
             applied += len(batch.events)
-            self._observe(batch, plans[batch.partition].counts, now_ms)
+            self.counters.observe(batch, plans[batch.partition].counts, now_ms)
         self.metrics.dedup_ids.set(sum(len(part.dedup) for part in self._parts.values()))
-        for name, late in self.dispatch.late_counts(batches).items():
-            self._late[name].inc(late)
+        self.counters.count_late(self.dispatch.late_counts(batches))
         for agent, outs in zip(self.agents, outputs, strict=True):
             await agent.after_apply(batches, outs)
         self.metrics.batches.inc()
@@ -255,7 +244,8 @@ class BatchProcessor:
                 counts["dead:" + d.reason.value] += 1
             batch = PartitionBatch(p, split.events, watermark_before=wm_before,
                                    watermark=dedup.watermark, feeds=split.feeds)
-            self._checkpoint(part, batch, first)
+            record_checkpoint(part.checkpoints, batch, first, self.settings.dedup_horizon_ms,
+                              keys.checkpoints(self.state.app_id, self.topic, p))
             batches.append(batch)
             plans[p] = Plan(fence, Fence(last, dedup.watermark, self.guard.log_id or fence.log),
                             counts, dead)
@@ -281,7 +271,7 @@ class BatchProcessor:
                     outs.append(agent.apply(batch, loaded[i]))
                 self.dispatch.count_late(batch, self.state.app_id)
                 plan = plans[batch.partition]
-                self._record_counts(batch, plan.counts, plan.dead)
+                record_counts(batch, self.state.app_id, plan.counts, plan.dead)
                 writes.append(asyncio.create_task(
                     self.state.apply_one(batch.partition, plan.fence, plan.after, batch.ops)))
                 await asyncio.sleep(0)  # let the call go out before computing the next one
@@ -349,45 +339,3 @@ class BatchProcessor:
         for p in ended:
             self._parts.pop(p, None)
         return ended
-
-    def _checkpoint(self, part: PartitionState, batch: PartitionBatch, first_offset: int) -> None:
-        """Record where a replay may start, and drop checkpoints no replay will need."""
-        ckpts = part.checkpoints
-        key = keys.checkpoints(self.state.app_id, self.topic, batch.partition)
-        if not ckpts or batch.watermark_before - ckpts[-1][1] >= CHECKPOINT_EVERY_MS:
-            ckpts.append((first_offset, batch.watermark_before))
-            batch.ops.zadd(key, batch.watermark_before, str(first_offset))
-        keep_from = start_checkpoint(ckpts, batch.watermark, self.settings.dedup_horizon_ms)
-        for offset, _ in ckpts[:keep_from]:
-            batch.ops.zrem(key, str(offset))
-        del ckpts[:keep_from]
-
-    def _record_counts(
-        self, batch: PartitionBatch, counts: Counter[str], dead: list[DeadLetter]
-    ) -> None:
-        key = keys.counts(self.state.app_id, batch.partition)
-        for name, n in counts.items():
-            if n:
-                batch.ops.hincrby(key, name, n)
-        stream = keys.dead_letters(self.state.app_id, batch.partition)
-        for d in dead[:100]:
-            batch.ops.xadd_capped(stream, DEAD_LETTER_STREAM_LEN, "dl", codec.dumps({
-                "reason": d.reason.value, "detail": d.detail,
-                "source": f"{d.topic}/{d.partition}/{d.offset}/{d.index}",
-                "original": d.original[:2048].decode("utf-8", "replace"),
-            }))
-
-    def _observe(self, batch: PartitionBatch, counts: Counter[str], now_ms: float) -> None:
-        self._processed.inc(counts["processed"])
-        self._dead.inc(counts["dead"])
-        self._dups.inc(counts["duplicate"])
-        for name, n in counts.items():
-            if name.startswith("dead:"):
-                self.metrics.dead_letters.labels(name[5:]).inc(n)
-        per = Counter((ev.type, ev.channel or "other") for ev in batch.events)
-        for (etype, channel), n in per.items():
-            self._by_type[(etype, bounded(channel, KNOWN_CHANNELS))].inc(n)
-        observe = self.metrics.lag_seconds.observe
-        for ev in batch.events[::LAG_SAMPLE_EVERY]:
-            observe(max(0.0, (now_ms - ev.ts) / 1000))
-
