@@ -52,6 +52,8 @@ class BatchMetrics:
         self._late = {name: metrics.events_late.labels(name) for name in counted_names}
 
     def observe(self, batch: PartitionBatch, counts: Counter[str], now_ms: float) -> None:
+        """The batch's counts by outcome, type and channel, and a sample of its events'
+        event-to-state latency."""
         self._processed.inc(counts["processed"])
         self._dead.inc(counts["dead"])
         self._dups.inc(counts["duplicate"])
