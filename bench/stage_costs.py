@@ -43,7 +43,8 @@ from shopstream.sinks.dead_letters import DeadLetterSink  # noqa: E402
 from shopstream.sinks.redis_state import RedisState, make_redis  # noqa: E402
 from shopstream.streams import batch as batch_module  # noqa: E402
 from shopstream.streams.app import FETCH_MAX_WAIT_MS  # noqa: E402
-from shopstream.streams.batch import BatchProcessor, Record, split_by_bytes  # noqa: E402
+from shopstream.streams.batch import BatchProcessor  # noqa: E402
+from shopstream.streams.records import Record, split_by_bytes  # noqa: E402
 
 LOADS = "loads, all (concurrent)"
 #: Rows of the table in pipeline order, by prefix of the stage's name.
@@ -57,8 +58,8 @@ def meter_processor(proc: BatchProcessor, meter: Meter) -> None:
     on(batch_module, "decode_record", "decode and validate")
     on(proc, "process", "batch loop, other", span=False)
     on(proc, "_plan", "dedup and plan")
-    on(proc, "_record_counts", "counts into ops")
-    on(proc, "_observe", "metrics")
+    on(batch_module, "record_counts", "counts into ops")
+    on(proc.counters, "observe", "metrics")
     on(proc, "_export_lag", "metrics")
     on(proc.state, "read_fences", "read fences")
     on(proc.state, "apply_one", "fenced write (apply_one)")

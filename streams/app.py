@@ -29,8 +29,9 @@ from shopstream.sinks.dead_letters import DeadLetterSink
 from shopstream.sinks.redis_state import RedisState, answers, make_redis
 from shopstream.sinks.webhook import parse_webhook
 from shopstream.streams.alert_relay import AlertRelay
-from shopstream.streams.batch import BatchProcessor, Record, split_by_bytes
+from shopstream.streams.batch import BatchProcessor
 from shopstream.streams.errors import RedisUnavailable
+from shopstream.streams.records import Record, split_by_bytes
 from shopstream.streams.resilience import RedisHealth, guarded, until_applied
 
 log = logging.getLogger(__name__)

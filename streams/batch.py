@@ -12,65 +12,38 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, NamedTuple
 
 from shopstream.agents.base import Agent, PartitionBatch
 from shopstream.agents.lateness import allowed_lateness
-from shopstream.core import codec
-from shopstream.core.errors import ShopstreamError
 from shopstream.core.settings import Settings
-from shopstream.kafka_io.envelope import DeadLetter, Reason, decode_record, record_bound
+from shopstream.kafka_io.envelope import DeadLetter, decode_record, record_bound
 from shopstream.kafka_io.topics import topic_id
-from shopstream.monitoring.metrics import KNOWN_CHANNELS, KNOWN_TYPES, Metrics, bounded
+from shopstream.monitoring.metrics import Metrics
 from shopstream.schemas.events import Event
 from shopstream.sinks import keys
 from shopstream.sinks.dead_letters import DeadLetterSink
-from shopstream.sinks.redis_state import FENCE_AHEAD, OTHER_LOG, Fence, RedisState, stale_fence
+from shopstream.sinks.redis_state import Fence, RedisState, stale_fence
+from shopstream.streams.counting import BatchMetrics, record_counts
 from shopstream.streams.dedup import Deduplicator
 from shopstream.streams.feeds import Dispatch
-from shopstream.streams.rebuild import log_start, read_records, replay_dedup, start_checkpoint
+from shopstream.streams.log_guard import LogGuard
+from shopstream.streams.rebuild import (
+    log_start,
+    read_records,
+    record_checkpoint,
+    replay_dedup,
+    start_checkpoint,
+)
+from shopstream.streams.records import Record, cancel_all, first_error
 
 log = logging.getLogger(__name__)
 
-#: Dead letters kept in Redis per partition for operators (the topic keeps all of them).
-DEAD_LETTER_STREAM_LEN = 10_000
-#: Event-to-state latency is observed for one event in this many (cost stays negligible).
-LAG_SAMPLE_EVERY = 16
-#: A new replay checkpoint is recorded when the watermark moved this far since the last one.
-CHECKPOINT_EVERY_MS = 1_000
 #: Records read again from Kafka and applied at once when catching up after a gap.
 CATCH_UP_RECORDS = 2_000
-
-
-class Record(NamedTuple):
-    """One Kafka record of the events topic."""
-
-    partition: int
-    offset: int
-    value: bytes | None
-    #: Kafka's record timestamp (epoch ms), None when the record has none.
-    timestamp: int | None = None
-
-
-def split_by_bytes(records: list[Record], max_bytes: int) -> list[list[Record]]:
-    """Consecutive runs of records of at most ``max_bytes`` of values (at least one record
-    each), so that a take of large envelopes is decoded and applied in bounded memory."""
-    runs: list[list[Record]] = []
-    run: list[Record] = []
-    size = 0
-    for rec in records:
-        n = len(rec.value or b"")
-        if run and size + n > max_bytes:
-            runs.append(run)
-            run, size = [], 0
-        run.append(rec)
-        size += n
-    if run:
-        runs.append(run)
-    return runs
 
 
 class Plan(NamedTuple):
@@ -82,33 +55,6 @@ class Plan(NamedTuple):
     after: Fence
     counts: Counter[str]
     dead: list[DeadLetter]
-
-
-async def first_error(*aws: Awaitable[Any]) -> list[Any]:
-    """Await all; on the first failure cancel and await the rest, then raise it, so that a
-    retry never runs beside leftovers of the failed try."""
-    tasks = [asyncio.ensure_future(a) for a in aws]
-    try:
-        return await asyncio.gather(*tasks)
-    except BaseException:
-        await cancel_all(tasks)
-        raise
-
-
-async def cancel_all(tasks: list[asyncio.Task[Any]] | list[asyncio.Future[Any]]) -> None:
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
-
-
-class Refusal(NamedTuple):
-    """A partition whose state does not belong to the log being read."""
-
-    #: The fence as it stood: once it changes (``shopstream reset`` deleted it, or another
-    #: writer rewrote it) the partition is taken up again.
-    fence: Fence
-    #: OTHER_LOG or FENCE_AHEAD.
-    reason: str
 
 
 @dataclass(slots=True)
@@ -138,36 +84,13 @@ class BatchProcessor:
         self.metrics = metrics
         self.topic = state.topic
         self._parts: dict[int, PartitionState] = {}
-        #: Partitions whose state is not of their log: refused until the state is reset.
-        self._refused: dict[int, Refusal] = {}
-        #: Per refused partition, the last offset left out: read again once taken up.
-        self._left_out: dict[int, int] = {}
+        #: Which log the state belongs to: partitions of another log are refused.
+        self.guard = LogGuard(metrics, self.topic, partial(topic_id, settings, self.topic, 5.0))
         #: One batch at a time, also when the tick takes up a refused partition.
         self._lock = asyncio.Lock()
         #: True while records a gap left out are being applied (they follow the fence).
         self._catching_up = False
-        #: Next offset the broker will write in a partition, when known (the consumer's
-        #: high watermark); a fence at or beyond it means the log is not the one the state
-        #: was built from.
-        self.log_end: Callable[[int], int | None] = lambda _p: None
-        #: Id of the log being read (the topic's id), stamped on every fence it moves; None
-        #: while unknown or when the broker keeps no topic ids (then no log is checked).
-        self.log_id: str | None = None
-        #: How to learn it (blocking; run in a thread), asked again whenever a partition's
-        #: state is loaded or records at or below a fence arrive (a new log starts at 0).
-        self.read_log_id: Callable[[], str | None] = partial(topic_id, settings, self.topic, 5.0)
-        self._log_id_read = False
-        self._processed = metrics.events.labels("processed")
-        self._dead = metrics.events.labels("dead")
-        self._dups = metrics.events.labels("duplicate")
-        self._by_type = {
-            (t, c): metrics.events_by_type.labels(t, c)
-            for t in sorted(KNOWN_TYPES) for c in sorted(KNOWN_CHANNELS)
-        }
-        for reason in Reason:  # every reason's counter exists from 0, so a first one shows
-            metrics.dead_letters.labels(reason.value)
-        self._late = {name: metrics.events_late.labels(name)
-                      for name in self.dispatch.counted_names}
+        self.counters = BatchMetrics(metrics, self.dispatch.counted_names)
 
     async def tick(self, now_ms: int) -> None:
         """Wall-clock hook for agents (timers in live mode), and for refused partitions."""
@@ -179,27 +102,35 @@ class BatchProcessor:
         """Drop in-memory state of partitions this worker no longer owns."""
         for p in partitions:
             self._parts.pop(p, None)
-            if self._refused.pop(p, None) is not None:
-                self._clear_refusal_gauges(p)
-            self._left_out.pop(p, None)
+            self.guard.forget(p)
 
     def refusals(self) -> dict[int, str]:
         """Refused partitions and why (OTHER_LOG, FENCE_AHEAD), for readiness."""
-        return {p: refusal.reason for p, refusal in self._refused.items()}
+        return self.guard.refusals()
+
+    @property
+    def log_end(self) -> Callable[[int], int | None]:
+        """Next offset the broker will write in a partition, when known (see LogGuard)."""
+        return self.guard.log_end
+
+    @log_end.setter
+    def log_end(self, log_end: Callable[[int], int | None]) -> None:
+        self.guard.log_end = log_end
 
     async def take_up_reset(self) -> None:
         """Take up refused partitions whose fence changed (``shopstream reset --yes``) and
         apply what was left out while they were refused, even if no new record arrives."""
-        if not self._left_out:
+        guard = self.guard
+        if not guard.left_out:
             return
         async with self._lock:
-            if self._refused:
-                self._end_refusals(await self.state.read_fences(sorted(self._refused)))
+            if guard.refused:
+                self._end_refusals(await self.state.read_fences(sorted(guard.refused)))
             # Dropped only once applied: a failed try is made again at the next tick.
-            for p in [p for p in self._left_out if p not in self._refused]:
+            for p in [p for p in guard.left_out if p not in guard.refused]:
                 fence = (await self.state.read_fences([p]))[p]
-                await self._catch_up(p, fence, self._left_out[p] + 1)
-                del self._left_out[p]
+                await self._catch_up(p, fence, guard.left_out[p] + 1)
+                del guard.left_out[p]
 
     async def _ensure_current(self, partition: int, fence: Fence) -> PartitionState:
         part = self._parts.get(partition)
@@ -233,13 +164,12 @@ class BatchProcessor:
             by_part.setdefault(rec.partition, []).append(rec)
         fences = await self.state.read_fences(sorted(by_part))
         for p in self._end_refusals(fences):
-            self._left_out.pop(p, None)  # the gap below reads them again
+            self.guard.left_out.pop(p, None)  # the gap below reads them again
         # Which log the state belongs to is settled before any blocking re-read.
-        await self._check_log(by_part, fences)
-        gaps = {p: first for p, recs in by_part.items() if p not in self._refused
+        await self.guard.check_log(by_part, fences, self._parts)
+        gaps = {p: first for p, recs in by_part.items() if p not in self.guard.refused
                 and (first := self._first_unapplied(p, recs, fences[p])) > fences[p].offset + 1}
-        for p in [p for p in by_part if p in self._refused]:
-            self._left_out[p] = max(self._left_out.get(p, -1), by_part.pop(p)[-1].offset)
+        self.guard.hold_back(by_part)
         # Partitions new to this worker are rebuilt from Kafka concurrently (I/O bound).
         await asyncio.gather(*(self._ensure_current(p, fences[p]) for p in by_part))
         if gaps and not self._catching_up:
@@ -262,10 +192,9 @@ class BatchProcessor:
             self._parts[batch.partition].offset = fence_after.offset
             self._parts[batch.partition].dedup.evict()
             applied += len(batch.events)
-            self._observe(batch, plans[batch.partition].counts, now_ms)
+            self.counters.observe(batch, plans[batch.partition].counts, now_ms)
         self.metrics.dedup_ids.set(sum(len(part.dedup) for part in self._parts.values()))
-        for name, late in self.dispatch.late_counts(batches).items():
-            self._late[name].inc(late)
+        self.counters.count_late(self.dispatch.late_counts(batches))
         for agent, outs in zip(self.agents, outputs, strict=True):
             await agent.after_apply(batches, outs)
         self.metrics.batches.inc()
@@ -315,9 +244,10 @@ class BatchProcessor:
                 counts["dead:" + d.reason.value] += 1
             batch = PartitionBatch(p, split.events, watermark_before=wm_before,
                                    watermark=dedup.watermark, feeds=split.feeds)
-            self._checkpoint(part, batch, first)
+            record_checkpoint(part.checkpoints, batch, first, self.settings.dedup_horizon_ms,
+                              keys.checkpoints(self.state.app_id, self.topic, p))
             batches.append(batch)
-            plans[p] = Plan(fence, Fence(last, dedup.watermark, self.log_id or fence.log),
+            plans[p] = Plan(fence, Fence(last, dedup.watermark, self.guard.log_id or fence.log),
                             counts, dead)
         return batches, plans
 
@@ -341,7 +271,7 @@ class BatchProcessor:
                     outs.append(agent.apply(batch, loaded[i]))
                 self.dispatch.count_late(batch, self.state.app_id)
                 plan = plans[batch.partition]
-                self._record_counts(batch, plan.counts, plan.dead)
+                record_counts(batch, self.state.app_id, plan.counts, plan.dead)
                 writes.append(asyncio.create_task(
                     self.state.apply_one(batch.partition, plan.fence, plan.after, batch.ops)))
                 await asyncio.sleep(0)  # let the call go out before computing the next one
@@ -358,40 +288,16 @@ class BatchProcessor:
     def _export_lag(self, p: int, applied: int) -> None:
         """Log end minus the applied fence (clamped at 0: the broker's high watermark may lag
         what was written by a little)."""
-        end = self.log_end(p)
+        end = self.guard.log_end(p)
         if end is not None:
             self.metrics.consumer_lag.labels(self.topic, str(p)).set(max(0, end - 1 - applied))
 
     def _first_unapplied(self, p: int, recs: list[Record], fence: Fence) -> int:
         """Offset of the first record beyond the fence (or just past it when there is none);
-        notices a fence that lies beyond the partition's log. A fence stamped with this log's
-        id proves the log reached it, whatever a trailing high watermark says."""
+        notices a fence that lies beyond the partition's log."""
         first = next((r.offset for r in recs if r.offset > fence.offset), fence.offset + 1)
-        if fence.offset >= 0 and first == fence.offset + 1 and not fence.proven_by(self.log_id):
-            end = self.log_end(p)
-            if end is not None and fence.offset >= end > recs[-1].offset:
-                self._refuse(p, fence, FENCE_AHEAD, f"state was applied up to offset "
-                             f"{fence.offset} but the log ends at {end} (topic recreated, or "
-                             "the broker lost its data while Redis kept it)")
+        self.guard.check_ahead(p, recs, fence, first)
         return first
-
-    async def _check_log(self, by_part: dict[int, list[Record]], fences: dict[int, Fence]) -> None:
-        """Refuse the partitions whose fence was stamped by another log than this one."""
-        if not self._log_id_read or any(
-                p not in self._parts or recs[0].offset <= fences[p].offset
-                for p, recs in by_part.items() if p not in self._refused):
-            try:
-                self.log_id = await asyncio.to_thread(self.read_log_id)
-                self._log_id_read = True
-            except ShopstreamError as exc:
-                log.warning("the log's id is unknown for now (%s): fences are not checked "
-                            "against it in this batch", exc)
-        for p in by_part:
-            fence = fences[p]
-            if p not in self._refused and fence.of_other_log(self.log_id):
-                self._refuse(p, fence, OTHER_LOG, f"state was built from another log (topic "
-                             f"{self.topic} id {fence.log}, now {self.log_id}: the topic was "
-                             "recreated, or the broker started empty while Redis kept its state)")
 
     async def _catch_up(self, p: int, fence: Fence, first: int) -> None:
         """Apply the records between the fence and ``first``, read again from Kafka.
@@ -426,68 +332,10 @@ class BatchProcessor:
         finally:
             self._catching_up = False
 
-    def _refuse(self, p: int, fence: Fence, reason: str, why: str) -> None:
-        self._refused[p] = Refusal(fence, reason)
-        gauge = self.metrics.log_mismatch if reason == OTHER_LOG else self.metrics.fence_ahead
-        gauge.labels(str(p)).set(1)
-        log.error("partition %d refused: %s; nothing is applied until `shopstream reset --yes` "
-                  "clears this app's state (running workers then start over from the log's "
-                  "beginning)", p, why)
-
     def _end_refusals(self, fences: dict[int, Fence]) -> list[int]:
-        """Take up refused partitions whose fence changed; returns them."""
-        ended = [p for p, fence in fences.items()
-                 if p in self._refused and fence != self._refused[p].fence]
+        """Take up refused partitions whose fence changed, their state loaded anew; returns
+        them."""
+        ended = self.guard.end_refusals(fences)
         for p in ended:
-            del self._refused[p]
             self._parts.pop(p, None)
-            self._clear_refusal_gauges(p)
-            log.warning("partition %d: its fence changed (state reset?); taken up again from "
-                        "offset %d", p, fences[p].offset + 1)
         return ended
-
-    def _clear_refusal_gauges(self, p: int) -> None:
-        self.metrics.fence_ahead.labels(str(p)).set(0)
-        self.metrics.log_mismatch.labels(str(p)).set(0)
-
-    def _checkpoint(self, part: PartitionState, batch: PartitionBatch, first_offset: int) -> None:
-        """Record where a replay may start, and drop checkpoints no replay will need."""
-        ckpts = part.checkpoints
-        key = keys.checkpoints(self.state.app_id, self.topic, batch.partition)
-        if not ckpts or batch.watermark_before - ckpts[-1][1] >= CHECKPOINT_EVERY_MS:
-            ckpts.append((first_offset, batch.watermark_before))
-            batch.ops.zadd(key, batch.watermark_before, str(first_offset))
-        keep_from = start_checkpoint(ckpts, batch.watermark, self.settings.dedup_horizon_ms)
-        for offset, _ in ckpts[:keep_from]:
-            batch.ops.zrem(key, str(offset))
-        del ckpts[:keep_from]
-
-    def _record_counts(
-        self, batch: PartitionBatch, counts: Counter[str], dead: list[DeadLetter]
-    ) -> None:
-        key = keys.counts(self.state.app_id, batch.partition)
-        for name, n in counts.items():
-            if n:
-                batch.ops.hincrby(key, name, n)
-        stream = keys.dead_letters(self.state.app_id, batch.partition)
-        for d in dead[:100]:
-            batch.ops.xadd_capped(stream, DEAD_LETTER_STREAM_LEN, "dl", codec.dumps({
-                "reason": d.reason.value, "detail": d.detail,
-                "source": f"{d.topic}/{d.partition}/{d.offset}/{d.index}",
-                "original": d.original[:2048].decode("utf-8", "replace"),
-            }))
-
-    def _observe(self, batch: PartitionBatch, counts: Counter[str], now_ms: float) -> None:
-        self._processed.inc(counts["processed"])
-        self._dead.inc(counts["dead"])
-        self._dups.inc(counts["duplicate"])
-        for name, n in counts.items():
-            if name.startswith("dead:"):
-                self.metrics.dead_letters.labels(name[5:]).inc(n)
-        per = Counter((ev.type, ev.channel or "other") for ev in batch.events)
-        for (etype, channel), n in per.items():
-            self._by_type[(etype, bounded(channel, KNOWN_CHANNELS))].inc(n)
-        observe = self.metrics.lag_seconds.observe
-        for ev in batch.events[::LAG_SAMPLE_EVERY]:
-            observe(max(0.0, (now_ms - ev.ts) / 1000))
-

@@ -20,6 +20,7 @@ from confluent_kafka import (
     TopicPartition,
 )
 
+from shopstream.agents.base import PartitionBatch
 from shopstream.core.settings import Settings
 from shopstream.kafka_io.consumer import make_consumer
 from shopstream.kafka_io.envelope import DeadLetter, decode_record, record_bound
@@ -29,6 +30,9 @@ from shopstream.streams.dedup import Deduplicator
 from shopstream.streams.errors import RebuildError
 
 log = logging.getLogger(__name__)
+
+#: A new replay checkpoint is recorded when the watermark moved this far since the last one.
+CHECKPOINT_EVERY_MS = 1_000
 
 
 def start_checkpoint(checkpoints: list[tuple[int, int]], watermark: int, horizon_ms: int) -> int:
@@ -40,6 +44,19 @@ def start_checkpoint(checkpoints: list[tuple[int, int]], watermark: int, horizon
         else:
             break
     return start
+
+
+def record_checkpoint(ckpts: list[tuple[int, int]], batch: PartitionBatch, first_offset: int,
+                      horizon_ms: int, key: str) -> None:
+    """Record in the batch's ops where a replay may start (``ckpts`` is the partition's list,
+    kept in step), and drop checkpoints no replay will need."""
+    if not ckpts or batch.watermark_before - ckpts[-1][1] >= CHECKPOINT_EVERY_MS:
+        ckpts.append((first_offset, batch.watermark_before))
+        batch.ops.zadd(key, batch.watermark_before, str(first_offset))
+    keep_from = start_checkpoint(ckpts, batch.watermark, horizon_ms)
+    for offset, _ in ckpts[:keep_from]:
+        batch.ops.zrem(key, str(offset))
+    del ckpts[:keep_from]
 
 
 #: A record read again: offset, value, Kafka timestamp (epoch ms; None when it has none).

@@ -1,7 +1,7 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shopstream.streams.batch import Record, split_by_bytes
+from shopstream.streams.records import Record, split_by_bytes
 
 sizes_st = st.lists(st.one_of(st.none(), st.integers(0, 50)), max_size=60)
 
