@@ -189,8 +189,9 @@ class BatchProcessor:
         for batch in batches:
             fence_after = plans[batch.partition].after
             self._export_lag(batch.partition, fence_after.offset)
-            self._parts[batch.partition].offset = fence_after.offset
-            self._parts[batch.partition].dedup.evict()
+            if (part := self._parts.get(batch.partition)) is not None:  # None: revoked meanwhile
+                part.offset = fence_after.offset
+                part.dedup.evict()
             applied += len(batch.events)
             self.counters.observe(batch, plans[batch.partition].counts, now_ms)
         self.metrics.dedup_ids.set(sum(len(part.dedup) for part in self._parts.values()))
