@@ -65,6 +65,13 @@ def _why(value: Any, annotation: Any) -> str:
     return f"expected {extra.get('expected') or _bounds(meta)}, got {extra.get('got', repr(value))}"
 
 
+def expected(annotation: Any) -> str:
+    """What a value of ``annotation`` must be, in words: ``an integer 1..200``."""
+    base, meta = _parts(annotation)
+    extra = meta.extra or {}
+    return extra.get("expected") or f"{_WORDS[base]} {_bounds(meta)}".rstrip()
+
+
 def _bounds(meta: msgspec.Meta) -> str:
     """``>= 1``, ``> 0`` or ``0..65535``, with the Meta's note: the wording of every message."""
     note = f" ({meta.extra['note']})" if meta.extra and "note" in meta.extra else ""

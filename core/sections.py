@@ -1,0 +1,56 @@
+"""A TOML capability section read into a frozen msgspec Struct.
+
+The Struct is the whole rule of its section: its fields are the keys, their defaults the
+defaults, and each annotation's msgspec ``Meta`` the bounds. A bad section is refused with the
+words every settings error uses: ``<section>.<key>: expected ..., got ...``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, TypeVar, get_type_hints
+
+import msgspec
+
+from shopstream.core.errors import ConfigError
+from shopstream.core.settings_check import expected
+
+S = TypeVar("S", bound=msgspec.Struct)
+
+
+def table(sections: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    """The ``[name]`` table (empty when absent); raises ConfigError when it is not a table."""
+    raw = sections.get(name, {})
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{name}: expected a table, got {raw!r}")
+    return raw
+
+
+def read_section(sections: Mapping[str, Any], name: str, kind: type[S], **given: Any) -> S:
+    """``[name]`` as ``kind``; fields in ``given`` come from the caller, not from the table.
+
+    Unknown keys are refused all at once; a bad value by its key, first in field order.
+    """
+    raw = table(sections, name)
+    keys = sorted(set(kind.__struct_fields__) - set(given))
+    unknown = sorted(set(raw) - set(keys))
+    if unknown:
+        raise ConfigError(f"{name}: unknown keys {unknown}, expected {keys}")
+    try:
+        return msgspec.convert({**raw, **given}, kind, strict=True)
+    except msgspec.ValidationError:
+        hints = get_type_hints(kind, include_extras=True)
+        for key in kind.__struct_fields__:
+            if key in raw and not _fits(raw[key], hints[key]):
+                raise ConfigError(
+                    f"{name}.{key}: expected {expected(hints[key])}, got {raw[key]!r}"
+                ) from None
+        raise
+
+
+def _fits(value: Any, annotation: Any) -> bool:
+    try:
+        msgspec.convert(value, annotation, strict=True)
+    except msgspec.ValidationError:
+        return False
+    return True

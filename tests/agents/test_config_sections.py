@@ -1,0 +1,97 @@
+"""The capability sections of the config file: defaults, values kept, and each bad value
+refused with an error naming ``<section>.<key>``, what was expected and what was found."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from shopstream.agents.anomalies.rules import AnomalyConfig
+from shopstream.agents.anomalies.rules import parse_config as anomalies
+from shopstream.agents.flash_sale.agent import FlashSaleConfig
+from shopstream.agents.flash_sale.agent import parse_config as flash_sales
+from shopstream.agents.lateness import allowed_lateness
+from shopstream.agents.live_section import LiveConfig
+from shopstream.agents.live_section import parse_config as live
+from shopstream.core.errors import ConfigError
+from shopstream.core.settings import _freeze
+
+
+def test_defaults_and_values() -> None:
+    assert allowed_lateness({}) == 300_000
+    assert allowed_lateness({"funnel_options": {"allowed_lateness_ms": 0}}) == 0
+    assert live({}) == LiveConfig()
+    assert live({"live": {"idle_ms": 1_000, "top_rooms": 200},
+                 "funnel_options": {"allowed_lateness_ms": 7}}) == LiveConfig(
+        idle_ms=1_000, top_rooms=200, lateness_ms=7)
+    assert anomalies({}) == AnomalyConfig()
+    got = anomalies({"anomalies": {"threshold": 2, "min_drop": 0.5, "window": 10,
+                                   "min_history": 10}})
+    assert (got.threshold, got.min_drop, got.window, got.min_history) == (2, 0.5, 10, 10)
+    assert flash_sales({}) == FlashSaleConfig()
+    assert flash_sales({"flash_sales": {"low_stock_pct": []}}).low_stock_pct == ()
+    frozen = _freeze({"flash_sales": {"reservation_ttl_s": 60, "low_stock_pct": [5, 50, 5]}})
+    assert flash_sales(frozen) == FlashSaleConfig(60, (50, 5))
+
+
+ERRORS: list[tuple[Any, dict[str, Any], str]] = [
+    (allowed_lateness, {"funnel_options": {"allowed_lateness_ms": -1}},
+     "funnel_options.allowed_lateness_ms: expected an integer >= 0, got -1"),
+    (allowed_lateness, {"funnel_options": {"allowed_lateness_ms": True}},
+     "funnel_options.allowed_lateness_ms: expected an integer >= 0, got True"),
+    (allowed_lateness, {"funnel_options": 3}, "funnel_options: expected a table, got 3"),
+    (live, {"live": 3}, "live: expected a table, got 3"),
+    (live, {"live": {"idle": 1, "zz": 2}},
+     "live: unknown keys ['idle', 'zz'], expected "
+     "['attribution_ms', 'idle_ms', 'on_air_silence_ms', 'top_rooms']"),
+    (live, {"live": {"idle_ms": 999}}, "live.idle_ms: expected an integer 1000..86400000, got 999"),
+    (live, {"live": {"top_rooms": "5"}}, "live.top_rooms: expected an integer 1..200, got '5'"),
+    (live, {"live": {"attribution_ms": 1.0}},
+     "live.attribution_ms: expected an integer 0..604800000, got 1.0"),
+    (live, {"live": {"on_air_silence_ms": 0}},
+     "live.on_air_silence_ms: expected an integer 60000..2592000000, got 0"),
+    (live, {"funnel_options": {"allowed_lateness_ms": -5}},
+     "funnel_options.allowed_lateness_ms: expected an integer >= 0, got -5"),
+    (anomalies, {"anomalies": []}, "anomalies: expected a table, got []"),
+    (anomalies, {"anomalies": {"windows": 5}},
+     "anomalies: unknown keys ['windows'], expected "
+     "['min_drop', 'min_history', 'min_volume', 'threshold', 'window']"),
+    (anomalies, {"anomalies": {"threshold": 0.5}},
+     "anomalies.threshold: expected a number 1.0..100.0, got 0.5"),
+    (anomalies, {"anomalies": {"min_drop": True}},
+     "anomalies.min_drop: expected a number 0.0..1.0, got True"),
+    (anomalies, {"anomalies": {"window": 5.0}},
+     "anomalies.window: expected an integer 5..1440, got 5.0"),
+    (anomalies, {"anomalies": {"min_volume": 0}},
+     "anomalies.min_volume: expected an integer 1..1000000000, got 0"),
+    (anomalies, {"anomalies": {"min_history": 40, "window": 30}},
+     "anomalies.min_history: expected <= anomalies.window"),
+    (flash_sales, {"flash_sales": 3}, "flash_sales: expected a table, got 3"),
+    (flash_sales, {"flash_sales": {"reservation_ttl_s": 0}},
+     "flash_sales.reservation_ttl_s: expected an integer 1..604800, got 0"),
+    (flash_sales, {"flash_sales": {"low_stock_pct": [0]}},
+     "flash_sales.low_stock_pct: expected a list of integers 1..99, got [0]"),
+    (flash_sales, {"flash_sales": {"low_stock_pct": 10}},
+     "flash_sales.low_stock_pct: expected a list of integers 1..99, got 10"),
+    (flash_sales, {"flash_sales": {"low_stock_pct": [50, True]}},
+     "flash_sales.low_stock_pct: expected a list of integers 1..99, got [50, True]"),
+]
+
+
+@pytest.mark.parametrize(("parse", "sections", "message"), ERRORS)
+def test_bad_values_are_refused_by_key(parse: Any, sections: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse(sections)
+    assert str(caught.value) == message
+
+
+@pytest.mark.parametrize(("parse", "section", "keys"), [
+    (live, "live", "['attribution_ms', 'idle_ms', 'on_air_silence_ms', 'top_rooms']"),
+    (flash_sales, "flash_sales", "['low_stock_pct', 'reservation_ttl_s']"),
+    (allowed_lateness, "funnel_options", "['allowed_lateness_ms']"),
+])
+def test_unknown_keys_are_listed_with_the_known_ones(parse: Any, section: str, keys: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse({section: {"ttl": 1}})
+    assert str(caught.value) == f"{section}: unknown keys ['ttl'], expected {keys}"
