@@ -1,12 +1,13 @@
-"""A TOML capability section read into a frozen msgspec Struct.
+"""A TOML capability section read into a frozen msgspec Struct (or frozen dataclass).
 
-The Struct is the whole rule of its section: its fields are the keys, their defaults the
+The class is the whole rule of its section: its fields are the keys, their defaults the
 defaults, and each annotation's msgspec ``Meta`` the bounds. A bad section is refused with the
 words every settings error uses: ``<section>.<key>: expected ..., got ...``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any, TypeVar, get_type_hints
 
@@ -15,7 +16,7 @@ import msgspec
 from shopstream.core.errors import ConfigError
 from shopstream.core.settings_check import expected
 
-S = TypeVar("S", bound=msgspec.Struct)
+S = TypeVar("S")
 
 
 def table(sections: Mapping[str, Any], name: str) -> Mapping[str, Any]:
@@ -32,20 +33,27 @@ def read_section(sections: Mapping[str, Any], name: str, kind: type[S], **given:
     Unknown keys are refused all at once; a bad value by its key, first in field order.
     """
     raw = table(sections, name)
-    keys = sorted(set(kind.__struct_fields__) - set(given))
+    fields = _fields(kind)
+    keys = sorted(set(fields) - set(given))
     unknown = sorted(set(raw) - set(keys))
     if unknown:
         raise ConfigError(f"{name}: unknown keys {unknown}, expected {keys}")
     try:
         return msgspec.convert({**raw, **given}, kind, strict=True)
-    except msgspec.ValidationError:
+    except msgspec.ValidationError as err:
         hints = get_type_hints(kind, include_extras=True)
-        for key in kind.__struct_fields__:
+        for key in fields:
             if key in raw and not _fits(raw[key], hints[key]):
                 raise ConfigError(
                     f"{name}.{key}: expected {expected(hints[key])}, got {raw[key]!r}"
                 ) from None
-        raise
+        raise ConfigError(f"{name}: {err}") from None
+
+
+def _fields(kind: type) -> tuple[str, ...]:
+    if issubclass(kind, msgspec.Struct):
+        return kind.__struct_fields__
+    return tuple(f.name for f in dataclasses.fields(kind))  # type: ignore[arg-type]
 
 
 def _fits(value: Any, annotation: Any) -> bool:

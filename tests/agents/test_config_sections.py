@@ -14,8 +14,10 @@ from shopstream.agents.flash_sale.agent import parse_config as flash_sales
 from shopstream.agents.lateness import allowed_lateness
 from shopstream.agents.live_section import LiveConfig
 from shopstream.agents.live_section import parse_config as live
+from shopstream.core.env import KAFKA_SASL_PASSWORD
 from shopstream.core.errors import ConfigError
-from shopstream.core.settings import _freeze
+from shopstream.core.settings import Settings, _freeze
+from shopstream.kafka_io.client_config import KafkaConfig, kafka_config
 
 
 def test_defaults_and_values() -> None:
@@ -95,3 +97,46 @@ def test_unknown_keys_are_listed_with_the_known_ones(parse: Any, section: str, k
     with pytest.raises(ConfigError) as caught:
         parse({section: {"ttl": 1}})
     assert str(caught.value) == f"{section}: unknown keys ['ttl'], expected {keys}"
+
+
+def kafka(table: Any) -> KafkaConfig:
+    return kafka_config(Settings(sections={"kafka": table}))
+
+
+def test_kafka_defaults_empty_values_and_the_password_from_env(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(KAFKA_SASL_PASSWORD, raising=False)
+    assert kafka({}) == KafkaConfig()
+    assert kafka({"security_protocol": "", "compression": ""}) == KafkaConfig()
+    monkeypatch.setenv(KAFKA_SASL_PASSWORD, "pw")
+    cfg = kafka({"security_protocol": "SASL_SSL", "sasl_mechanism": "PLAIN",
+                 "sasl_username": "u", "sasl_password": "", "replication_factor": 3,
+                 "idempotent": True, "options": {"a": 1}})
+    assert cfg == KafkaConfig("SASL_SSL", "PLAIN", "u", "pw", None, None, None, 3, "lz4", True,
+                              {"a": 1})
+    assert "pw" not in repr(cfg)
+
+
+@pytest.mark.parametrize(("table", "message"), [
+    ({"security_protocol": "TLS"}, "kafka.security_protocol: expected one of "
+     "('PLAINTEXT', 'SSL', 'SASL_PLAINTEXT', 'SASL_SSL'), got 'TLS'"),
+    ({"security_protocol": "SASL_SSL"}, "kafka.sasl_mechanism: expected one of "
+     "('PLAIN', 'SCRAM-SHA-256', 'SCRAM-SHA-512') with SASL_SSL, got None"),
+    ({"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "PLAIN"},
+     f"kafka: SASL_PLAINTEXT needs sasl_username and sasl_password (or {KAFKA_SASL_PASSWORD})"),
+    ({"sasl_username": 5}, "kafka.sasl_username: expected a string, got 5"),
+    ({"replication_factor": 17}, "kafka.replication_factor: expected an integer 1..16, got 17"),
+    ({"compression": "brotli"},
+     "kafka.compression: expected one of ('none', 'gzip', 'lz4', 'zstd'), got 'brotli'"),
+    ({"idempotent": "yes"}, "kafka.idempotent: expected true or false, got 'yes'"),
+    ({"options": 1}, "kafka.options: expected a table of librdkafka options, got 1"),
+    ({"bootstrap": "x"}, "kafka: unknown keys ['bootstrap'], expected ['compression', "
+     "'idempotent', 'options', 'replication_factor', 'sasl_mechanism', 'sasl_password', "
+     "'sasl_username', 'security_protocol', 'ssl_cafile', 'ssl_certfile', 'ssl_keyfile']"),
+])
+def test_bad_kafka_tables_are_refused_by_key(
+        table: dict[str, Any], message: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(KAFKA_SASL_PASSWORD, raising=False)
+    with pytest.raises(ConfigError) as caught:
+        kafka(table)
+    assert str(caught.value) == message
