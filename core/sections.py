@@ -14,7 +14,7 @@ from typing import Any, TypeVar, get_type_hints
 import msgspec
 
 from shopstream.core.errors import ConfigError
-from shopstream.core.settings_check import expected
+from shopstream.core.settings_check import mismatch
 
 S = TypeVar("S")
 
@@ -30,7 +30,8 @@ def table(sections: Mapping[str, Any], name: str) -> Mapping[str, Any]:
 def read_section(sections: Mapping[str, Any], name: str, kind: type[S], **given: Any) -> S:
     """``[name]`` as ``kind``; fields in ``given`` come from the caller, not from the table.
 
-    Unknown keys are refused all at once; a bad value by its key, first in field order.
+    Unknown keys are refused all at once; a bad or missing value by its key, first in field
+    order.
     """
     raw = table(sections, name)
     fields = _fields(kind)
@@ -42,11 +43,10 @@ def read_section(sections: Mapping[str, Any], name: str, kind: type[S], **given:
         return msgspec.convert({**raw, **given}, kind, strict=True)
     except msgspec.ValidationError as err:
         hints = get_type_hints(kind, include_extras=True)
+        required = _required(kind)
         for key in fields:
-            if key in raw and not _fits(raw[key], hints[key]):
-                raise ConfigError(
-                    f"{name}.{key}: expected {expected(hints[key])}, got {raw[key]!r}"
-                ) from None
+            if (key in raw or key in required) and not _fits(raw.get(key), hints[key]):
+                raise ConfigError(f"{name}.{key}: {mismatch(raw.get(key), hints[key])}") from None
         raise ConfigError(f"{name}: {err}") from None
 
 
@@ -54,6 +54,14 @@ def _fields(kind: type) -> tuple[str, ...]:
     if issubclass(kind, msgspec.Struct):
         return kind.__struct_fields__
     return tuple(f.name for f in dataclasses.fields(kind))  # type: ignore[arg-type]
+
+
+def _required(kind: type) -> set[str]:
+    """Fields without a default: a missing one reads as None in the error."""
+    if issubclass(kind, msgspec.Struct):
+        return {f.name for f in msgspec.structs.fields(kind) if f.required}
+    return {f.name for f in dataclasses.fields(kind)  # type: ignore[arg-type]
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
 
 
 def _fits(value: Any, annotation: Any) -> bool:

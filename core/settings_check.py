@@ -65,11 +65,13 @@ def _why(value: Any, annotation: Any) -> str:
     return f"expected {extra.get('expected') or _bounds(meta)}, got {extra.get('got', repr(value))}"
 
 
-def expected(annotation: Any) -> str:
-    """What a value of ``annotation`` must be, in words: ``an integer 1..200``."""
+def mismatch(value: Any, annotation: Any) -> str:
+    """``expected an integer 1..200, got 0``: the Meta's ``expected`` and ``got`` notes win
+    (``got`` hides a secret)."""
     base, meta = _parts(annotation)
     extra = meta.extra or {}
-    return extra.get("expected") or f"{_WORDS[base]} {_bounds(meta)}".rstrip()
+    want = extra.get("expected") or f"{_WORDS[base]} {_bounds(meta)}".rstrip()
+    return f"expected {want}, got {extra.get('got', repr(value))}"
 
 
 def _bounds(meta: msgspec.Meta) -> str:

@@ -18,6 +18,7 @@ from shopstream.core.env import KAFKA_SASL_PASSWORD
 from shopstream.core.errors import ConfigError
 from shopstream.core.settings import Settings, _freeze
 from shopstream.kafka_io.client_config import KafkaConfig, kafka_config
+from shopstream.sinks.webhook import WebhookConfig, parse_webhook
 
 
 def test_defaults_and_values() -> None:
@@ -140,3 +141,51 @@ def test_bad_kafka_tables_are_refused_by_key(
     with pytest.raises(ConfigError) as caught:
         kafka(table)
     assert str(caught.value) == message
+
+
+def test_webhook_values_kept_and_absent_table_is_none() -> None:
+    assert parse_webhook({}) is None and parse_webhook({"webhook": None}) is None
+    secret = "s" * 16
+    assert parse_webhook({"ops_webhook": {"url": "https://h/x", "secret": secret}},
+                         "ops_webhook") == WebhookConfig("https://h/x", secret)
+    got = parse_webhook(_freeze({"webhook": {
+        "url": "http://h", "secret": secret, "timeout_ms": 1, "max_attempts": 3,
+        "backoff_ms": 0, "max_backoff_ms": 5_000, "retry_horizon_s": 60}}))
+    assert got == WebhookConfig("http://h", secret, 0.001, 3, 0.0, 5.0, 60.0)
+
+
+SECRET = "s" * 16
+
+
+@pytest.mark.parametrize(("table", "message"), [
+    ([], "webhook: expected a table, got []"),
+    ({"secret": SECRET}, "webhook.url: expected an http(s) URL, got None"),
+    ({"url": "ftp://x", "secret": SECRET}, "webhook.url: expected an http(s) URL, got 'ftp://x'"),
+    ({"url": "http://x"}, "webhook.secret: expected a string, got other"),
+    ({"url": "http://x", "secret": 12345678901234567890},
+     "webhook.secret: expected a string, got other"),
+    ({"url": "http://x", "secret": "short-secret"},
+     "webhook.secret: expected a string of >= 16 characters or whsec_<base64>, got other"),
+    ({"url": "http://x", "secret": "whsec_!!"},
+     "webhook.secret: expected whsec_<base64> of >= 16 key bytes, got other"),
+    ({"url": "http://x", "secret": SECRET, "max_attempts": 0},
+     "webhook.max_attempts: expected an integer 1..10**9, got 0"),
+    ({"url": "http://x", "secret": SECRET, "backoff_ms": -1},
+     "webhook.backoff_ms: expected an integer 0..10**9, got -1"),
+    ({"url": "http://x", "secret": SECRET, "timeout_ms": True},
+     "webhook.timeout_ms: expected an integer 1..10**9, got True"),
+    ({"url": "http://x", "secret": SECRET, "retry_horizon_s": 10**9 + 1},
+     "webhook.retry_horizon_s: expected an integer 1..10**9, got 1000000001"),
+])
+def test_bad_webhook_tables_are_refused_by_key(table: Any, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_webhook({"webhook": table})
+    assert str(caught.value) == message
+
+
+def test_unknown_webhook_keys_are_refused() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_webhook({"webhook": {"url": "http://x", "secret": SECRET, "max_attempt": 3}})
+    assert str(caught.value) == (
+        "webhook: unknown keys ['max_attempt'], expected ['backoff_ms', 'max_attempts', "
+        "'max_backoff_ms', 'retry_horizon_s', 'secret', 'timeout_ms', 'url']")
