@@ -19,9 +19,8 @@ from shopstream.core.settings_check import mismatch
 S = TypeVar("S")
 
 
-def table(sections: Mapping[str, Any], name: str) -> Mapping[str, Any]:
-    """The ``[name]`` table (empty when absent); raises ConfigError when it is not a table."""
-    raw = sections.get(name, {})
+def as_table(name: str, raw: Any) -> Mapping[str, Any]:
+    """``raw`` when it is a table; raises ConfigError naming ``name`` otherwise."""
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{name}: expected a table, got {raw!r}")
     return raw
@@ -33,7 +32,11 @@ def read_section(sections: Mapping[str, Any], name: str, kind: type[S], **given:
     Unknown keys are refused all at once; a bad or missing value by its key, first in field
     order.
     """
-    raw = table(sections, name)
+    return read_table(name, as_table(name, sections.get(name, {})), kind, **given)
+
+
+def read_table(name: str, raw: Mapping[str, Any], kind: type[S], **given: Any) -> S:
+    """One table, named ``name`` in errors (``cart.steps[0]``), as ``kind``: see read_section."""
     fields = _fields(kind)
     keys = sorted(set(fields) - set(given))
     unknown = sorted(set(raw) - set(keys))

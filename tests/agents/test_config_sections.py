@@ -4,11 +4,14 @@ refused with an error naming ``<section>.<key>``, what was expected and what was
 from __future__ import annotations
 
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from shopstream.agents.anomalies.rules import AnomalyConfig
 from shopstream.agents.anomalies.rules import parse_config as anomalies
+from shopstream.agents.coupons.rules import CouponConfig, Rule, Step
+from shopstream.agents.coupons.rules import parse_config as coupons
 from shopstream.agents.flash_sale.agent import FlashSaleConfig
 from shopstream.agents.flash_sale.agent import parse_config as flash_sales
 from shopstream.agents.lateness import allowed_lateness
@@ -189,3 +192,88 @@ def test_unknown_webhook_keys_are_refused() -> None:
     assert str(caught.value) == (
         "webhook: unknown keys ['max_attempt'], expected ['backoff_ms', 'max_attempts', "
         "'max_backoff_ms', 'retry_horizon_s', 'secret', 'timeout_ms', 'url']")
+
+
+def test_coupon_tables_kept() -> None:
+    sh = ZoneInfo("Asia/Shanghai")
+    cfg = coupons(_freeze({
+        "cart": {"steps": [{"after_min": 5}, {"after_min": 6, "coupon_fen": 7}]},
+        "coupons": {"daily_cap": 3, "quiet_hours": "01:02-03:04",
+                    "cart_recovery": {"cooldown_min": 9, "budget": 0},
+                    "threshold_nudge": {"threshold_fen": 100, "band_fen": 100, "enabled": False},
+                    "new_user": {"cooldown_days": 2, "coupon_fen": 0},
+                    "live_followup": {"min_watch_min": 0, "within_min": 1}},
+        "live": {"idle_ms": 60_000}}), sh)
+    assert cfg == CouponConfig(
+        steps=(Step(5 * 60_000, 0), Step(6 * 60_000, 7)),
+        rules={"cart_recovery": Rule("cart_recovery", True, 0, 0, 9 * 60_000),
+               "threshold_nudge": Rule("threshold_nudge", False, 2000, None, 7 * 86_400_000),
+               "new_user": Rule("new_user", True, 0, None, 2 * 86_400_000),
+               "live_followup": Rule("live_followup", True, 500, None, 86_400_000)},
+        daily_cap=3, quiet_start_min=62, quiet_end_min=184, threshold_fen=100, band_fen=100,
+        min_watch_ms=0, within_ms=60_000, zone=sh, idle_ms=60_000)
+    default = coupons({}, sh)
+    assert default.steps == (Step(3_600_000, 0), Step(86_400_000, 1000), Step(259_200_000, 0))
+    assert default.rules["new_user"] == Rule("new_user", True, 1000, None, 0)
+    assert (default.daily_cap, default.threshold_fen, default.band_fen) == (2, 19_900, 3_000)
+    assert (default.min_watch_ms, default.within_ms, default.idle_ms) == (600_000, 1_800_000,
+                                                                          300_000)
+
+
+@pytest.mark.parametrize(("sections", "message"), [
+    ({"cart": 3}, "cart: expected a table, got 3"),
+    ({"cart": {"steps": []}}, "cart.steps: expected a non-empty array of tables, got []"),
+    ({"cart": {"steps": "60"}}, "cart.steps: expected a non-empty array of tables, got '60'"),
+    ({"cart": {"steps": [5]}}, "cart.steps[0]: expected a table, got 5"),
+    ({"cart": {"steps": [{"after_min": 0}]}},
+     "cart.steps[0].after_min: expected an integer >= 1, got 0"),
+    ({"cart": {"steps": [{"after_min": 60}, {"after_min": 60}]}},
+     "cart.steps[1].after_min: expected increasing delays, got 60"),
+    ({"cart": {"steps": [{"after_min": 60, "coupon_fen": -1}]}},
+     "cart.steps[0].coupon_fen: expected an integer >= 0, got -1"),
+    ({"coupons": []}, "coupons: expected a table, got []"),
+    ({"coupons": {"daily_cap": 0}}, "coupons.daily_cap: expected an integer >= 1, got 0"),
+    ({"coupons": {"quiet_hours": "22-08-01"}},
+     "coupons.quiet_hours: expected 'HH:MM-HH:MM', got '22-08-01'"),
+    ({"coupons": {"quiet_hours": 22}}, "coupons.quiet_hours: expected 'HH:MM-HH:MM', got 22"),
+    ({"coupons": {"quiet_hours": "22:00-24:00"}},
+     "coupons.quiet_hours: expected HH:MM, got '24:00'"),
+    ({"coupons": {"new_user": 1}}, "coupons.new_user: expected a table, got 1"),
+    ({"coupons": {"new_user": {"enabled": 1}}},
+     "coupons.new_user.enabled: expected true or false, got 1"),
+    ({"coupons": {"new_user": {"budget": True}}},
+     "coupons.new_user.budget: expected an integer >= 0, got True"),
+    ({"coupons": {"cart_recovery": {"cooldown_min": -1}}},
+     "coupons.cart_recovery.cooldown_min: expected an integer >= 0, got -1"),
+    ({"coupons": {"threshold_nudge": {"threshold_fen": 0}}},
+     "coupons.threshold_nudge.threshold_fen: expected an integer >= 1, got 0"),
+    ({"coupons": {"threshold_nudge": {"threshold_fen": 100, "band_fen": 101}}},
+     "coupons.threshold_nudge.band_fen: expected <= threshold_fen, got 101"),
+    ({"coupons": {"live_followup": {"within_min": 0}}},
+     "coupons.live_followup.within_min: expected an integer >= 1, got 0"),
+    ({"coupons": {"live_followup": {"min_watch_min": 1.5}}},
+     "coupons.live_followup.min_watch_min: expected an integer >= 0, got 1.5"),
+    ({"live": {"idle_ms": 1}}, "live.idle_ms: expected an integer 1000..86400000, got 1"),
+])
+def test_bad_coupon_tables_are_refused_by_key(sections: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        coupons(sections, ZoneInfo("Asia/Shanghai"))
+    assert str(caught.value) == message
+
+
+@pytest.mark.parametrize(("sections", "message"), [
+    ({"coupons": {"nonsense": 1}}, "coupons: unknown keys ['nonsense'], expected "
+     "['cart_recovery', 'daily_cap', 'live_followup', 'new_user', 'quiet_hours', "
+     "'threshold_nudge']"),
+    ({"coupons": {"new_user": {"bugdet": 5}}}, "coupons.new_user: unknown keys ['bugdet'], "
+     "expected ['budget', 'cooldown_days', 'cooldown_min', 'coupon_fen', 'enabled']"),
+    ({"cart": {"step": []}}, "cart: unknown keys ['step'], expected ['steps']"),
+    ({"cart": {"steps": [{"after": 1}]}},
+     "cart.steps[0]: unknown keys ['after'], expected ['after_min', 'coupon_fen']"),
+    ({"cart": {"steps": [{"coupon_fen": 1}]}},
+     "cart.steps[0].after_min: expected an integer >= 1, got None"),
+])
+def test_unknown_or_missing_coupon_keys_are_named(sections: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        coupons(sections, ZoneInfo("Asia/Shanghai"))
+    assert str(caught.value) == message
