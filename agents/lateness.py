@@ -8,22 +8,22 @@ funnel conversion and its orders are final at the same moment.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Annotated, Any, Final
 
-from shopstream.core.errors import ConfigError
+import msgspec
+
+from shopstream.core.sections import read_section
 from shopstream.core.timeunits import MINUTE_MS
 
 DEFAULT_LATENESS_MS: Final = 5 * MINUTE_MS
 
 
+class FunnelOptions(msgspec.Struct, frozen=True):
+    """``[funnel_options]`` of the config file."""
+
+    allowed_lateness_ms: Annotated[int, msgspec.Meta(ge=0)] = DEFAULT_LATENESS_MS
+
+
 def allowed_lateness(sections: Mapping[str, Any]) -> int:
     """``[funnel_options] allowed_lateness_ms`` (ms); raises ConfigError naming the key."""
-    options = sections.get("funnel_options", {})
-    if not isinstance(options, Mapping) or set(options) - {"allowed_lateness_ms"}:
-        raise ConfigError(f"funnel_options: expected keys ['allowed_lateness_ms'], got {options!r}")
-    lateness = options.get("allowed_lateness_ms", DEFAULT_LATENESS_MS)
-    if not isinstance(lateness, int) or isinstance(lateness, bool) or lateness < 0:
-        raise ConfigError(
-            f"funnel_options.allowed_lateness_ms: expected an integer >= 0, got {lateness!r}"
-        )
-    return lateness
+    return read_section(sections, "funnel_options", FunnelOptions).allowed_lateness_ms

@@ -65,6 +65,15 @@ def _why(value: Any, annotation: Any) -> str:
     return f"expected {extra.get('expected') or _bounds(meta)}, got {extra.get('got', repr(value))}"
 
 
+def mismatch(value: Any, annotation: Any) -> str:
+    """``expected an integer 1..200, got 0``: the Meta's ``expected`` and ``got`` notes win
+    (``got`` hides a secret)."""
+    base, meta = _parts(annotation)
+    extra = meta.extra or {}
+    want = extra.get("expected") or f"{_WORDS[base]} {_bounds(meta)}".rstrip()
+    return f"expected {want}, got {extra.get('got', repr(value))}"
+
+
 def _bounds(meta: msgspec.Meta) -> str:
     """``>= 1``, ``> 0`` or ``0..65535``, with the Meta's note: the wording of every message."""
     note = f" ({meta.extra['note']})" if meta.extra and "note" in meta.extra else ""

@@ -28,12 +28,14 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Annotated, Any, NamedTuple
 
 import aiohttp
+import msgspec
 
 from shopstream.core.backoff import full_jitter
 from shopstream.core.errors import ConfigError
+from shopstream.core.sections import read_section
 
 ID_HEADER = "webhook-id"
 TIMESTAMP_HEADER = "webhook-timestamp"
@@ -82,19 +84,31 @@ class Delivery(NamedTuple):
     retry_after_s: float | None = None
 
 
+#: Counts and durations of the webhook table; None (not written in TOML) leaves
+#: ``max_attempts`` unlimited and the others 0.
+Count = Annotated[int, msgspec.Meta(ge=1, le=10**9, extra={"expected": "an integer 1..10**9"})]
+Delay = Annotated[int, msgspec.Meta(ge=0, le=10**9, extra={"expected": "an integer 0..10**9"})]
+
+
+class WebhookSection(msgspec.Struct, frozen=True):
+    """``[webhook]`` or ``[ops_webhook]`` as written (ms); ``WebhookConfig`` is what is used."""
+
+    url: Annotated[str, msgspec.Meta(pattern="^https?://", extra={"expected": "an http(s) URL"})]
+    secret: Annotated[str, msgspec.Meta(extra={"expected": "a string", "got": "other"})]
+    timeout_ms: Count | None = 2000
+    max_attempts: Count | None = None
+    backoff_ms: Delay | None = 200
+    max_backoff_ms: Count | None = 60_000
+    retry_horizon_s: Count | None = 86_400
+
+
 def parse_webhook(sections: Mapping[str, Any], name: str = "webhook") -> WebhookConfig | None:
     """``[webhook]`` (pushes) or ``[ops_webhook]`` (ops alerts) table, or None when absent
     (then they go to Kafka only)."""
-    raw = sections.get(name)
-    if raw is None:
+    if sections.get(name) is None:
         return None
-    if not isinstance(raw, Mapping):
-        raise ConfigError(f"{name}: expected a table, got {raw!r}")
-    url, secret = raw.get("url"), raw.get("secret")
-    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-        raise ConfigError(f"{name}.url: expected an http(s) URL, got {url!r}")
-    if not isinstance(secret, str):
-        raise ConfigError(f"{name}.secret: expected a string, got other")
+    raw = read_section(sections, name, WebhookSection)
+    secret = raw.secret
     if secret.startswith(WHSEC_PREFIX):
         try:
             key_bytes = signing_key(secret)
@@ -106,21 +120,9 @@ def parse_webhook(sections: Mapping[str, Any], name: str = "webhook") -> Webhook
     elif len(secret) < MIN_KEY_BYTES:
         raise ConfigError(f"{name}.secret: expected a string of >= {MIN_KEY_BYTES} characters "
                           "or whsec_<base64>, got other")
-    nums: dict[str, int | None] = {}
-    limits = (("timeout_ms", 2000, 1), ("max_attempts", None, 1), ("backoff_ms", 200, 0),
-              ("max_backoff_ms", 60_000, 1), ("retry_horizon_s", 86_400, 1))
-    for key, default, low in limits:
-        val = raw.get(key, default)
-        if val is None:
-            nums[key] = None
-            continue
-        if isinstance(val, bool) or not isinstance(val, int) or not low <= val <= 10**9:
-            raise ConfigError(f"{name}.{key}: expected an integer {low}..10**9, got {val!r}")
-        nums[key] = val
-    return WebhookConfig(url, secret, int(nums["timeout_ms"] or 0) / 1000, nums["max_attempts"],
-                         int(nums["backoff_ms"] or 0) / 1000,
-                         int(nums["max_backoff_ms"] or 0) / 1000,
-                         float(nums["retry_horizon_s"] or 0))
+    return WebhookConfig(raw.url, secret, (raw.timeout_ms or 0) / 1000, raw.max_attempts,
+                         (raw.backoff_ms or 0) / 1000, (raw.max_backoff_ms or 0) / 1000,
+                         float(raw.retry_horizon_s or 0))
 
 
 def signing_key(secret: str | bytes) -> bytes:

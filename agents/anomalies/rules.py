@@ -20,49 +20,34 @@ import hashlib
 import statistics
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Annotated, Any, Final
+
+import msgspec
 
 from shopstream.core.errors import ConfigError
+from shopstream.core.sections import read_section
 from shopstream.core.timeunits import MINUTE_MS
 
 #: MAD times this estimates a standard deviation for normally distributed noise.
 MAD_SCALE: Final = 1.4826
 
 
-@dataclass(frozen=True, slots=True)
-class AnomalyConfig:
-    threshold: float = 5.0
-    min_drop: float = 0.3
-    window: int = 60
-    min_history: int = 30
-    min_volume: int = 20
+class AnomalyConfig(msgspec.Struct, frozen=True):
+    """``[anomalies]`` of the config file."""
 
-
-_LIMITS: Final = {"threshold": (1.0, 100.0), "min_drop": (0.0, 1.0), "window": (5, 1440),
-                  "min_history": (3, 1440), "min_volume": (1, 10**9)}
+    threshold: Annotated[float, msgspec.Meta(ge=1.0, le=100.0)] = 5.0
+    min_drop: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)] = 0.3
+    window: Annotated[int, msgspec.Meta(ge=5, le=1440)] = 60
+    min_history: Annotated[int, msgspec.Meta(ge=3, le=1440)] = 30
+    min_volume: Annotated[int, msgspec.Meta(ge=1, le=10**9)] = 20
 
 
 def parse_config(sections: Mapping[str, Any]) -> AnomalyConfig:
     """Validate ``[anomalies]``; raises ConfigError naming the key."""
-    raw = sections.get("anomalies", {})
-    if not isinstance(raw, Mapping):
-        raise ConfigError(f"anomalies: expected a table, got {raw!r}")
-    unknown = set(raw) - set(_LIMITS)
-    if unknown:
-        raise ConfigError(f"anomalies: unknown keys {sorted(unknown)}, expected {sorted(_LIMITS)}")
-    values: dict[str, Any] = {}
-    defaults = AnomalyConfig()
-    for name, (low, high) in _LIMITS.items():
-        value = raw.get(name, getattr(defaults, name))
-        integral = isinstance(getattr(defaults, name), int)
-        ok = (type(value) is int) if integral else (type(value) in (int, float))
-        if not ok or not low <= value <= high:
-            kind = "an integer" if integral else "a number"
-            raise ConfigError(f"anomalies.{name}: expected {kind} {low}..{high}, got {value!r}")
-        values[name] = value
-    if values["min_history"] > values["window"]:
+    cfg = read_section(sections, "anomalies", AnomalyConfig)
+    if cfg.min_history > cfg.window:
         raise ConfigError("anomalies.min_history: expected <= anomalies.window")
-    return AnomalyConfig(**values)
+    return cfg
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,11 +11,14 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Annotated, Any, TypeVar
 from zoneinfo import ZoneInfo
+
+import msgspec
 
 from shopstream.agents.live_section import parse_config as parse_live_config
 from shopstream.core.errors import ConfigError
+from shopstream.core.sections import as_table, read_section, read_table
 from shopstream.core.timeunits import DAY_MS, MINUTE_MS
 
 CART_RECOVERY = "cart_recovery"
@@ -70,19 +73,68 @@ class CouponConfig:
     idle_ms: int
 
 
-def _int(table: Mapping[str, Any], where: str, key: str, default: int, low: int = 0) -> int:
-    raw = table.get(key, default)
-    if isinstance(raw, bool) or not isinstance(raw, int) or raw < low:
-        raise ConfigError(f"{where}.{key}: expected an integer >= {low}, got {raw!r}")
-    return raw
+NonNegative = Annotated[int, msgspec.Meta(ge=0)]
+Positive = Annotated[int, msgspec.Meta(ge=1)]
+_DEFAULT_STEPS = ({"after_min": 60}, {"after_min": 1440, "coupon_fen": 1000}, {"after_min": 4320})
 
 
-def _table(raw: Any, where: str) -> Mapping[str, Any]:
-    if raw is None:
-        return {}
-    if not isinstance(raw, Mapping):
-        raise ConfigError(f"{where}: expected a table, got {raw!r}")
-    return raw
+class StepTable(msgspec.Struct, frozen=True):
+    """One table of ``[cart] steps``."""
+
+    after_min: Positive
+    coupon_fen: NonNegative = 0
+
+
+class CartSection(msgspec.Struct, frozen=True):
+    """``[cart]``: the steps stay raw here, each is read as a StepTable by its index."""
+
+    steps: Annotated[tuple[Any, ...], msgspec.Meta(
+        min_length=1, extra={"expected": "a non-empty array of tables"})] = _DEFAULT_STEPS
+
+
+class RuleTable(msgspec.Struct, frozen=True):
+    """``[coupons.<rule>]``; the defaults of a rule are its subclass's (DOMAIN: a 10-yuan
+    new-user coupon, a 7-day re-entry cap)."""
+
+    enabled: Annotated[bool, msgspec.Meta(extra={"expected": "true or false"})] = True
+    coupon_fen: NonNegative = 0
+    budget: NonNegative | None = None
+    cooldown_days: NonNegative = 7
+    #: Replaces ``cooldown_days`` when given.
+    cooldown_min: NonNegative | None = None
+
+
+R = TypeVar("R", bound=RuleTable)
+
+
+class NudgeTable(RuleTable, frozen=True):
+    coupon_fen: NonNegative = 2000
+    threshold_fen: Positive = 19_900
+    band_fen: Positive = 3_000
+
+
+class NewUserTable(RuleTable, frozen=True):
+    coupon_fen: NonNegative = 1000
+    cooldown_days: NonNegative = 0
+
+
+class FollowupTable(RuleTable, frozen=True):
+    coupon_fen: NonNegative = 500
+    cooldown_days: NonNegative = 1
+    min_watch_min: NonNegative = 10
+    within_min: Positive = 30
+
+
+class CouponsSection(msgspec.Struct, frozen=True):
+    """``[coupons]``: the rule tables stay raw here, each is read by its own RuleTable."""
+
+    daily_cap: Positive = 2
+    quiet_hours: Annotated[str, msgspec.Meta(
+        pattern="^[^-]*-[^-]*$", extra={"expected": "'HH:MM-HH:MM'"})] = "22:00-08:00"
+    cart_recovery: Any = msgspec.field(default_factory=dict)
+    threshold_nudge: Any = msgspec.field(default_factory=dict)
+    new_user: Any = msgspec.field(default_factory=dict)
+    live_followup: Any = msgspec.field(default_factory=dict)
 
 
 def _hhmm(raw: Any, where: str) -> int:
@@ -96,75 +148,43 @@ def _hhmm(raw: Any, where: str) -> int:
     return h * 60 + m
 
 
-_RULE_DEFAULTS: dict[str, tuple[int, int]] = {
-    # rule: (coupon fen, cooldown days); DOMAIN: 10-yuan new-user coupon, 7-day re-entry cap.
-    CART_RECOVERY: (0, 7),
-    THRESHOLD_NUDGE: (2000, 7),
-    NEW_USER: (1000, 0),
-    LIVE_FOLLOWUP: (500, 1),
-}
-_RULE_KEYS = {"enabled", "coupon_fen", "budget", "cooldown_days", "cooldown_min"}
-_EXTRA_KEYS = {
-    THRESHOLD_NUDGE: {"threshold_fen", "band_fen"},
-    LIVE_FOLLOWUP: {"min_watch_min", "within_min"},
-}
+def _steps(sections: Mapping[str, Any]) -> tuple[Step, ...]:
+    steps: list[Step] = []
+    for i, raw in enumerate(read_section(sections, "cart", CartSection).steps):
+        where = f"cart.steps[{i}]"
+        st = read_table(where, as_table(where, raw), StepTable)
+        if steps and st.after_min * MINUTE_MS <= steps[-1].after_ms:
+            raise ConfigError(f"{where}.after_min: expected increasing delays, got {st.after_min}")
+        steps.append(Step(st.after_min * MINUTE_MS, st.coupon_fen))
+    return tuple(steps)
 
 
-def _rule(name: str, raw: Any) -> Rule:
+def _rule_table(co: CouponsSection, name: str, kind: type[R]) -> R:
     where = f"coupons.{name}"
-    t = _table(raw, where)
-    unknown = set(t) - _RULE_KEYS - _EXTRA_KEYS.get(name, set())
-    if unknown:
-        raise ConfigError(f"{where}: unknown keys {sorted(unknown)}")
-    enabled = t.get("enabled", True)
-    if not isinstance(enabled, bool):
-        raise ConfigError(f"{where}.enabled: expected true or false, got {enabled!r}")
-    coupon, cooldown_days = _RULE_DEFAULTS[name]
-    budget = _int(t, where, "budget", 0) if "budget" in t else None
-    cooldown = _int(t, where, "cooldown_days", cooldown_days) * DAY_MS
-    if "cooldown_min" in t:
-        cooldown = _int(t, where, "cooldown_min", 0) * MINUTE_MS
-    return Rule(name, enabled, _int(t, where, "coupon_fen", coupon), budget, cooldown)
+    return read_table(where, as_table(where, getattr(co, name)), kind)
 
 
 def parse_config(sections: Mapping[str, Any], zone: ZoneInfo) -> CouponConfig:
     """Validate ``[cart]`` and ``[coupons]``; defaults when absent, ConfigError when wrong."""
-    cart = _table(sections.get("cart"), "cart")
-    raw_steps = cart.get("steps", [{"after_min": 60}, {"after_min": 1440, "coupon_fen": 1000},
-                                   {"after_min": 4320}])
-    if not isinstance(raw_steps, list | tuple) or not raw_steps:
-        raise ConfigError(f"cart.steps: expected a non-empty array of tables, got {raw_steps!r}")
-    steps: list[Step] = []
-    for i, raw in enumerate(raw_steps):
-        st = _table(raw, f"cart.steps[{i}]")
-        after = _int(st, f"cart.steps[{i}]", "after_min", -1, low=1)
-        if steps and after * MINUTE_MS <= steps[-1].after_ms:
-            raise ConfigError(f"cart.steps[{i}].after_min: expected increasing delays, got {after}")
-        steps.append(Step(after * MINUTE_MS, _int(st, f"cart.steps[{i}]", "coupon_fen", 0)))
-
-    co = _table(sections.get("coupons"), "coupons")
-    unknown = set(co) - set(RULES) - {"daily_cap", "quiet_hours"}
-    if unknown:
-        raise ConfigError(f"coupons: unknown keys {sorted(unknown)}")
-    quiet = co.get("quiet_hours", "22:00-08:00")
-    if not isinstance(quiet, str) or quiet.count("-") != 1:
-        raise ConfigError(f"coupons.quiet_hours: expected 'HH:MM-HH:MM', got {quiet!r}")
-    q_start, q_end = (_hhmm(x, "coupons.quiet_hours") for x in quiet.split("-"))
-    rules = {name: _rule(name, co.get(name)) for name in RULES}
-    thr = _table(co.get(THRESHOLD_NUDGE), f"coupons.{THRESHOLD_NUDGE}")
-    live = _table(co.get(LIVE_FOLLOWUP), f"coupons.{LIVE_FOLLOWUP}")
-    threshold = _int(thr, f"coupons.{THRESHOLD_NUDGE}", "threshold_fen", 19_900, low=1)
-    band = _int(thr, f"coupons.{THRESHOLD_NUDGE}", "band_fen", 3_000, low=1)
-    if band > threshold:
+    steps = _steps(sections)
+    co = read_section(sections, "coupons", CouponsSection)
+    q_start, q_end = (_hhmm(x, "coupons.quiet_hours") for x in co.quiet_hours.split("-"))
+    thr = _rule_table(co, THRESHOLD_NUDGE, NudgeTable)
+    live = _rule_table(co, LIVE_FOLLOWUP, FollowupTable)
+    tables: dict[str, RuleTable] = {
+        CART_RECOVERY: _rule_table(co, CART_RECOVERY, RuleTable), THRESHOLD_NUDGE: thr,
+        NEW_USER: _rule_table(co, NEW_USER, NewUserTable), LIVE_FOLLOWUP: live}
+    rules = {name: Rule(name, t.enabled, t.coupon_fen, t.budget,
+                        t.cooldown_days * DAY_MS if t.cooldown_min is None
+                        else t.cooldown_min * MINUTE_MS) for name, t in tables.items()}
+    if thr.band_fen > thr.threshold_fen:
         raise ConfigError(
-            f"coupons.{THRESHOLD_NUDGE}.band_fen: expected <= threshold_fen, got {band}")
+            f"coupons.{THRESHOLD_NUDGE}.band_fen: expected <= threshold_fen, got {thr.band_fen}")
     return CouponConfig(
-        steps=tuple(steps), rules=rules,
-        daily_cap=_int(co, "coupons", "daily_cap", 2, low=1),
+        steps=steps, rules=rules, daily_cap=co.daily_cap,
         quiet_start_min=q_start, quiet_end_min=q_end,
-        threshold_fen=threshold, band_fen=band,
-        min_watch_ms=_int(live, f"coupons.{LIVE_FOLLOWUP}", "min_watch_min", 10) * MINUTE_MS,
-        within_ms=_int(live, f"coupons.{LIVE_FOLLOWUP}", "within_min", 30, low=1) * MINUTE_MS,
+        threshold_fen=thr.threshold_fen, band_fen=thr.band_fen,
+        min_watch_ms=live.min_watch_min * MINUTE_MS, within_ms=live.within_min * MINUTE_MS,
         zone=zone,
         idle_ms=parse_live_config(sections).idle_ms,
     )

@@ -14,12 +14,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Annotated, Any, NamedTuple
+
+import msgspec
 
 from shopstream.agents.base import PartitionBatch, Takes
 from shopstream.core import codec
-from shopstream.core.errors import ConfigError
+from shopstream.core.sections import read_section
 from shopstream.core.settings import Settings
 from shopstream.core.timeunits import DAY_MS
 from shopstream.kafka_io.producer import RecordProducer
@@ -47,33 +48,25 @@ SALE_TYPES = frozenset({"order_submit", "payment", "order_cancel"})
 DRAIN_CHUNK = 200
 
 
-@dataclass(frozen=True, slots=True)
-class FlashSaleConfig:
+#: A low-stock level: percent of total stock left.
+Percent = Annotated[int, msgspec.Meta(gt=0, lt=100)]
+
+
+class FlashSaleConfig(msgspec.Struct, frozen=True):
     """``[flash_sales]`` section of the config file."""
 
     #: Default reservation TTL for sales created without one.
-    reservation_ttl_s: int = 900
-    #: Low-stock alert levels in percent of total stock left.
-    low_stock_pct: tuple[int, ...] = (10,)
+    reservation_ttl_s: Annotated[int, msgspec.Meta(ge=1, le=604_800)] = 900
+    #: Low-stock alert levels, highest first.
+    low_stock_pct: Annotated[tuple[Percent, ...],
+                             msgspec.Meta(extra={"expected": "a list of integers 1..99"})] = (10,)
 
 
 def parse_config(sections: Mapping[str, Any]) -> FlashSaleConfig:
     """Validate ``[flash_sales]``; raises ConfigError naming the key."""
-    raw = sections.get("flash_sales", {})
-    if not isinstance(raw, Mapping):
-        raise ConfigError(f"flash_sales: expected a table, got {raw!r}")
-    unknown = set(raw) - {"reservation_ttl_s", "low_stock_pct"}
-    if unknown:
-        raise ConfigError(f"flash_sales: unknown keys {sorted(unknown)}")
-    ttl = raw.get("reservation_ttl_s", 900)
-    if type(ttl) is not int or not 1 <= ttl <= 604_800:
-        raise ConfigError(
-            f"flash_sales.reservation_ttl_s: expected an integer 1..604800, got {ttl!r}")
-    pct = raw.get("low_stock_pct", [10])
-    if not isinstance(pct, list | tuple) or not all(type(p) is int and 0 < p < 100 for p in pct):
-        raise ConfigError(
-            f"flash_sales.low_stock_pct: expected a list of integers 1..99, got {pct!r}")
-    return FlashSaleConfig(ttl, tuple(sorted(set(pct), reverse=True)))
+    cfg = read_section(sections, "flash_sales", FlashSaleConfig)
+    return msgspec.structs.replace(
+        cfg, low_stock_pct=tuple(sorted(set(cfg.low_stock_pct), reverse=True)))
 
 
 class Loaded(NamedTuple):
