@@ -1,4 +1,5 @@
-"""Envelope producer: events grouped by the partition of their user_id, many per Kafka record.
+"""Envelope producer: events grouped by the partition of their routing key (the user_id for a
+user's events), many per Kafka record.
 
 Faust pays ~80 us per Kafka record whatever it holds, so events travel in JSON-array
 envelopes. Grouping by ``partition_for(user_id)`` keeps each user's events in order on
@@ -15,7 +16,7 @@ from shopstream.core import codec
 from shopstream.core.settings import Settings
 from shopstream.kafka_io.partitioner import partition_for
 from shopstream.kafka_io.producer import RecordProducer
-from shopstream.schemas.events import ROOM_WIDE_TYPES
+from shopstream.schemas.events import KEY_FIELDS, ROOM_WIDE_TYPES
 from shopstream.schemas.validate import validate_event
 
 
@@ -48,13 +49,14 @@ class EnvelopeProducer:
     def add(self, event: dict[str, Any]) -> int:
         """Queue one event object; returns its partition."""
         room_wide = event.get("type") in ROOM_WIDE_TYPES and validate_event(event) is None
-        return self.add_encoded(codec.dumps(event), str(event.get("user_id", "")), room_wide)
+        key = event.get(KEY_FIELDS.get(str(event.get("type")), "user_id"), "")
+        return self.add_encoded(codec.dumps(event), str(key), room_wide)
 
-    def add_encoded(self, data: bytes, user_id: str, room_wide: bool = False) -> int:
-        """Queue an already-encoded event object, keeping its bytes as they are; a room-wide
-        event (a valid one: callers validate first) is queued for every partition, its
-        user's one first."""
-        part = partition_for(user_id, self.partitions)
+    def add_encoded(self, data: bytes, key: str, room_wide: bool = False) -> int:
+        """Queue an already-encoded event object under its routing key (``routing_key``),
+        keeping its bytes as they are; a room-wide event (a valid one: callers validate
+        first) is queued for every partition, its key's one first."""
+        part = partition_for(key, self.partitions)
         self._queue(data, part)
         if room_wide:
             for other in range(self.partitions):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from shopstream.schemas.events import ROOM_WIDE_TYPES, Event
+from shopstream.schemas.events import ROOM_WIDE_TYPES, Event, routing_key
 
 _M = 0x5BD1E995
 _SEED = 0x9747B28C
@@ -54,4 +54,4 @@ def partition_for(key: str, partitions: int) -> int:
 def is_copy(event: Event, partition: int, partitions: int) -> bool:
     """A room-wide event's copy: on a partition other than its user's (see ROOM_WIDE_TYPES)."""
     return (event.type in ROOM_WIDE_TYPES
-            and partition_for(event.user_id, partitions) != partition)
+            and partition_for(routing_key(event), partitions) != partition)

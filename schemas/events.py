@@ -92,6 +92,9 @@ class BaseEvent(Struct, tag_field="type", kw_only=True, frozen=True, gc=False,
     """
 
     type: ClassVar[str]
+    #: The field whose value picks the event's partition: a user's events stay in order on
+    #: one partition. Events not about a user (a merchant's or a platform's) name another field.
+    key_field: ClassVar[str] = "user_id"
     event_id: Id
     ts: Ts
     user_id: Id
@@ -194,11 +197,18 @@ class FlashSaleClaim(BaseEvent, tag="flash_sale_claim", frozen=True):
     reservation_id: Id
 
 
+def routing_key(event: BaseEvent) -> str:
+    """The value that picks ``event``'s partition (its ``key_field``)."""
+    return str(getattr(event, event.key_field))
+
+
 #: Any event: a union tagged on ``type`` (``ev.type == "payment"`` narrows it for mypy).
 Event = (PageView | ProductView | CartAdd | CartRemove | OrderSubmit | Payment | OrderCancel
          | LiveStart | LiveEnd | LiveJoin | LiveLeave | LiveComment | LiveLike | CouponRedeem
          | FlashSaleClaim)
 EVENT_CLASSES: Final[tuple[type[BaseEvent], ...]] = typing.get_args(Event)
+#: type -> the field that picks its partition (``key_field``), for events still in dicts.
+KEY_FIELDS: Final[dict[str, str]] = {cls.type: cls.key_field for cls in EVENT_CLASSES}
 #: A viewer's own event in a live room, and any event of a room (all carry ``room_id``).
 ViewerEvent = LiveJoin | LiveLeave | LiveComment | LiveLike
 RoomEvent = LiveStart | LiveEnd | ViewerEvent

@@ -45,7 +45,7 @@ from shopstream.kafka_io.envelope_producer import EnvelopeProducer
 from shopstream.kafka_io.errors import ProduceError
 from shopstream.monitoring.metrics import ApiMetrics
 from shopstream.schemas import decode
-from shopstream.schemas.events import ROOM_WIDE_TYPES, Event
+from shopstream.schemas.events import ROOM_WIDE_TYPES, Event, routing_key
 from shopstream.schemas.validate import FieldError, field_errors, future_bound, judge
 from shopstream.sinks.redis_state import READY_TIMEOUT_S, answers, make_redis
 
@@ -172,14 +172,14 @@ async def post_events(request: web.Request) -> web.Response:
         if len(stored) > ctx.settings.max_record_bytes:
             results.append({"index": index, "status": "rejected", "reason": "oversized"})
             continue
-        valid.append((stored, ev.user_id, ev.type in ROOM_WIDE_TYPES))
+        valid.append((stored, routing_key(ev), ev.type in ROOM_WIDE_TYPES))
         results.append({"index": index, "status": "accepted", "event_id": ev.event_id})
     # Every item was judged before the first one is produced: no answer after partial queueing
     # but the 503 below, which says what may have landed.
     accepted = len(valid)
     try:
-        for data, user_id, room_wide in valid:
-            ctx.producer.add_encoded(data, user_id, room_wide)
+        for data, key, room_wide in valid:
+            ctx.producer.add_encoded(data, key, room_wide)
         await ctx.producer.flush_async(ctx.settings.api_produce_timeout_s)
     except ProduceError as exc:
         return error(503, f"broker unavailable: {exc}", reason="broker_unavailable",

@@ -13,7 +13,7 @@ from shopstream.core.settings import Settings
 from shopstream.kafka_io.envelope_producer import EnvelopeProducer
 from shopstream.progress import Progress
 from shopstream.schemas import decode
-from shopstream.schemas.events import ROOM_WIDE_TYPES
+from shopstream.schemas.events import ROOM_WIDE_TYPES, routing_key
 from shopstream.sinks import keys
 
 #: Progress line every this many events.
@@ -21,13 +21,14 @@ PROGRESS_EVERY = 50_000
 
 
 def _user_of(line: bytes) -> tuple[str, bool] | None:
-    """(user_id, room-wide?) of a line that is a JSON object with a string user_id, else None."""
+    """(routing key, room-wide?) of a valid event; for an invalid line that is a JSON object
+    with a string user_id, that user_id; else None."""
     try:
         ev = decode.decode_event(line)
     except decode.DecodeFailed:
         pass
     else:
-        return ev.user_id, ev.type in ROOM_WIDE_TYPES
+        return routing_key(ev), ev.type in ROOM_WIDE_TYPES
     try:
         doc = codec.loads(line)
     except codec.DecodeError:
