@@ -294,6 +294,9 @@ def main() -> int:
     ap.add_argument("--funnels", type=int, default=1, help="funnels configured (1 = default)")
     ap.add_argument("--rooms", type=int, default=6, help="live rooms on air at once")
     ap.add_argument("--workers", type=int, default=1, help="workers sharing the partitions")
+    ap.add_argument("--agents", default=None,
+                    help="the worker's agents, comma-separated (default: the setting's default); "
+                         "two runs with and without a capability give its cost")
     ap.add_argument("--dedup-horizon-ms", type=int, default=None,
                     help="worker's dedup horizon (its memory grows for one horizon, then is flat)")
     args = ap.parse_args()
@@ -332,6 +335,8 @@ def main() -> int:
                "SHOPSTREAM_REDIS_URL": infra.redis_url, "SHOPSTREAM_APP_ID": "bench",
                "SHOPSTREAM_PARTITIONS": str(args.partitions), "PYTHONPATH": str(ROOT),
                "SHOPSTREAM_LOG_LEVEL": "WARNING"}
+        if args.agents is not None:
+            env["SHOPSTREAM_AGENTS"] = args.agents
         if args.dedup_horizon_ms is not None:
             env["SHOPSTREAM_DEDUP_HORIZON_MS"] = str(args.dedup_horizon_ms)
         web_ports = [free_port() for _ in range(args.workers)]
@@ -409,7 +414,7 @@ def main() -> int:
         **baselines,
         "partitions": args.partitions,
         "users": args.users, "funnels": args.funnels, "rooms": args.rooms,
-        "workers": args.workers,
+        "workers": args.workers, "agents": args.agents or s.agents,
         "machine": f"{platform.machine()} {os.cpu_count()} cores, "
                    f"Python {platform.python_version()}",
     }
