@@ -238,13 +238,14 @@ def wait_up(port: int, timeout_s: float = 30.0) -> None:
 
 
 @contextlib.contextmanager
-def api_process(redis_url: str, broker: str, token: str) -> Iterator[int]:
-    """A ``shopstream api`` subprocess on a free port; yields the port."""
+def api_process(redis_url: str, broker: str, token: str, processes: int = 1) -> Iterator[int]:
+    """``shopstream api --processes N`` on a free port; yields the port."""
     port = free_port()
     env = {**os.environ, "SHOPSTREAM_REDIS_URL": redis_url, "SHOPSTREAM_BROKER": broker,
            "SHOPSTREAM_ADMIN_TOKEN": token, "SHOPSTREAM_APP_ID": f"bench{os.getpid()}",
            "SHOPSTREAM_LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT)}
-    api = subprocess.Popen([sys.executable, "-m", "shopstream", "api", "--port", str(port)],
+    api = subprocess.Popen([sys.executable, "-m", "shopstream", "api", "--port", str(port),
+                            "--processes", str(processes)],
                            env=env, cwd=ROOT, stdout=subprocess.DEVNULL)
     try:
         wait_up(port)
@@ -259,6 +260,8 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=64)
     ap.add_argument("--stock", type=int, default=1_000)
     ap.add_argument("--http-rate", type=float, default=5_000, help="offered claims/s, open loop")
+    ap.add_argument("--api-processes", type=int, default=1,
+                    help="API processes on the port (`shopstream api --processes N`)")
     args = ap.parse_args()
     procs = []
     redis_url = os.environ.get("SHOPSTREAM_REDIS_URL")
@@ -276,7 +279,7 @@ def main() -> None:
         print(asyncio.run(bench_lua(redis_url, args.claims, args.concurrency, args.stock,
                                     grouped=True)))
         print(asyncio.run(bench_lua_pipelined(redis_url, args.claims * 5, args.stock)))
-        with api_process(redis_url, broker, token) as port:
+        with api_process(redis_url, broker, token, args.api_processes) as port:
             print(asyncio.run(bench_http(port, token, 2_000, 1, args.stock)), "(1 client)")
             print(asyncio.run(bench_http(port, token, args.claims, args.concurrency, args.stock)))
             print(asyncio.run(bench_http(port, token, args.claims, args.concurrency, args.stock,

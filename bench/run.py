@@ -264,13 +264,14 @@ def wait_assigned(worker: subprocess.Popen[bytes], web_port: int, timeout_s: flo
     raise SystemExit("worker got no partitions")
 
 
-def claims_phase(redis_url: str, broker: str, claims: int) -> dict[str, float | str]:
+def claims_phase(redis_url: str, broker: str, claims: int,
+                 api_processes: int = 1) -> dict[str, float | str]:
     """Flash-sale claims on the same infra: the Lua path alone (grouped per sale, as the API
     calls it) and over HTTP, closed loop with 64 clients and open loop at 5,000 claims/s."""
     print("bench: flash-sale claims ...", file=sys.stderr, flush=True)
     stock = max(1, claims // 20)
     lua = asyncio.run(claims_bench.bench_lua(redis_url, claims, 64, stock, grouped=True))
-    with claims_bench.api_process(redis_url, broker, "bench-token") as port:
+    with claims_bench.api_process(redis_url, broker, "bench-token", api_processes) as port:
         http = asyncio.run(claims_bench.bench_http(port, "bench-token", claims, 64, stock))
         paced = asyncio.run(claims_bench.bench_http(port, "bench-token", claims, 64, stock,
                                                     rate=5_000))
@@ -286,6 +287,8 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="50,000 events, 10 s live")
     ap.add_argument("--json", default=str(ROOT / "bench" / "result.json"))
     ap.add_argument("--no-claims", action="store_true", help="skip the flash-sale claims phase")
+    ap.add_argument("--api-processes", type=int, default=1,
+                    help="API processes answering the claims over HTTP")
     ap.add_argument("--claims", type=int, default=20_000,
                     help="claims per claims run (stock: one unit per 20 claims)")
     ap.add_argument("--baselines", type=int, default=0, metavar="EVENTS",
@@ -388,7 +391,7 @@ def main() -> int:
                 w.wait(30)
             r.close()
         claims = {} if args.no_claims else claims_phase(infra.redis_url, infra.broker,
-                                                        args.claims)
+                                                        args.claims, args.api_processes)
     baselines = {}
     if args.baselines:
         print("bench: baselines ...", file=sys.stderr, flush=True)
