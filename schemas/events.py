@@ -205,7 +205,7 @@ class StockUpdate(BaseEvent, tag="stock_update", frozen=True, kw_only=True):
 
     type: ClassVar[Literal["stock_update"]] = "stock_update"
     key_field: ClassVar[str] = "sku"
-    user_id: Id | None = None
+    user_id: Id | None = None  # type: ignore[assignment]
     sku: Id
     qty: Count
     warehouse: Id | None = None
@@ -224,13 +224,17 @@ def routing_key(event: BaseEvent) -> str:
     return str(getattr(event, event.key_field))
 
 
+#: An event about a user (``user_id`` required): what per-user capabilities take.
+UserEvent = (PageView | ProductView | CartAdd | CartRemove | OrderSubmit | Payment | OrderCancel
+             | LiveStart | LiveEnd | LiveJoin | LiveLeave | LiveComment | LiveLike
+             | CouponRedeem | FlashSaleClaim | OrderReturn)
 #: Any event: a union tagged on ``type`` (``ev.type == "payment"`` narrows it for mypy).
-Event = (PageView | ProductView | CartAdd | CartRemove | OrderSubmit | Payment | OrderCancel
-         | LiveStart | LiveEnd | LiveJoin | LiveLeave | LiveComment | LiveLike | CouponRedeem
-         | FlashSaleClaim | StockUpdate | OrderReturn)
+Event = UserEvent | StockUpdate
 EVENT_CLASSES: Final[tuple[type[BaseEvent], ...]] = typing.get_args(Event)
 #: type -> the field that picks its partition (``key_field``), for events still in dicts.
 KEY_FIELDS: Final[dict[str, str]] = {cls.type: cls.key_field for cls in EVENT_CLASSES}
+#: Types of ``UserEvent``.
+USER_TYPES: Final = frozenset(cls.type for cls in typing.get_args(UserEvent))
 #: A viewer's own event in a live room, and any event of a room (all carry ``room_id``).
 ViewerEvent = LiveJoin | LiveLeave | LiveComment | LiveLike
 RoomEvent = LiveStart | LiveEnd | ViewerEvent
