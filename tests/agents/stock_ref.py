@@ -206,7 +206,8 @@ def reference(log: list[dict[str, Any]], cfg: Cfg,
                 st = "over"
             else:
                 st = "ok"
-            is_high = rate is not None and sold >= cfg.return_min_sold and rate > cfg.return_rate_max
+            is_high = (rate is not None and sold >= cfg.return_min_sold
+                       and rate > cfg.return_rate_max)
             view = {"on_hand": on_hand, "expected_daily_sales": expected, "safety_stock": safety,
                     "days_of_cover": on_hand / expected if on_hand is not None and expected
                     else None, "state": st, "sold": sold, "returned": back,
