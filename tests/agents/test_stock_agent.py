@@ -7,6 +7,7 @@ routes' JSON 400s; a stock update is produced to the partition of its SKU."""
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import orjson
@@ -22,6 +23,7 @@ from shopstream.kafka_io.partitioner import partition_for
 from shopstream.kafka_io.producer import RecordProducer
 from shopstream.monitoring.metrics import Metrics
 from shopstream.sinks.dead_letters import DeadLetterSink
+from shopstream.sinks.flash_sale.store import FlashSales, SaleSpec
 from shopstream.sinks.redis_state import RedisState, make_redis
 from shopstream.streams.batch import BatchProcessor, Record
 from tests.agents.stock_ref import Cfg, generate, reference
@@ -156,6 +158,26 @@ def test_one_sku_and_the_route_errors(world: dict[str, Any]) -> None:
     assert status == 404 and "error" in body
     status, body = asyncio.run(get(s, "/v1/stock", state="out", limit="500"))
     assert status == 200 and body["skus"] and {i["state"] for i in body["skus"]} == {"out"}
+
+
+def test_a_skus_flash_sale_is_shown_beside_its_stock(world: dict[str, Any]) -> None:
+    s = world["settings"]
+
+    async def create(sku: str) -> None:
+        r = make_redis(s)
+        now = int(time.time() * 1000)
+        await FlashSales(r, s.app_id).create(SaleSpec(f"fs-{sku}", sku, 40, 2, now - 1_000,
+                                                      now + 3_600_000, 600, (50,)))
+        await r.aclose()
+
+    asyncio.run(create("sku1"))
+    asyncio.run(create("only-flash"))
+    status, body = asyncio.run(get(s, "/v1/stock/sku1"))
+    assert status == 200 and body["on_hand"] == last_views(world["views"])["sku1"]["on_hand"]
+    assert body["flash_sale"]["sale_id"] == "fs-sku1" and body["flash_sale"]["stock"] == 40
+    status, body = asyncio.run(get(s, "/v1/stock/only-flash"))
+    assert status == 200 and body["state"] == "unknown", body
+    assert body["flash_sale"]["sale_id"] == "fs-only-flash"
 
 
 def test_a_stock_update_goes_to_the_partition_of_its_sku(infra: Infra) -> None:
