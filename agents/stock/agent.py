@@ -182,8 +182,8 @@ class StockHealth(NoHooks):
             day = today
             changed |= judged
             alerts += raised
-        assert day is not None
-        if not await self.store.commit(judged_before, minutes[-1], day,
+        if not await self.store.commit(judged_before, minutes[-1],
+                                       bucket_start(minutes[-1], "d", zone),
                                        {s: docs[s] for s in changed}, alerts):
             return 0
         await self.store.clear(minutes)

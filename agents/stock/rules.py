@@ -61,7 +61,8 @@ ALERT_TYPES: Final = {"low": "stock_low", "out": "stock_out", "over": "stock_ove
 class Activity:
     """One SKU's events of one minute, summed over partitions."""
 
-    #: Event time -> count of a stock update (the last one at that time wins).
+    #: Event time -> count of a stock update (at an equal time the later one in the SKU's
+    #: partition wins, the row keeping one field per time; across partitions the larger).
     updates: dict[int, int] = field(default_factory=dict)
     #: Payment time -> units paid.
     paid: dict[int, int] = field(default_factory=dict)
@@ -87,7 +88,7 @@ def read_row(raw: Mapping[bytes, bytes], into: dict[str, Activity]) -> None:
 
 def days_before(day: int, n: int, zone: ZoneInfo) -> int:
     """Start of the business day ``n`` days before the one starting at ``day``."""
-    return bucket_start(day - n * DAY_MS + 12 * HOUR_MS, "d", zone) if n else day
+    return bucket_start(day - n * DAY_MS + 12 * HOUR_MS, "d", zone)
 
 
 def fold(doc: dict[str, Any], act: Activity, minute: int, zone: ZoneInfo) -> None:
