@@ -18,6 +18,8 @@ from shopstream.agents.funnel.rules import parse_funnels
 from shopstream.agents.live.agent import LiveRooms
 from shopstream.agents.live_section import parse_config as parse_live
 from shopstream.agents.ops.agent import Pulse
+from shopstream.agents.stock.agent import StockHealth
+from shopstream.agents.stock.rules import parse_config as parse_stock
 from shopstream.core.errors import ConfigError
 from shopstream.core.settings import Settings
 from shopstream.kafka_io.client_config import kafka_config
@@ -26,7 +28,8 @@ from shopstream.sinks.redis_state import Redis
 from shopstream.sinks.webhook import parse_webhook
 
 #: Every capability, in the order they see each batch.
-AGENT_NAMES = ("event_stats", "funnel", "flash_sale", "coupons", "live", "ops", "anomalies")
+AGENT_NAMES = ("event_stats", "funnel", "flash_sale", "coupons", "live", "ops", "anomalies",
+               "stock")
 #: Earlier names still accepted in ``agents``, so existing settings keep working.
 ALIASES = {"inventory": "flash_sale"}
 
@@ -54,6 +57,7 @@ def build_agents(settings: Settings, redis: Redis,
         "ops": lambda: Pulse(settings, redis, metrics),
         "anomalies": lambda: AnomalyJudge(settings, parse_anomalies(settings.sections), redis,
                                           metrics),
+        "stock": lambda: StockHealth(settings, parse_stock(settings.sections), redis, metrics),
     }
     return [build[name]() for name in selected(settings)]
 
@@ -66,6 +70,7 @@ def check_config(settings: Settings) -> None:
     parse_coupons(settings.sections, settings.zone)
     parse_live(settings.sections)
     parse_anomalies(settings.sections)
+    parse_stock(settings.sections)
     parse_webhook(settings.sections)
     parse_webhook(settings.sections, "ops_webhook")
     kafka_config(settings)

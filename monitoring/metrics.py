@@ -201,6 +201,11 @@ class Metrics:
         self.alerts_relayed = Counter(f"{PREFIX}_ops_alerts_relayed_total",
                                       "Ops alerts to the ops webhook by outcome: sent, retry, "
                                       "failed (refused for good)", ["outcome"], registry=r)
+        self.stock_alerts = Counter(f"{PREFIX}_stock_alerts_total",
+                                    "Stock-health alerts raised, by type (stock_low, stock_out, "
+                                    "stock_over, stock_return_rate)", ["type"], registry=r)
+        self.stock_skus = Gauge(f"{PREFIX}_stock_skus", "SKUs by stock state as last judged "
+                                "(unknown, ok, low, out, over)", ["state"], registry=r)
         # Live rooms: the top rooms by viewers get their own label, the rest's viewers fold
         # into other.
         self.live_viewers = Gauge(f"{PREFIX}_live_room_viewers", "Viewers now, top rooms",

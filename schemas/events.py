@@ -46,6 +46,7 @@ class Kind(StrEnum):
     TS = "epoch milliseconds (integer)"
     MONEY = "integer fen >= 0 and <= 10**12"
     QTY = "integer >= 1 and <= 10**6"
+    COUNT = "integer >= 0 and <= 10**6"
     CHANNEL = "one of search|ads|recommend|live|social|push|direct|other"
     PAY_STATUS = "one of success|failed"
     ITEMS = ("non-empty array of at most 1000 {sku: string of at most 128 bytes, "
@@ -68,6 +69,8 @@ Ts = Annotated[int, Meta(ge=MIN_TS, le=MAX_TS, description=(
     "API's clock; a later one is rejected invalid_field.")), Kind.TS]
 Money = Annotated[int, Meta(ge=0, le=MAX_MONEY, description=Kind.MONEY.value), Kind.MONEY]
 Qty = Annotated[int, Meta(ge=1, le=MAX_QTY, description=Kind.QTY.value), Kind.QTY]
+#: A count that may be zero (units on hand).
+Count = Annotated[int, Meta(ge=0, le=MAX_QTY, description=Kind.COUNT.value), Kind.COUNT]
 Channel = Annotated[Literal["search", "ads", "recommend", "live", "social", "push", "direct",
                             "other"], Kind.CHANNEL]
 PayStatus = Annotated[Literal["success", "failed"], Kind.PAY_STATUS]
@@ -197,18 +200,41 @@ class FlashSaleClaim(BaseEvent, tag="flash_sale_claim", frozen=True):
     reservation_id: Id
 
 
+class StockUpdate(BaseEvent, tag="stock_update", frozen=True, kw_only=True):
+    """A SKU's absolute on-hand count (a warehouse's stock take): not about a user."""
+
+    type: ClassVar[Literal["stock_update"]] = "stock_update"
+    key_field: ClassVar[str] = "sku"
+    user_id: Id | None = None  # type: ignore[assignment]
+    sku: Id
+    qty: Count
+    warehouse: Id | None = None
+
+
+class OrderReturn(BaseEvent, tag="order_return", frozen=True):
+    type: ClassVar[Literal["order_return"]] = "order_return"
+    order_id: Id
+    sku: Id
+    qty: Qty
+    reason: Id | None = None
+
+
 def routing_key(event: BaseEvent) -> str:
     """The value that picks ``event``'s partition (its ``key_field``)."""
     return str(getattr(event, event.key_field))
 
 
+#: An event about a user (``user_id`` required): what per-user capabilities take.
+UserEvent = (PageView | ProductView | CartAdd | CartRemove | OrderSubmit | Payment | OrderCancel
+             | LiveStart | LiveEnd | LiveJoin | LiveLeave | LiveComment | LiveLike
+             | CouponRedeem | FlashSaleClaim | OrderReturn)
 #: Any event: a union tagged on ``type`` (``ev.type == "payment"`` narrows it for mypy).
-Event = (PageView | ProductView | CartAdd | CartRemove | OrderSubmit | Payment | OrderCancel
-         | LiveStart | LiveEnd | LiveJoin | LiveLeave | LiveComment | LiveLike | CouponRedeem
-         | FlashSaleClaim)
+Event = UserEvent | StockUpdate
 EVENT_CLASSES: Final[tuple[type[BaseEvent], ...]] = typing.get_args(Event)
 #: type -> the field that picks its partition (``key_field``), for events still in dicts.
 KEY_FIELDS: Final[dict[str, str]] = {cls.type: cls.key_field for cls in EVENT_CLASSES}
+#: Types of ``UserEvent``.
+USER_TYPES: Final = frozenset(cls.type for cls in typing.get_args(UserEvent))
 #: A viewer's own event in a live room, and any event of a room (all carry ``room_id``).
 ViewerEvent = LiveJoin | LiveLeave | LiveComment | LiveLike
 RoomEvent = LiveStart | LiveEnd | ViewerEvent
@@ -224,13 +250,15 @@ def _kind(hint: object) -> Kind:
 
 
 def _table(cls: type[BaseEvent], own: bool) -> tuple[dict[str, Kind], dict[str, Kind]]:
-    """(required, optional) fields of ``cls`` in declaration order: its own, or the common."""
+    """(required, optional) fields of ``cls`` in declaration order: its own (with the common
+    ones it makes optional, as ``user_id`` of an event not about a user), or the common."""
     hints = typing.get_type_hints(cls, include_extras=True)
-    common = set(BaseEvent.__struct_fields__)
+    common = {f.name: f.required for f in fields(BaseEvent)}
     required: dict[str, Kind] = {}
     optional: dict[str, Kind] = {}
     for f in fields(cls):
-        if (f.name in common) != own:
+        relaxed = common.get(f.name, False) and not f.required
+        if (f.name in common and not relaxed) != own:
             table = required if f.required else optional
             table[f.name] = _kind(hints[f.name])
     return required, optional

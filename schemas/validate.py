@@ -94,6 +94,7 @@ _PREDICATES: Final[dict[Kind, Callable[[Any], bool]]] = {
     Kind.TS: lambda v: type(v) is int and MIN_TS <= v <= MAX_TS,
     Kind.MONEY: lambda v: type(v) is int and 0 <= v <= MAX_MONEY,
     Kind.QTY: lambda v: type(v) is int and 1 <= v <= MAX_QTY,
+    Kind.COUNT: lambda v: type(v) is int and 0 <= v <= MAX_QTY,
     Kind.CHANNEL: lambda v: v in _CHANNELS if type(v) is str else False,
     Kind.PAY_STATUS: lambda v: v == "success" or v == "failed",
     Kind.ITEMS: _is_items,
@@ -111,8 +112,10 @@ def _compile(required: dict[str, Kind], optional: dict[str, Kind]) -> tuple[Chec
 _COMMON: Final = _compile(
     {k: v for k, v in COMMON_REQUIRED.items() if k != "type"}, COMMON_OPTIONAL
 )
+#: Per type, the common checks it keeps (a type may make a common field optional) and its own.
 _BY_TYPE: Final[dict[str, tuple[Check, ...]]] = {
-    name: _compile(req, opt) for name, (req, opt) in EVENT_TYPES.items()
+    name: tuple(c for c in _COMMON if c[0].lstrip("?") not in opt) + _compile(req, opt)
+    for name, (req, opt) in EVENT_TYPES.items()
 }
 _TYPES_TEXT: Final = "one of " + "|".join(sorted(EVENT_TYPES))
 
@@ -140,7 +143,7 @@ def problems(event: Any) -> list[FieldError]:
     checks = _BY_TYPE.get(etype) if type(etype) is str else None
     if checks is None:
         return [FieldError("type", _TYPES_TEXT, _show(etype))]
-    return list(_problems(_COMMON + checks, event))
+    return list(_problems(checks, event))
 
 
 def judge(event: Any) -> Event | FieldError:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import heapq
 from collections import Counter
 from operator import attrgetter, itemgetter
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from shopstream.agents.base import NoHooks, PartitionBatch, Takes
 from shopstream.agents.coupons import cart
@@ -37,13 +37,14 @@ from shopstream.core import codec
 from shopstream.core.settings import Settings
 from shopstream.monitoring.metrics import Metrics
 from shopstream.schemas.events import (
+    USER_TYPES,
     CartAdd,
     CartRemove,
-    Event,
     LiveComment,
     LiveJoin,
     LiveLeave,
     LiveLike,
+    UserEvent,
 )
 from shopstream.sinks.coupons.keys import coupon_keys, user_key, viewers_key
 from shopstream.sinks.outbox import OutboxRelay
@@ -79,8 +80,9 @@ class CouponAgent(NoHooks):
     """Cart state, abandonment schedule, coupon rules and guards; pushes go to the outbox."""
 
     name = NAME
-    #: Every event, late ones too (timers run in event-time order), and ``live_end`` copies.
-    takes = Takes(copies=frozenset({"live_end"}))
+    #: Every event about a user, late ones too (timers run in event-time order), and
+    #: ``live_end`` copies.
+    takes = Takes(USER_TYPES, copies=frozenset({"live_end"}))
 
     def __init__(self, settings: Settings, redis: Redis, metrics: Metrics | None = None) -> None:
         self.app = settings.app_id
@@ -128,7 +130,7 @@ class CouponAgent(NoHooks):
                 deferred = {pid: codec.loads(raw) for pid, raw in zip(pids, next(rows2),
                                                                       strict=True)
                             if raw is not None}
-            users = {ev.user_id for ev in b.feeds[NAME].events}
+            users = {ev.user_id for ev in cast(list[UserEvent], b.feeds[NAME].events)}
             users.update(m[2:] for m, _ in due if m.startswith("c|"))
             users.update(codec.loads(m[2:])[2] for m, _ in due if m.startswith("l|"))
             users.update(c["user_id"] for c in deferred.values())
@@ -218,14 +220,16 @@ class _Timeline:
         """Events in time order (stable: partition order within a ms, copies of ``live_end``
         at their place among the events), each timer before the events of its ms."""
         feed = self.b.feeds[NAME]
-        ends: list[tuple[int, int, Event]] = [(ev.ts, 2 * i, ev) for i, ev in feed.copies]
+        mine = cast(list[UserEvent], feed.events)
+        ends: list[tuple[int, int, UserEvent]] = [(ev.ts, 2 * i, cast(UserEvent, ev))
+                                                  for i, ev in feed.copies]
         if ends:
-            merged = [(ev.ts, 2 * i + 1, ev) for i, ev in enumerate(feed.events)]
+            merged = [(ev.ts, 2 * i + 1, ev) for i, ev in enumerate(mine)]
             merged += ends
             merged.sort(key=itemgetter(0, 1))
             events = [(ev, pos % 2 == 0) for _, pos, ev in merged]
         else:
-            events = [(ev, False) for ev in sorted(feed.events, key=attrgetter("ts"))]
+            events = [(ev, False) for ev in sorted(mine, key=attrgetter("ts"))]
         heap = self.heap
         i, n = 0, len(events)
         while i < n or heap:
@@ -266,7 +270,7 @@ class _Timeline:
                 "coupon_fen": self.cfg.rules[rule].coupon_fen if coupon is None else coupon,
                 **extra}
 
-    def _event(self, ev: Event) -> None:
+    def _event(self, ev: UserEvent) -> None:
         u, ts, etype = ev.user_id, ev.ts, ev.type
         st = self.users[u]
         rules = self.cfg.rules

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 from zoneinfo import ZoneInfo
 
 from redis.exceptions import RedisError
@@ -29,6 +29,7 @@ from shopstream.agents.funnel.rules import (
 )
 from shopstream.core.timeunits import HOUR_MS, MINUTE_MS
 from shopstream.monitoring.metrics import KNOWN_CHANNELS, Metrics, bounded
+from shopstream.schemas.events import UserEvent
 from shopstream.sinks.buckets import MINUTE_RETENTION_MS, bucket_start
 from shopstream.sinks.funnel.keys import RESOLUTIONS, bucket_key, index_key, late_key, user_key
 from shopstream.sinks.redis_state import Redis, get_many
@@ -71,7 +72,8 @@ class Funnels(NoHooks):
     async def load(self, batches: list[PartitionBatch]) -> list[Stored]:
         """One read per partition of the batch's users' progress (the partitions concurrently)."""
         loaded = [Stored({}) for _ in batches]
-        wanted = [(i, b, list(dict.fromkeys(e.user_id for e in b.feeds[self.name].events)))
+        wanted = [(i, b, list(dict.fromkeys(
+                      e.user_id for e in cast(list[UserEvent], b.feeds[self.name].events))))
                   for i, b in enumerate(batches)]
         wanted = [(i, b, uids) for i, b, uids in wanted if uids]
         if not wanted or self.redis is None:
@@ -89,7 +91,7 @@ class Funnels(NoHooks):
         changed: set[str] = set()
         # (funnel index, view, minute, breakdown values, step) -> entries
         reached: Counter[tuple[int, str, int, tuple[str, ...], int]] = Counter()
-        for ev in batch.feeds[self.name].events:
+        for ev in cast(list[UserEvent], batch.feeds[self.name].events):
             ts = ev.ts
             relevant = self.by_type[ev.type]
             uid = ev.user_id

@@ -18,7 +18,13 @@ from typing import Any, Final
 from shopstream.agents.lateness import allowed_lateness
 from shopstream.core.errors import ConfigError
 from shopstream.core.timeunits import DAY_MS, HOUR_MS, MINUTE_MS, SECOND_MS
-from shopstream.schemas.events import COMMON_OPTIONAL, COMMON_REQUIRED, EVENT_TYPES, Event
+from shopstream.schemas.events import (
+    COMMON_OPTIONAL,
+    COMMON_REQUIRED,
+    EVENT_TYPES,
+    USER_TYPES,
+    Event,
+)
 
 DEFAULT_WINDOW_MS: Final = DAY_MS
 BREAKDOWNS: Final = ("channel", "campaign", "region", "device", "live_room_id")
@@ -189,9 +195,10 @@ def _step(where: str, raw: Any) -> Step:
     if extra:
         raise ConfigError(f"{where}: expected keys type, where; got unknown {sorted(extra)}")
     etype = raw.get("type")
-    if etype not in EVENT_TYPES:
+    if not isinstance(etype, str) or etype not in USER_TYPES:
+        # A funnel follows users: events not about a user have no place in it.
         raise ConfigError(
-            f"{where}.type: expected one of {', '.join(sorted(EVENT_TYPES))}, got {etype!r}"
+            f"{where}.type: expected one of {', '.join(sorted(USER_TYPES))}, got {etype!r}"
         )
     filters = raw.get("where", {})
     if not isinstance(filters, Mapping):

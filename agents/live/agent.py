@@ -31,7 +31,7 @@ from shopstream.agents.live_section import LiveConfig
 from shopstream.core.settings import Settings
 from shopstream.core.timeunits import DAY_MS
 from shopstream.monitoring.metrics import Metrics
-from shopstream.schemas.events import ROOM_WIDE_TYPES, RoomEvent
+from shopstream.schemas.events import ROOM_WIDE_TYPES, RoomEvent, UserEvent
 from shopstream.sinks.live import keys as lk
 from shopstream.sinks.redis_state import Redis
 
@@ -82,7 +82,7 @@ class LiveRooms(NoHooks):
         ending: set[str] = set()
         orders: list[str] = []
         rooms: set[str] = set()
-        for ev in b.feeds[self.name].in_order():
+        for ev in cast(list[UserEvent], b.feeds[self.name].in_order()):
             if isinstance(ev, RoomEvent):
                 rooms.add(ev.room_id)
             if ev.type == "live_end":

@@ -213,6 +213,11 @@ class FlashSales:
         rows = await self.redis.hmget(self.keys(sale_id).rate, window)
         return sale_view(meta, sum(int(v) for v in rows if v is not None), now)
 
+    async def read_sku(self, sku: str, now: int) -> dict[str, Any] | None:
+        """The view of the SKU's latest flash sale, or None when it has none."""
+        sale_id = await self.redis.hget(sku_index(self.app_id), sku)
+        return None if sale_id is None else await self.read(text(sale_id), now)
+
     async def sale_ids(self) -> list[str]:
         return sorted(text(m) for m in await self.redis.smembers(sales_index(self.app_id)))
 

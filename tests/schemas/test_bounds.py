@@ -96,6 +96,29 @@ def test_events_at_integer_edges_decode_or_dead_letter(pairs):
                               if type(a) is int and 0 <= a <= MAX_MONEY)
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["stock_update", "order_return"]), numbers,
+                          st.booleans()), min_size=1, max_size=20))
+def test_stock_events_at_integer_edges_decode_or_dead_letter(rows):
+    """A stock count may be 0, a returned quantity not; only the stock update, not about a
+    user, may lack ``user_id``."""
+    items = []
+    for i, (etype, qty, with_user) in enumerate(rows):
+        ev = {**BASE, "event_id": f"e{i}", "type": etype, "sku": "s1", "qty": qty}
+        if etype == "order_return":
+            ev["order_id"] = "o1"
+        if not with_user:
+            del ev["user_id"]
+        items.append(ev)
+    raw = json.dumps(items).encode()
+    _check(raw)
+    _, events, dead = _decode(raw)
+    low = {"stock_update": 0, "order_return": 1}
+    assert len(events) == sum(1 for t, q, u in rows if type(q) is int and low[t] <= q <= MAX_QTY
+                              and (u or t == "stock_update"))
+    assert all(d.reason == Reason.INVALID_FIELD for d in dead)
+
+
 def test_nesting_deeper_than_json_encoders_allow_is_still_decoded_and_counted():
     raw = orjson.dumps({**payment(5), "extra": {"x": 1}})[:-1] + b',"deep":' + (
         b'{"x":' * 300 + b"1" + b"}" * 300) + b"}"

@@ -21,6 +21,8 @@ GOOD = {
     "live_like": {"room_id": "r1", "count": 3},
     "coupon_redeem": {"coupon_id": "c1", "order_id": "o1"},
     "flash_sale_claim": {"sale_id": "f1", "sku": "s1", "qty": 1, "reservation_id": "r1"},
+    "stock_update": {"sku": "s1", "qty": 0, "warehouse": "w1"},
+    "order_return": {"order_id": "o1", "sku": "s1", "qty": 1, "reason": "damaged"},
 }
 
 
@@ -52,6 +54,14 @@ def test_every_type_has_a_valid_example():
         (event("order_submit", items=[]), "items", "non-empty array", "[]"),
         (event("order_submit", items=[{"sku": "s", "qty": 1, "price": -1}]), "items", "array",
          "price"),
+        (event("stock_update", qty=-1), "qty", ">= 0", "-1"),
+        (event("stock_update", qty=10**6 + 1), "qty", "<= 10**6", "1000001"),
+        (event("stock_update", sku=""), "sku", "string", "''"),
+        (event("stock_update", user_id=""), "user_id", "string", "''"),
+        ({k: v for k, v in event("order_return").items() if k != "user_id"}, "user_id",
+         "string", "missing"),
+        (event("order_return", qty=0), "qty", ">= 1", "0"),
+        (event("order_return", reason="r" * 129), "reason", "128 bytes", "rrr"),
     ],
 )
 def test_errors_name_field_expected_and_got(ev, field, expected_part, got):
@@ -67,3 +77,9 @@ def test_optional_fields_are_checked_when_present():
     assert validate_event(event("page_view", sku="")) is not None
     assert validate_event(event("page_view", sku="s9")) is None
     assert validate_event(event("order_submit", live_room_id=7)).field == "live_room_id"
+
+
+def test_an_event_not_about_a_user_needs_no_user_id():
+    stock = {k: v for k, v in event("stock_update").items() if k != "user_id"}
+    assert validate_event(stock) is None
+    assert validate_event({k: v for k, v in stock.items() if k != "sku"}).field == "sku"

@@ -1,0 +1,1 @@
+"""Stock health's keys and its judge's store (``agents/stock``)."""
