@@ -109,6 +109,8 @@ class PageView(BaseEvent, tag="page_view", frozen=True):
     type: ClassVar[Literal["page_view"]] = "page_view"
     page: Text
     sku: Id | None = None
+    #: The search keyword bought, on a click of a paid ad (``agents/ads``).
+    keyword: Id | None = None
 
 
 class ProductView(BaseEvent, tag="product_view", frozen=True):
@@ -197,6 +199,19 @@ class FlashSaleClaim(BaseEvent, tag="flash_sale_claim", frozen=True):
     reservation_id: Id
 
 
+class AdCost(BaseEvent, tag="ad_cost", frozen=True, kw_only=True):
+    """Spend of a campaign on a channel (a merchant's, not a user's): routed by campaign."""
+
+    type: ClassVar[Literal["ad_cost"]] = "ad_cost"
+    key_field: ClassVar[str] = "campaign"
+    user_id: Id | None = None  # type: ignore[assignment]  # not about a user
+    campaign: Id
+    channel: Channel
+    cost: Money
+    creative: Id | None = None
+    keyword: Id | None = None
+
+
 def routing_key(event: BaseEvent) -> str:
     """The value that picks ``event``'s partition (its ``key_field``)."""
     return str(getattr(event, event.key_field))
@@ -205,7 +220,7 @@ def routing_key(event: BaseEvent) -> str:
 #: Any event: a union tagged on ``type`` (``ev.type == "payment"`` narrows it for mypy).
 Event = (PageView | ProductView | CartAdd | CartRemove | OrderSubmit | Payment | OrderCancel
          | LiveStart | LiveEnd | LiveJoin | LiveLeave | LiveComment | LiveLike | CouponRedeem
-         | FlashSaleClaim)
+         | FlashSaleClaim | AdCost)
 EVENT_CLASSES: Final[tuple[type[BaseEvent], ...]] = typing.get_args(Event)
 #: type -> the field that picks its partition (``key_field``), for events still in dicts.
 KEY_FIELDS: Final[dict[str, str]] = {cls.type: cls.key_field for cls in EVENT_CLASSES}
@@ -224,9 +239,11 @@ def _kind(hint: object) -> Kind:
 
 
 def _table(cls: type[BaseEvent], own: bool) -> tuple[dict[str, Kind], dict[str, Kind]]:
-    """(required, optional) fields of ``cls`` in declaration order: its own, or the common."""
+    """(required, optional) fields of ``cls`` in declaration order: its own (common ones it
+    declares again, e.g. ``user_id`` made optional, included), or the common."""
     hints = typing.get_type_hints(cls, include_extras=True)
-    common = set(BaseEvent.__struct_fields__)
+    common = set(BaseEvent.__struct_fields__) - (set(cls.__dict__.get("__annotations__", {}))
+                                                 if own else set())
     required: dict[str, Kind] = {}
     optional: dict[str, Kind] = {}
     for f in fields(cls):

@@ -108,11 +108,16 @@ def _compile(required: dict[str, Kind], optional: dict[str, Kind]) -> tuple[Chec
     return req + tuple(("?" + n, p, k) for n, p, k in opt)
 
 
-_COMMON: Final = _compile(
-    {k: v for k, v in COMMON_REQUIRED.items() if k != "type"}, COMMON_OPTIONAL
-)
+def _type_checks(req: dict[str, Kind], opt: dict[str, Kind]) -> tuple[Check, ...]:
+    """The common checks (less the common fields the type declares again), then its own."""
+    common_req = {k: v for k, v in COMMON_REQUIRED.items()
+                  if k != "type" and k not in req and k not in opt}
+    common_opt = {k: v for k, v in COMMON_OPTIONAL.items() if k not in req and k not in opt}
+    return _compile(common_req, common_opt) + _compile(req, opt)
+
+
 _BY_TYPE: Final[dict[str, tuple[Check, ...]]] = {
-    name: _compile(req, opt) for name, (req, opt) in EVENT_TYPES.items()
+    name: _type_checks(req, opt) for name, (req, opt) in EVENT_TYPES.items()
 }
 _TYPES_TEXT: Final = "one of " + "|".join(sorted(EVENT_TYPES))
 
@@ -140,7 +145,7 @@ def problems(event: Any) -> list[FieldError]:
     checks = _BY_TYPE.get(etype) if type(etype) is str else None
     if checks is None:
         return [FieldError("type", _TYPES_TEXT, _show(etype))]
-    return list(_problems(_COMMON + checks, event))
+    return list(_problems(checks, event))
 
 
 def judge(event: Any) -> Event | FieldError:

@@ -128,7 +128,7 @@ class CouponAgent(NoHooks):
                 deferred = {pid: codec.loads(raw) for pid, raw in zip(pids, next(rows2),
                                                                       strict=True)
                             if raw is not None}
-            users = {ev.user_id for ev in b.feeds[NAME].events}
+            users = {ev.user_id for ev in b.feeds[NAME].events if ev.user_id is not None}
             users.update(m[2:] for m, _ in due if m.startswith("c|"))
             users.update(codec.loads(m[2:])[2] for m, _ in due if m.startswith("l|"))
             users.update(c["user_id"] for c in deferred.values())
@@ -268,6 +268,9 @@ class _Timeline:
 
     def _event(self, ev: Event) -> None:
         u, ts, etype = ev.user_id, ev.ts, ev.type
+        if u is None:
+            # Not a user's event (a campaign's spend): no cart, no push.
+            return
         st = self.users[u]
         rules = self.cfg.rules
         if u in self.new_users:

@@ -71,7 +71,8 @@ class Funnels(NoHooks):
     async def load(self, batches: list[PartitionBatch]) -> list[Stored]:
         """One read per partition of the batch's users' progress (the partitions concurrently)."""
         loaded = [Stored({}) for _ in batches]
-        wanted = [(i, b, list(dict.fromkeys(e.user_id for e in b.feeds[self.name].events)))
+        wanted = [(i, b, list(dict.fromkeys(e.user_id for e in b.feeds[self.name].events
+                                                   if e.user_id is not None)))
                   for i, b in enumerate(batches)]
         wanted = [(i, b, uids) for i, b, uids in wanted if uids]
         if not wanted or self.redis is None:
@@ -93,6 +94,9 @@ class Funnels(NoHooks):
             ts = ev.ts
             relevant = self.by_type[ev.type]
             uid = ev.user_id
+            if uid is None:
+                # Not a user's event (a campaign's spend): no funnel unit.
+                continue
             units = users.get(uid)
             if units is None:
                 units = users[uid] = decode_units(stored.get(uid))

@@ -90,7 +90,7 @@ class LiveRooms(NoHooks):
             elif ev.type == "payment":
                 if ev.status == "success":
                     orders.append(ev.order_id)
-            elif ev.type != "live_start":
+            elif ev.type != "live_start" and ev.user_id is not None:
                 users.append(ev.user_id)
         horizon = b.watermark - self.cfg.lateness_ms - self.cfg.idle_ms
         async with r.pipeline(transaction=False) as pipe:

@@ -21,6 +21,7 @@ GOOD = {
     "live_like": {"room_id": "r1", "count": 3},
     "coupon_redeem": {"coupon_id": "c1", "order_id": "o1"},
     "flash_sale_claim": {"sale_id": "f1", "sku": "s1", "qty": 1, "reservation_id": "r1"},
+    "ad_cost": {"campaign": "c1", "channel": "ads", "cost": 5000, "keyword": "phone"},
 }
 
 
@@ -52,6 +53,15 @@ def test_every_type_has_a_valid_example():
         (event("order_submit", items=[]), "items", "non-empty array", "[]"),
         (event("order_submit", items=[{"sku": "s", "qty": 1, "price": -1}]), "items", "array",
          "price"),
+        (event("ad_cost", cost=10**12 + 1), "cost", "fen >= 0", "1000000000001"),
+        (event("ad_cost", cost=-1), "cost", "fen >= 0", "-1"),
+        ({k: v for k, v in event("ad_cost").items() if k != "campaign"}, "campaign", "string",
+         "missing"),
+        ({k: v for k, v in event("ad_cost").items() if k != "channel"}, "channel", "search|ads",
+         "missing"),
+        (event("ad_cost", keyword="k" * 129), "keyword", "128 bytes", "kkk"),
+        (event("ad_cost", creative=""), "creative", "128 bytes", "''"),
+        (event("page_view", keyword=5), "keyword", "128 bytes", "5"),
     ],
 )
 def test_errors_name_field_expected_and_got(ev, field, expected_part, got):
@@ -67,3 +77,12 @@ def test_optional_fields_are_checked_when_present():
     assert validate_event(event("page_view", sku="")) is not None
     assert validate_event(event("page_view", sku="s9")) is None
     assert validate_event(event("order_submit", live_room_id=7)).field == "live_room_id"
+
+
+def test_an_event_not_about_a_user_needs_no_user_id():
+    """ad_cost is a campaign's spend: user_id is optional there, required everywhere else."""
+    spend = {k: v for k, v in event("ad_cost").items() if k != "user_id"}
+    assert validate_event(spend) is None
+    assert validate_event({**spend, "user_id": ""}).field == "user_id"
+    view = {k: v for k, v in event("page_view").items() if k != "user_id"}
+    assert validate_event(view).field == "user_id"
