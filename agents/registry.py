@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from shopstream.agents.ads.agent import AdsAgent
+from shopstream.agents.ads.rules import parse_config as parse_ads
 from shopstream.agents.anomalies.agent import AnomalyJudge
 from shopstream.agents.anomalies.rules import parse_config as parse_anomalies
 from shopstream.agents.base import Agent
@@ -26,7 +28,8 @@ from shopstream.sinks.redis_state import Redis
 from shopstream.sinks.webhook import parse_webhook
 
 #: Every capability, in the order they see each batch.
-AGENT_NAMES = ("event_stats", "funnel", "flash_sale", "coupons", "live", "ops", "anomalies")
+AGENT_NAMES = ("event_stats", "funnel", "flash_sale", "coupons", "live", "ops", "anomalies",
+               "ads")
 #: Earlier names still accepted in ``agents``, so existing settings keep working.
 ALIASES = {"inventory": "flash_sale"}
 
@@ -54,6 +57,7 @@ def build_agents(settings: Settings, redis: Redis,
         "ops": lambda: Pulse(settings, redis, metrics),
         "anomalies": lambda: AnomalyJudge(settings, parse_anomalies(settings.sections), redis,
                                           metrics),
+        "ads": lambda: AdsAgent(settings, parse_ads(settings.sections), redis, metrics),
     }
     return [build[name]() for name in selected(settings)]
 
@@ -66,6 +70,7 @@ def check_config(settings: Settings) -> None:
     parse_coupons(settings.sections, settings.zone)
     parse_live(settings.sections)
     parse_anomalies(settings.sections)
+    parse_ads(settings.sections)
     parse_webhook(settings.sections)
     parse_webhook(settings.sections, "ops_webhook")
     kafka_config(settings)
