@@ -47,7 +47,9 @@ class AdsConfig(msgspec.Struct, frozen=True):
     """``[ads]`` of the config file."""
 
     #: Channels whose clicks are touches (attribution when an order names no campaign).
-    paid_channels: Annotated[tuple[Channel, ...], msgspec.Meta(min_length=1)] = ("ads",)
+    paid_channels: Annotated[tuple[Channel, ...], msgspec.Meta(min_length=1, extra={
+        "expected": "a non-empty array of channels (search|ads|recommend|live|social|push|"
+                    "direct|other)"})] = ("ads",)
     #: Longest time from a touch to an order it gets, event time.
     attribution_window_ms: Annotated[int, msgspec.Meta(ge=MINUTE_MS, le=90 * DAY_MS)] = (
         7 * DAY_MS)
