@@ -171,9 +171,16 @@ def generate(n_users: int, n_campaigns: int, hours: int, seed: int,
             elif roll < 0.25:
                 emit(t_o + 20_000, {**pay, "status": "failed"})
             else:
-                emit(t_o + rnd.randrange(1_000, 60_000), {**pay, "status": "success"})
+                t_p = t_o + rnd.randrange(1_000, 60_000)
+                emit(t_p, {**pay, "status": "success"})
                 if roll > 0.95:
                     emit(t_o + 90_000, {**pay, "status": "success"})
+                elif roll > 0.85:
+                    # A repeat purchase at the new-buyer window's edge (2 h in the tests).
+                    again = {**order, "order_id": oid + "r", "campaign": camp}
+                    t_r = t_p + 2 * HOUR + rnd.choice([-1, 0, 1])
+                    emit(t_r - 1_000, again)
+                    emit(t_r, {**pay, "order_id": oid + "r", "status": "success"})
             t = t_o
     timed.sort(key=lambda x: x[0])
     return [ev for _, ev in timed]
