@@ -18,14 +18,14 @@ from redis.exceptions import RedisError
 
 from shopstream.agents.ads.query import campaign_hours
 from shopstream.agents.ads.rules import AdsConfig, roas_alerts
+from shopstream.agents.lateness import final_before
 from shopstream.core.settings import Settings
 from shopstream.core.timeunits import HOUR_MS
 from shopstream.kafka_io.errors import ProduceError
-from shopstream.kafka_io.producer import RecordProducer
 from shopstream.monitoring.metrics import Metrics
-from shopstream.sinks import keys
 from shopstream.sinks.ads import keys as ak
 from shopstream.sinks.ads.store import AlertStore
+from shopstream.sinks.alert_outbox import AlertOutbox
 from shopstream.sinks.locks import lease
 from shopstream.sinks.redis_state import Redis
 
@@ -47,7 +47,7 @@ class RoasJudge:
         self.redis = redis
         self.metrics = metrics
         self.store = AlertStore(redis, settings.app_id)
-        self._producer: RecordProducer | None = None
+        self.outbox = AlertOutbox(redis, settings, ak.unsent_key(settings.app_id))
         self._last = 0
 
     async def tick(self, now_ms: int) -> None:
@@ -66,16 +66,8 @@ class RoasJudge:
 
     async def final_hour(self) -> int | None:
         """Start of the last hour no accepted event can change any more, or None."""
-        s = self.settings
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for p in range(s.partitions):
-                pipe.hmget(keys.fence(self.app_id, s.events_topic, p), "offset", "wm")
-            rows = await pipe.execute()
-        marks = [int(wm) for off, wm in rows if off is not None and int(off) >= 0 and wm]
-        if not marks:
-            return None
-        closed = min(marks) - self.lateness_ms
-        return (closed - HOUR_MS) // HOUR_MS * HOUR_MS
+        closed = await final_before(self.redis, self.settings, self.lateness_ms)
+        return None if closed is None else (closed - HOUR_MS) // HOUR_MS * HOUR_MS
 
     async def _next_data(self, from_ms: int) -> int | None:
         """The first minute at or after ``from_ms`` with an ads row, on any partition."""
@@ -112,13 +104,4 @@ class RoasJudge:
 
     async def send_unsent(self) -> int:
         """Alerts committed but not yet acknowledged by Kafka, sent (again) by alert_id."""
-        unsent = await self.store.unsent()
-        if not unsent:
-            return 0
-        if self._producer is None:
-            self._producer = RecordProducer(self.settings)
-        for alert, doc in sorted(unsent.items()):
-            self._producer.produce(self.settings.alerts_topic, doc, key=alert)
-        await self._producer.flush_async()
-        await self.store.sent(list(unsent))
-        return len(unsent)
+        return await self.outbox.send()

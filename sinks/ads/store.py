@@ -35,13 +35,6 @@ class AlertStore:
             keys=[ak.alert_state_key(a), ak.alerts_key(a), ak.unsent_key(a)], args=args)
         return bool(int(done))
 
-    async def unsent(self) -> dict[bytes, bytes]:
-        return cast(dict[bytes, bytes], await self.redis.hgetall(ak.unsent_key(self.app_id)))
-
-    async def sent(self, alert_ids: list[bytes]) -> None:
-        if alert_ids:
-            await self.redis.hdel(ak.unsent_key(self.app_id), *alert_ids)
-
     async def read(self, from_ms: int, to_ms: int) -> tuple[list[dict[str, Any]], int | None]:
         """Alerts of hours in [from_ms, to_ms), and the last hour judged."""
         rows = cast(list[bytes], await self.redis.zrangebyscore(
