@@ -17,13 +17,14 @@ import redis
 from aiohttp.test_utils import TestClient, TestServer
 
 from shopstream.agents.ads.agent import AdsAgent
-from shopstream.agents.ads.rules import alert_id
+from shopstream.agents.ads.rules import alert_id, parse_config
 from shopstream.agents.registry import build_agents
 from shopstream.api import create_api
 from shopstream.core.settings import Settings
 from shopstream.kafka_io.envelope_producer import EnvelopeProducer
 from shopstream.kafka_io.partitioner import partition_for
 from shopstream.monitoring.metrics import Metrics
+from shopstream.sinks.ads import keys as ak
 from shopstream.sinks.redis_state import make_redis
 from tests.agents.ads_ref import HOUR, MIN, NAMES, generate, reference, roas_alerts
 from tests.support import Infra, counts, process_topic, read_records, run_async, users_by_partition
@@ -159,6 +160,28 @@ def test_roas_alerts_equal_the_reference_and_reach_the_alerts_topic(
     assert body["judged_through"] == (closed - HOUR) // HOUR * HOUR + HOUR
     sent = alert_records(settings)
     assert sorted(d["alert_id"] for d in sent) == want
+
+
+def test_judging_again_from_scratch_raises_the_same_alerts(
+        run: tuple[Settings, list[dict[str, Any]], Metrics]) -> None:
+    """A replay's judge (no judged hour, no alert yet) raises the same documents, ids
+    included; a judge that has judged everything raises nothing more."""
+    settings, _, _ = run
+
+    async def again() -> tuple[list[Any], list[Any], bool]:
+        r = make_redis(settings)
+        judge = AdsAgent(settings, parse_config({"ads": SECTION}), r).judge
+        first, _ = await judge.store.read(0, 2**53)
+        assert not await judge.step()
+        await r.delete(ak.alert_state_key(settings.app_id), ak.alerts_key(settings.app_id))
+        moved = await judge.step()
+        second, _ = await judge.store.read(0, 2**53)
+        await r.delete(ak.unsent_key(settings.app_id))
+        await r.aclose()
+        return first, second, moved
+
+    first, second, moved = run_async(again())
+    assert moved and first and second == first
 
 
 def test_user_state_is_small_and_expires(run: tuple[Settings, list[dict[str, Any]], Metrics],
