@@ -7,7 +7,7 @@ from typing import Any, Final
 from zoneinfo import ZoneInfo
 
 from shopstream.agents.ads.rules import MEASURES, Row, derived, parse_field
-from shopstream.agents.read_caps import check_buckets, check_rows
+from shopstream.agents.read_caps import check_buckets, check_rows, minute_rows
 from shopstream.core.timeunits import HOUR_MS
 from shopstream.sinks.ads import keys as ak
 from shopstream.sinks.ads.store import AlertStore
@@ -26,17 +26,9 @@ def _zero() -> dict[str, int]:
 async def _minutes(redis: Redis, app_id: str, partitions: int, from_ms: int,
                    to_ms: int) -> list[tuple[int, list[tuple[str, Row, int]]]]:
     """(minute, [(measure, row, n)]) of every partition's rows in [from_ms, to_ms)."""
-    async with redis.pipeline(transaction=False) as pipe:
-        for p in range(partitions):
-            pipe.zrangebyscore(ak.index_key(app_id, p), from_ms, f"({to_ms}")
-        minute_lists = await pipe.execute()
-    wanted = [(p, int(m)) for p, mins in enumerate(minute_lists) for m in mins]
-    async with redis.pipeline(transaction=False) as pipe:
-        for p, m in wanted:
-            pipe.hgetall(ak.minute_key(app_id, p, m))
-        raws = await pipe.execute()
     out = []
-    for (_, m), raw in zip(wanted, raws, strict=True):
+    for m, raw in await minute_rows(redis, partitions, lambda p: ak.index_key(app_id, p),
+                                    lambda p, m: ak.minute_key(app_id, p, m), from_ms, to_ms):
         cells = []
         for f, n in raw.items():
             measure, row = parse_field(f.decode())
