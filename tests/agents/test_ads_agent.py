@@ -34,6 +34,13 @@ pytestmark = pytest.mark.integration
 SECTION = {"paid_channels": ["ads", "social"], "attribution_window_ms": 30 * MIN,
            "new_buyer_window_ms": 2 * HOUR, "roas_floor": 3.0, "min_spend_fen": 20_000}
 LATENESS = 5 * MIN
+#: Spend that is not valid: dead-lettered naming the field, nothing else lost.
+BAD = [{"event_id": "bad-cost", "type": "ad_cost", "ts": 1_794_326_400_000, "campaign": "c0",
+        "channel": "ads", "cost": -5},
+       {"event_id": "bad-campaign", "type": "ad_cost", "ts": 1_794_326_400_000,
+        "channel": "ads", "cost": 5},
+       {"event_id": "bad-keyword", "type": "page_view", "ts": 1_794_326_400_000,
+        "user_id": "u1", "page": "p", "campaign": "c0", "keyword": ""}]
 RefRows = dict[tuple[int, str, str, str], dict[str, int]]
 
 
@@ -119,7 +126,7 @@ def run(infra: Infra) -> Iterator[tuple[Settings, list[dict[str, Any]], Metrics]
     settings = infra.settings(agents="event_stats,funnel,coupons,live,ops,ads")
     settings = dataclasses.replace(settings, sections={"ads": SECTION})
     log = ads_log(seed=11)
-    produce(settings, log)
+    produce(settings, log[:100] + BAD + log[100:])
     metrics = Metrics()
 
     async def go() -> None:
@@ -138,7 +145,15 @@ def run(infra: Infra) -> Iterator[tuple[Settings, list[dict[str, Any]], Metrics]
 
 def test_the_api_equals_the_reference(run: tuple[Settings, list[dict[str, Any]], Metrics]) -> None:
     settings, log, metrics = run
-    assert counts(settings)["processed"] == len({e["event_id"] for e in log})
+    c = counts(settings)
+    assert c["processed"] == len({e["event_id"] for e in log})
+    assert c["dead"] == c["dead:invalid_field"] == len(BAD)
+    assert c["in"] == c["processed"] + c["dead"] + c["duplicate"]
+    dead = {orjson.loads(value)["event_id"]: {k: v.decode() for k, v in headers}
+            for _, _, value, headers in read_records(settings, settings.dead_letter_topic)}
+    assert {k: (h["reason"], h["detail"].split(":")[0]) for k, h in dead.items()} == {
+        "bad-cost": ("invalid_field", "cost"), "bad-campaign": ("invalid_field", "campaign"),
+        "bad-keyword": ("invalid_field", "keyword")}
     rows, late = want_of(log, settings.partitions)
     assert late > 20
     assert check_api(settings, rows, late) > 1_000
