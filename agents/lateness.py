@@ -1,4 +1,5 @@
-"""The allowed lateness every event-time agent (funnels, live rooms, the pulse) shares.
+"""The allowed lateness every event-time agent (funnels, live rooms, the pulse, ads) shares,
+and the event time before which what they keep is final.
 
 An event older than the partition watermark minus this is late: the batch loop decides it once
 for every agent (``streams.feeds``, docs/guarantees.md). One setting for all, so a minute's
@@ -13,7 +14,10 @@ from typing import Annotated, Any, Final
 import msgspec
 
 from shopstream.core.sections import read_section
+from shopstream.core.settings import Settings
 from shopstream.core.timeunits import MINUTE_MS
+from shopstream.sinks import keys
+from shopstream.sinks.redis_state import Redis
 
 DEFAULT_LATENESS_MS: Final = 5 * MINUTE_MS
 
@@ -27,3 +31,15 @@ class FunnelOptions(msgspec.Struct, frozen=True):
 def allowed_lateness(sections: Mapping[str, Any]) -> int:
     """``[funnel_options] allowed_lateness_ms`` (ms); raises ConfigError naming the key."""
     return read_section(sections, "funnel_options", FunnelOptions).allowed_lateness_ms
+
+
+async def final_before(redis: Redis, settings: Settings, lateness_ms: int) -> int | None:
+    """Event time before which no accepted event can change anything any more: the smallest
+    watermark of the partitions that applied anything, less the allowed lateness; None before
+    the first batch. The judges (anomalies, ROAS) judge only what lies before it."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for p in range(settings.partitions):
+            pipe.hmget(keys.fence(settings.app_id, settings.events_topic, p), "offset", "wm")
+        rows = await pipe.execute()
+    marks = [int(wm) for off, wm in rows if off is not None and int(off) >= 0 and wm]
+    return min(marks) - lateness_ms if marks else None

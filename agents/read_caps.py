@@ -6,7 +6,7 @@ read over a cap is refused before it reads the rows, naming the cap (docs/api.md
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Final
 
 from shopstream.sinks.redis_state import Redis
@@ -44,3 +44,20 @@ async def check_rows(redis: Redis, index_keys: Sequence[str], from_ms: int, to_m
         sizes = await pipe.execute()
     if sum(int(n) for n in sizes) > MAX_ROWS:
         raise ReadTooLarge("rows", MAX_ROWS, "narrow from/to")
+
+
+async def minute_rows(redis: Redis, partitions: int, index_key: Callable[[int], str],
+                      row_key: Callable[[int, int], str], from_ms: int,
+                      to_ms: int) -> list[tuple[int, dict[bytes, bytes]]]:
+    """(minute, hash) of every partition's minute rows in [from_ms, to_ms), the minutes read
+    from each partition's index (a sorted set scored by minute): two round trips in all."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for p in range(partitions):
+            pipe.zrangebyscore(index_key(p), from_ms, f"({to_ms}")
+        minute_lists = await pipe.execute()
+    wanted = [(p, int(m)) for p, mins in enumerate(minute_lists) for m in mins]
+    async with redis.pipeline(transaction=False) as pipe:
+        for p, m in wanted:
+            pipe.hgetall(row_key(p, m))
+        raws = await pipe.execute()
+    return [(m, raw) for (_, m), raw in zip(wanted, raws, strict=True)]

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from shopstream.agents.ads.agent import AdsAgent
+from shopstream.agents.ads.rules import parse_config as parse_ads
 from shopstream.agents.anomalies.agent import AnomalyJudge
 from shopstream.agents.anomalies.rules import parse_config as parse_anomalies
 from shopstream.agents.base import Agent
@@ -29,7 +31,7 @@ from shopstream.sinks.webhook import parse_webhook
 
 #: Every capability, in the order they see each batch.
 AGENT_NAMES = ("event_stats", "funnel", "flash_sale", "coupons", "live", "ops", "anomalies",
-               "stock")
+               "stock", "ads")
 #: Earlier names still accepted in ``agents``, so existing settings keep working.
 ALIASES = {"inventory": "flash_sale"}
 
@@ -58,6 +60,7 @@ def build_agents(settings: Settings, redis: Redis,
         "anomalies": lambda: AnomalyJudge(settings, parse_anomalies(settings.sections), redis,
                                           metrics),
         "stock": lambda: StockHealth(settings, parse_stock(settings.sections), redis, metrics),
+        "ads": lambda: AdsAgent(settings, parse_ads(settings.sections), redis, metrics),
     }
     return [build[name]() for name in selected(settings)]
 
@@ -71,6 +74,7 @@ def check_config(settings: Settings) -> None:
     parse_live(settings.sections)
     parse_anomalies(settings.sections)
     parse_stock(settings.sections)
+    parse_ads(settings.sections)
     parse_webhook(settings.sections)
     parse_webhook(settings.sections, "ops_webhook")
     kafka_config(settings)

@@ -35,7 +35,8 @@ MAX_SALE_LABELS = 50
 
 
 class SaleLabels:
-    """A sale id as a label value; past MAX_SALE_LABELS distinct sales, ``other``."""
+    """A sale id (or a campaign) as a label value; past MAX_SALE_LABELS distinct ones,
+    ``other``."""
 
     def __init__(self) -> None:
         self._sales: set[str] = set()
@@ -198,6 +199,22 @@ class Metrics:
         self.anomalies = Counter(f"{PREFIX}_ops_anomalies_total",
                                  "Anomaly episodes raised, by metric (funnel steps as "
                                  "funnel:<name>:<step>)", ["metric"], registry=r)
+        # Ad economics (agents/ads): channel from the closed list; campaigns past the first
+        # MAX_SALE_LABELS seen by this process fold into other.
+        self.campaign_label = SaleLabels()
+        self.ad_spend = Counter(f"{PREFIX}_ad_spend_fen_total", "Ad spend in fen",
+                                ["channel", "campaign"], registry=r)
+        self.ad_clicks = Counter(f"{PREFIX}_ad_clicks_total", "Page views of a campaign",
+                                 ["channel", "campaign"], registry=r)
+        self.ad_orders = Counter(f"{PREFIX}_ad_attributed_orders_total",
+                                 "Orders attributed to a campaign", ["channel", "campaign"],
+                                 registry=r)
+        self.ad_paid_gmv = Counter(f"{PREFIX}_ad_attributed_paid_gmv_fen_total",
+                                   "Paid GMV attributed to a campaign, in fen",
+                                   ["channel", "campaign"], registry=r)
+        self.ad_alerts = Counter(f"{PREFIX}_ad_roas_alerts_total",
+                                 "Campaign hours with ROAS below the floor", ["campaign"],
+                                 registry=r)
         self.alerts_relayed = Counter(f"{PREFIX}_ops_alerts_relayed_total",
                                       "Ops alerts to the ops webhook by outcome: sent, retry, "
                                       "failed (refused for good)", ["outcome"], registry=r)

@@ -112,6 +112,8 @@ class PageView(BaseEvent, tag="page_view", frozen=True):
     type: ClassVar[Literal["page_view"]] = "page_view"
     page: Text
     sku: Id | None = None
+    #: The search keyword bought, on a click of a paid ad (``agents/ads``).
+    keyword: Id | None = None
 
 
 class ProductView(BaseEvent, tag="product_view", frozen=True):
@@ -219,6 +221,19 @@ class OrderReturn(BaseEvent, tag="order_return", frozen=True):
     reason: Id | None = None
 
 
+class AdCost(BaseEvent, tag="ad_cost", frozen=True, kw_only=True):
+    """Spend of a campaign on a channel (a merchant's, not a user's): routed by campaign."""
+
+    type: ClassVar[Literal["ad_cost"]] = "ad_cost"
+    key_field: ClassVar[str] = "campaign"
+    user_id: Id | None = None  # type: ignore[assignment]  # not about a user
+    campaign: Id
+    channel: Channel
+    cost: Money
+    creative: Id | None = None
+    keyword: Id | None = None
+
+
 def routing_key(event: BaseEvent) -> str:
     """The value that picks ``event``'s partition (its ``key_field``)."""
     return str(getattr(event, event.key_field))
@@ -229,7 +244,7 @@ UserEvent = (PageView | ProductView | CartAdd | CartRemove | OrderSubmit | Payme
              | LiveStart | LiveEnd | LiveJoin | LiveLeave | LiveComment | LiveLike
              | CouponRedeem | FlashSaleClaim | OrderReturn)
 #: Any event: a union tagged on ``type`` (``ev.type == "payment"`` narrows it for mypy).
-Event = UserEvent | StockUpdate
+Event = UserEvent | StockUpdate | AdCost
 EVENT_CLASSES: Final[tuple[type[BaseEvent], ...]] = typing.get_args(Event)
 #: type -> the field that picks its partition (``key_field``), for events still in dicts.
 KEY_FIELDS: Final[dict[str, str]] = {cls.type: cls.key_field for cls in EVENT_CLASSES}
@@ -251,14 +266,15 @@ def _kind(hint: object) -> Kind:
 
 def _table(cls: type[BaseEvent], own: bool) -> tuple[dict[str, Kind], dict[str, Kind]]:
     """(required, optional) fields of ``cls`` in declaration order: its own (with the common
-    ones it makes optional, as ``user_id`` of an event not about a user), or the common."""
+    ones it makes optional or required, as ``user_id`` and ``campaign`` of an ad spend), or
+    the common."""
     hints = typing.get_type_hints(cls, include_extras=True)
     common = {f.name: f.required for f in fields(BaseEvent)}
     required: dict[str, Kind] = {}
     optional: dict[str, Kind] = {}
     for f in fields(cls):
-        relaxed = common.get(f.name, False) and not f.required
-        if (f.name in common and not relaxed) != own:
+        changed = f.name in common and common[f.name] != f.required
+        if (f.name in common and not changed) != own:
             table = required if f.required else optional
             table[f.name] = _kind(hints[f.name])
     return required, optional

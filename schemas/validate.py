@@ -112,9 +112,10 @@ def _compile(required: dict[str, Kind], optional: dict[str, Kind]) -> tuple[Chec
 _COMMON: Final = _compile(
     {k: v for k, v in COMMON_REQUIRED.items() if k != "type"}, COMMON_OPTIONAL
 )
-#: Per type, the common checks it keeps (a type may make a common field optional) and its own.
+#: Per type, the common checks it keeps (a type may make a common field optional or required)
+#: and its own.
 _BY_TYPE: Final[dict[str, tuple[Check, ...]]] = {
-    name: tuple(c for c in _COMMON if c[0].lstrip("?") not in opt) + _compile(req, opt)
+    name: tuple(c for c in _COMMON if c[0].lstrip("?") not in {*req, *opt}) + _compile(req, opt)
     for name, (req, opt) in EVENT_TYPES.items()
 }
 _TYPES_TEXT: Final = "one of " + "|".join(sorted(EVENT_TYPES))

@@ -20,6 +20,7 @@ from aiohttp import web
 from prometheus_client import generate_latest
 
 from shopstream import (
+    http_ads,
     http_anomalies,
     http_dashboard,
     http_event_stats,
@@ -55,7 +56,7 @@ log = logging.getLogger(__name__)
 #: Modules that add routes, each with ``setup(app, ctx)``.
 ROUTE_MODULES: tuple[ModuleType, ...] = (http_event_stats, http_funnel, http_flash_sale, http_live,
                                          http_ops, http_anomalies, http_pipeline, http_dashboard,
-                                         http_stock)
+                                         http_stock, http_ads)
 
 #: The API's contract (OpenAPI 3.1), served as it is in the repository.
 OPENAPI = (Path(__file__).parent / "openapi.json").read_bytes()

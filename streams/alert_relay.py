@@ -1,5 +1,6 @@
 """Ops alerts to people: every record of the ops-alerts topic (flash sale sold out / low
-stock, anomalies) POSTed to ``[ops_webhook]``, signed like pushes (``sinks.webhook``).
+stock, anomalies, campaign hours below the ROAS floor) POSTed to ``[ops_webhook]``, signed
+like pushes (``sinks.webhook``).
 
 At least once and in order: a record's offset is committed only after the receiver answered
 2xx (or refused it for good: a 4xx other than 408/429, logged and counted); a transient

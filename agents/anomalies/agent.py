@@ -25,14 +25,13 @@ from shopstream.agents.anomalies.rules import AnomalyConfig, Point, episodes, qu
 from shopstream.agents.base import NoHooks, PartitionBatch, Takes
 from shopstream.agents.funnel.query import read_buckets
 from shopstream.agents.funnel.rules import FunnelDef, parse_funnels
-from shopstream.agents.lateness import allowed_lateness
+from shopstream.agents.lateness import allowed_lateness, final_before
 from shopstream.agents.ops.query import minute_totals
 from shopstream.core.settings import Settings
 from shopstream.core.timeunits import MINUTE_MS
 from shopstream.kafka_io.errors import ProduceError
-from shopstream.kafka_io.producer import RecordProducer
 from shopstream.monitoring.metrics import Metrics
-from shopstream.sinks import keys
+from shopstream.sinks.alert_outbox import AlertOutbox
 from shopstream.sinks.anomalies import keys as ak
 from shopstream.sinks.anomalies.store import AnomalyStore
 from shopstream.sinks.funnel import keys as funnel_keys
@@ -64,7 +63,7 @@ class AnomalyJudge(NoHooks):
         self.lateness_ms = allowed_lateness(settings.sections)
         self.funnels: list[FunnelDef] = parse_funnels(settings.sections)[0]
         self.store = AnomalyStore(redis, settings.app_id)
-        self._producer: RecordProducer | None = None
+        self.outbox = AlertOutbox(redis, settings, ak.unsent_key(settings.app_id))
         self._last = 0
         if metrics is not None:
             # Every judged metric's counter exists from the start at 0, so the first episode
@@ -93,13 +92,7 @@ class AnomalyJudge(NoHooks):
 
     async def closed_through(self) -> int | None:
         """Event time before which every partition's minutes are final, or None."""
-        s = self.settings
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for p in range(s.partitions):
-                pipe.hmget(keys.fence(self.app_id, s.events_topic, p), "offset", "wm")
-            rows = await pipe.execute()
-        marks = [int(wm) for off, wm in rows if off is not None and int(off) >= 0 and wm]
-        return min(marks) - self.lateness_ms if marks else None
+        return await final_before(self.redis, self.settings, self.lateness_ms)
 
     async def _first_minute(self) -> int | None:
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -186,13 +179,4 @@ class AnomalyJudge(NoHooks):
 
     async def send_unsent(self) -> int:
         """Alerts committed but not yet acknowledged by Kafka, sent (again) by alert_id."""
-        unsent = await self.store.unsent()
-        if not unsent:
-            return 0
-        if self._producer is None:
-            self._producer = RecordProducer(self.settings)
-        for alert, doc in sorted(unsent.items()):
-            self._producer.produce(self.settings.alerts_topic, doc, key=alert)
-        await self._producer.flush_async()
-        await self.store.sent(list(unsent))
-        return len(unsent)
+        return await self.outbox.send()

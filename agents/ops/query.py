@@ -10,7 +10,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from shopstream.agents.ops.agent import MEASURES, derived, pulse_rows
-from shopstream.agents.read_caps import check_buckets, check_rows
+from shopstream.agents.read_caps import check_buckets, check_rows, minute_rows
 from shopstream.sinks.buckets import bucket_start
 from shopstream.sinks.ops import keys as ok
 from shopstream.sinks.redis_state import Redis
@@ -40,16 +40,8 @@ async def minute_totals(redis: Redis, app_id: str, partitions: int, from_ms: int
 
 async def _read(redis: Redis, app_id: str, partitions: int, from_ms: int,
                 to_ms: int) -> list[tuple[int, dict[bytes, bytes]]]:
-    async with redis.pipeline(transaction=False) as pipe:
-        for p in range(partitions):
-            pipe.zrangebyscore(ok.index_key(app_id, p), from_ms, f"({to_ms}")
-        minute_lists = await pipe.execute()
-    wanted = [(p, int(m)) for p, mins in enumerate(minute_lists) for m in mins]
-    async with redis.pipeline(transaction=False) as pipe:
-        for p, m in wanted:
-            pipe.hgetall(ok.minute_key(app_id, p, m))
-        raws = await pipe.execute()
-    return [(m, raw) for (_, m), raw in zip(wanted, raws, strict=True)]
+    return await minute_rows(redis, partitions, lambda p: ok.index_key(app_id, p),
+                             lambda p, m: ok.minute_key(app_id, p, m), from_ms, to_ms)
 
 
 async def read_summary(redis: Redis, app_id: str, partitions: int, from_ms: int, to_ms: int,

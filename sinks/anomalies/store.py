@@ -36,13 +36,6 @@ class AnomalyStore:
             args=["" if judged_before is None else str(judged_before), judged, first, body])
         return bool(int(done))
 
-    async def unsent(self) -> dict[bytes, bytes]:
-        return cast(dict[bytes, bytes], await self.redis.hgetall(ak.unsent_key(self.app_id)))
-
-    async def sent(self, alert_ids: list[bytes]) -> None:
-        if alert_ids:
-            await self.redis.hdel(ak.unsent_key(self.app_id), *alert_ids)
-
     async def read(self, from_ms: int, to_ms: int) -> dict[str, Any]:
         """The API answer: anomalies of minutes in [from_ms, to_ms), and how far judged."""
         rows = cast(list[bytes], await self.redis.zrangebyscore(

@@ -28,12 +28,22 @@ def payment(amount: object) -> dict[str, object]:
     return {**BASE, "type": "payment", "order_id": "o1", "amount": amount, "status": "success"}
 
 
+def ad_cost(cost: object) -> dict[str, object]:
+    """A campaign's spend: no user."""
+    return {"event_id": "e1", "ts": BASE["ts"], "type": "ad_cost", "campaign": "c1",
+            "channel": "ads", "cost": cost}
+
+
 @pytest.mark.parametrize("amount", EDGES)
 def test_money_is_bounded(amount):
     err = validate_event(payment(amount))
     assert (err is None) == (0 <= amount <= MAX_MONEY)
     if err is not None:
         assert err.field == "amount" and "10**12" in err.expected
+    err = validate_event(ad_cost(amount))
+    assert (err is None) == (0 <= amount <= MAX_MONEY)
+    if err is not None:
+        assert err.field == "cost" and "10**12" in err.expected
 
 
 @pytest.mark.parametrize("qty", EDGES)
@@ -88,7 +98,8 @@ numbers = st.one_of(st.sampled_from(EDGES), st.integers(),
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.tuples(numbers, numbers), min_size=1, max_size=20))
 def test_events_at_integer_edges_decode_or_dead_letter(pairs):
-    items = [{**payment(a), "event_id": f"e{i}", "extra": b} for i, (a, b) in enumerate(pairs)]
+    items = [{**(payment(a) if i % 2 else ad_cost(a)), "event_id": f"e{i}", "extra": b}
+             for i, (a, b) in enumerate(pairs)]
     raw = json.dumps(items).encode()
     _check(raw)
     _, events, _ = _decode(raw)

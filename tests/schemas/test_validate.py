@@ -23,6 +23,7 @@ GOOD = {
     "flash_sale_claim": {"sale_id": "f1", "sku": "s1", "qty": 1, "reservation_id": "r1"},
     "stock_update": {"sku": "s1", "qty": 0, "warehouse": "w1"},
     "order_return": {"order_id": "o1", "sku": "s1", "qty": 1, "reason": "damaged"},
+    "ad_cost": {"campaign": "c1", "channel": "ads", "cost": 5000, "keyword": "phone"},
 }
 
 
@@ -62,6 +63,15 @@ def test_every_type_has_a_valid_example():
          "string", "missing"),
         (event("order_return", qty=0), "qty", ">= 1", "0"),
         (event("order_return", reason="r" * 129), "reason", "128 bytes", "rrr"),
+        (event("ad_cost", cost=10**12 + 1), "cost", "fen >= 0", "1000000000001"),
+        (event("ad_cost", cost=-1), "cost", "fen >= 0", "-1"),
+        ({k: v for k, v in event("ad_cost").items() if k != "campaign"}, "campaign", "string",
+         "missing"),
+        ({k: v for k, v in event("ad_cost").items() if k != "channel"}, "channel", "search|ads",
+         "missing"),
+        (event("ad_cost", keyword="k" * 129), "keyword", "128 bytes", "kkk"),
+        (event("ad_cost", creative=""), "creative", "128 bytes", "''"),
+        (event("page_view", keyword=5), "keyword", "128 bytes", "5"),
     ],
 )
 def test_errors_name_field_expected_and_got(ev, field, expected_part, got):
@@ -83,3 +93,12 @@ def test_an_event_not_about_a_user_needs_no_user_id():
     stock = {k: v for k, v in event("stock_update").items() if k != "user_id"}
     assert validate_event(stock) is None
     assert validate_event({k: v for k, v in stock.items() if k != "sku"}).field == "sku"
+
+
+def test_ad_spend_needs_no_user_id_but_a_page_view_does():
+    """ad_cost is a campaign's spend: user_id is optional there, required everywhere else."""
+    spend = {k: v for k, v in event("ad_cost").items() if k != "user_id"}
+    assert validate_event(spend) is None
+    assert validate_event({**spend, "user_id": ""}).field == "user_id"
+    view = {k: v for k, v in event("page_view").items() if k != "user_id"}
+    assert validate_event(view).field == "user_id"

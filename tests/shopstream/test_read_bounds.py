@@ -29,7 +29,7 @@ pytestmark = pytest.mark.integration
 
 #: Every route that reads a time window.
 WINDOWED = ("/v1/stats", "/v1/ops/summary", "/v1/ops/anomalies", "/v1/funnels/purchase",
-            "/v1/live/rooms/room1")
+            "/v1/live/rooms/room1", "/v1/ads")
 HUGE = ("18446744073709551616", "-9223372036854775809", "9223372036854775808", "-1",
         str(MAX_TIME_MS + 1), "1e3", "12abc")
 

@@ -1,0 +1,1 @@
+"""Ad economics: spend, clicks, attribution and ROAS alerts per campaign (docs/ads.md)."""
