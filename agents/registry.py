@@ -18,6 +18,7 @@ from shopstream.agents.funnel.rules import parse_funnels
 from shopstream.agents.live.agent import LiveRooms
 from shopstream.agents.live_section import parse_config as parse_live
 from shopstream.agents.ops.agent import Pulse
+from shopstream.agents.traffic.agent import TrafficValue
 from shopstream.core.errors import ConfigError
 from shopstream.core.settings import Settings
 from shopstream.kafka_io.client_config import kafka_config
@@ -26,7 +27,8 @@ from shopstream.sinks.redis_state import Redis
 from shopstream.sinks.webhook import parse_webhook
 
 #: Every capability, in the order they see each batch.
-AGENT_NAMES = ("event_stats", "funnel", "flash_sale", "coupons", "live", "ops", "anomalies")
+AGENT_NAMES = ("event_stats", "funnel", "flash_sale", "coupons", "live", "ops", "anomalies",
+               "traffic")
 #: Earlier names still accepted in ``agents``, so existing settings keep working.
 ALIASES = {"inventory": "flash_sale"}
 
@@ -54,6 +56,7 @@ def build_agents(settings: Settings, redis: Redis,
         "ops": lambda: Pulse(settings, redis, metrics),
         "anomalies": lambda: AnomalyJudge(settings, parse_anomalies(settings.sections), redis,
                                           metrics),
+        "traffic": lambda: TrafficValue(settings, redis, metrics),
     }
     return [build[name]() for name in selected(settings)]
 

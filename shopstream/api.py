@@ -28,6 +28,7 @@ from shopstream import (
     http_live,
     http_ops,
     http_pipeline,
+    http_traffic,
 )
 from shopstream.core import codec
 from shopstream.core.settings import Settings
@@ -53,7 +54,8 @@ log = logging.getLogger(__name__)
 
 #: Modules that add routes, each with ``setup(app, ctx)``.
 ROUTE_MODULES: tuple[ModuleType, ...] = (http_event_stats, http_funnel, http_flash_sale, http_live,
-                                         http_ops, http_anomalies, http_pipeline, http_dashboard)
+                                         http_ops, http_anomalies, http_pipeline, http_dashboard,
+                                         http_traffic)
 
 #: The API's contract (OpenAPI 3.1), served as it is in the repository.
 OPENAPI = (Path(__file__).parent / "openapi.json").read_bytes()

@@ -1,0 +1,214 @@
+"""Traffic value, pure: what each event adds to the per-bucket rows (docs/traffic.md).
+
+Per user, in partition order (a user's events are all on one partition, in order):
+- a ``page_view`` is a page view, and makes the user a visitor (UV) of the minute, hour and
+  business day holding its time, overall, for its channel (``other`` when absent) and for its
+  campaign (none when absent), each counted once per bucket;
+- every event of ``TRAFFIC_TYPES`` belongs to a session of its (user, ``session_id`` or none):
+  it joins the key's current session when its time is less than ``SESSION_GAP_MS`` before the
+  session's first or after its last event, else it starts a new one, which becomes current. A
+  session counts in the buckets of its first (earliest) event, for the channel and campaign of
+  the event that started it; bounced when it has exactly one page view; dwell = last - first;
+- ``order_submit`` counts an order, a successful ``payment`` a paid order and its amount as paid
+  GMV, at their own time, for their own channel and campaign.
+
+State kept per user (``UserTraffic``) is what a later event can still change: sessions and
+visitor buckets an on-time event may still reach (``prune``).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Final
+from zoneinfo import ZoneInfo
+
+import orjson
+
+from shopstream.core.timeunits import DAY_MS, HOUR_MS, MINUTE_MS
+from shopstream.schemas.events import Event
+from shopstream.sinks.buckets import bucket_start
+
+#: Event types of a user's visit (everything a user does; not room-wide or merchant events).
+TRAFFIC_TYPES: Final = frozenset({
+    "page_view", "product_view", "cart_add", "cart_remove", "order_submit", "payment",
+    "order_cancel", "coupon_redeem", "flash_sale_claim", "live_join", "live_leave",
+    "live_comment", "live_like"})
+#: Inactivity that ends a session (the web analytics convention).
+SESSION_GAP_MS: Final = 30 * MINUTE_MS
+#: Bucket codes of the rows: minute, hour, business day.
+RESOLUTIONS: Final = ("m", "h", "d")
+#: Field prefixes of the rows and what the query calls them.
+MEASURES: Final = {"uv": "uv", "pv": "pv", "s": "sessions", "b": "bounces", "w": "dwell_ms",
+                   "o": "orders", "po": "paid_orders", "g": "paid_gmv"}
+OVERALL: Final = "*"
+
+#: (res, bucket start, "<measure>|<dim>") -> change.
+Rows = Counter[tuple[str, int, str]]
+
+
+def dims(channel: str | None, campaign: str | None) -> tuple[str, ...]:
+    """Where an event (or a session) counts: overall, its channel, its campaign if any."""
+    ch = f"c:{channel or 'other'}"
+    return (OVERALL, ch) if campaign is None else (OVERALL, ch, f"k:{campaign}")
+
+
+def bucket_end(res: str, start: int, zone: ZoneInfo) -> int:
+    """End (exclusive) of the bucket starting at ``start``; days may be 23 to 25 hours."""
+    if res == "m":
+        return start + MINUTE_MS
+    if res == "h":
+        return start + HOUR_MS
+    return bucket_start(start + DAY_MS + 12 * HOUR_MS, "d", zone)
+
+
+@dataclass(slots=True)
+class Session:
+    first: int
+    last: int
+    page_views: int
+    channel: str | None
+    campaign: str | None
+
+
+@dataclass(slots=True)
+class UserTraffic:
+    """One user's state: current session per session key, and the visitor buckets counted."""
+
+    sessions: dict[str, Session] = field(default_factory=dict)
+    #: (res, bucket start) -> dims other than overall counted there (the key: overall was).
+    seen: dict[tuple[str, int], set[str]] = field(default_factory=dict)
+
+
+def encode_user(user: UserTraffic) -> bytes:
+    """Compact JSON: sessions ``[key, first, last - first, pvs, channel, campaign]``, visitor
+    buckets ``[res, start / 60000, *dims]``."""
+    return orjson.dumps({
+        "s": [[k, s.first, s.last - s.first, s.page_views, s.channel, s.campaign]
+              for k, s in user.sessions.items()],
+        "v": [[res, start // MINUTE_MS, *sorted(ds)] for (res, start), ds in user.seen.items()],
+    })
+
+
+def decode_user(blob: bytes | None) -> UserTraffic:
+    if not blob:
+        return UserTraffic()
+    doc: dict[str, Any] = orjson.loads(blob)
+    return UserTraffic(
+        {k: Session(first, first + span, pvs, ch, camp)
+         for k, first, span, pvs, ch, camp in doc["s"]},
+        {(v[0], v[1] * MINUTE_MS): set(v[2:]) for v in doc["v"]})
+
+
+def prune(user: UserTraffic, horizon: int, zone: ZoneInfo) -> None:
+    """Drop what no event at or after ``horizon`` (the oldest time still on time) can reach."""
+    user.seen = {k: ds for k, ds in user.seen.items() if bucket_end(k[0], k[1], zone) > horizon}
+    user.sessions = {k: s for k, s in user.sessions.items()
+                     if s.last + SESSION_GAP_MS > horizon}
+
+
+class TrafficShard:
+    """One partition's batch: the users' state (loaded, pruned) and the row changes."""
+
+    def __init__(self, users: dict[str, UserTraffic], zone: ZoneInfo, horizon: int) -> None:
+        for user in users.values():
+            prune(user, horizon, zone)
+        self.users = users
+        self.zone = zone
+        self.rows: Rows = Counter()
+        #: (measure, channel) -> n, for the Prometheus counters (``pv``, ``s``).
+        self.metric: Counter[tuple[str, str]] = Counter()
+
+    def run(self, events: list[Event]) -> None:
+        for ev in events:
+            self.add(ev)
+
+    def _starts(self, ts: int) -> list[tuple[str, int]]:
+        return [(res, bucket_start(ts, res, self.zone)) for res in RESOLUTIONS]
+
+    def _count(self, starts: list[tuple[str, int]], ds: tuple[str, ...], measure: str,
+               n: int) -> None:
+        rows = self.rows
+        for res, start in starts:
+            for d in ds:
+                rows[(res, start, f"{measure}|{d}")] += n
+
+    def add(self, ev: Event) -> None:
+        user = self.users.setdefault(ev.user_id, UserTraffic())
+        is_pv = ev.type == "page_view"
+        if is_pv:
+            starts = self._starts(ev.ts)
+            ds = dims(ev.channel, ev.campaign)
+            self._count(starts, ds, "pv", 1)
+            self._visit(user, starts, ds)
+            self.metric[("pv", ev.channel or "other")] += 1
+        elif ev.type == "order_submit":
+            self._count(self._starts(ev.ts), dims(ev.channel, ev.campaign), "o", 1)
+        elif ev.type == "payment" and ev.status == "success":
+            starts = self._starts(ev.ts)
+            ds = dims(ev.channel, ev.campaign)
+            self._count(starts, ds, "po", 1)
+            self._count(starts, ds, "g", ev.amount)
+        self._session(user, ev, is_pv)
+
+    def _visit(self, user: UserTraffic, starts: list[tuple[str, int]],
+               ds: tuple[str, ...]) -> None:
+        rows = self.rows
+        for res, start in starts:
+            seen = user.seen.get((res, start))
+            if seen is None:
+                seen = user.seen[(res, start)] = set()
+                rows[(res, start, f"uv|{OVERALL}")] += 1
+            for d in ds[1:]:
+                if d not in seen:
+                    seen.add(d)
+                    rows[(res, start, f"uv|{d}")] += 1
+
+    def _session(self, user: UserTraffic, ev: Event, is_pv: bool) -> None:
+        key, ts = ev.session_id or "", ev.ts
+        s = user.sessions.get(key)
+        if s is None or not s.first - SESSION_GAP_MS < ts < s.last + SESSION_GAP_MS:
+            s = user.sessions[key] = Session(ts, ts, int(is_pv), ev.channel, ev.campaign)
+            self._session_rows(s, 1)
+            self.metric[("s", ev.channel or "other")] += 1
+            return
+        if ts < s.first:
+            self._session_rows(s, -1)
+            s.first = ts
+            s.page_views += is_pv
+            self._session_rows(s, 1)
+            return
+        ds = dims(s.channel, s.campaign)
+        starts = self._starts(s.first)
+        if ts > s.last:
+            self._count(starts, ds, "w", ts - s.last)
+            s.last = ts
+        if is_pv:
+            s.page_views += 1
+            if s.page_views == 1:
+                self._count(starts, ds, "b", 1)
+            elif s.page_views == 2:
+                self._count(starts, ds, "b", -1)
+
+    def _session_rows(self, s: Session, sign: int) -> None:
+        """Add (1) or take back (-1) what a session contributes to its first event's buckets."""
+        ds = dims(s.channel, s.campaign)
+        starts = self._starts(s.first)
+        self._count(starts, ds, "s", sign)
+        if s.page_views == 1:
+            self._count(starts, ds, "b", sign)
+        if s.last > s.first:
+            self._count(starts, ds, "w", sign * (s.last - s.first))
+
+
+def derived(row: dict[str, int]) -> dict[str, Any]:
+    """A row with its ratios (None when the denominator is 0): bounce rate, average dwell,
+    visit-to-order conversion (orders / UV), AOV (paid GMV / paid orders), UV value (paid
+    GMV / UV)."""
+    uv, s, po = row["uv"], row["sessions"], row["paid_orders"]
+    return {**row,
+            "bounce_rate": row["bounces"] / s if s else None,
+            "avg_dwell_ms": row["dwell_ms"] / s if s else None,
+            "conversion": row["orders"] / uv if uv else None,
+            "aov": row["paid_gmv"] / po if po else None,
+            "uv_value": row["paid_gmv"] / uv if uv else None}
