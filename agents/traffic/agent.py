@@ -67,7 +67,7 @@ class TrafficValue(NoHooks):
         shard.run(events)
         a, p, ops = self.app_id, batch.partition, batch.ops
         buckets: set[tuple[str, int]] = set()
-        for (res, start, fld), n in shard.rows.items():
+        for (res, start, fld), n in shard.changes().items():
             if n:
                 ops.hincrby(tk.row_key(a, p, res, start), fld, n)
                 buckets.add((res, start))

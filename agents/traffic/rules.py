@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
@@ -51,6 +52,12 @@ def dims(channel: str | None, campaign: str | None) -> tuple[str, ...]:
     """Where an event (or a session) counts: overall, its channel, its campaign if any."""
     ch = f"c:{channel or 'other'}"
     return (OVERALL, ch) if campaign is None else (OVERALL, ch, f"k:{campaign}")
+
+
+@lru_cache(maxsize=1 << 14)
+def fields(measure: str, channel: str | None, campaign: str | None) -> tuple[str, ...]:
+    """The row fields of a measure for an event's dims (cached: the hot path's strings)."""
+    return tuple(f"{measure}|{d}" for d in dims(channel, campaign))
 
 
 def bucket_end(res: str, start: int, zone: ZoneInfo) -> int:
@@ -115,7 +122,10 @@ class TrafficShard:
             prune(user, horizon, zone)
         self.users = users
         self.zone = zone
-        self.rows: Rows = Counter()
+        #: (minute, field) -> change of the additive measures, spread to hours and days by
+        #: ``changes``; visitors (not additive) per bucket of every resolution.
+        self.minutes: Counter[tuple[int, str]] = Counter()
+        self.visitors: Rows = Counter()
         #: (measure, channel) -> n, for the Prometheus counters (``pv``, ``s``).
         self.metric: Counter[tuple[str, str]] = Counter()
 
@@ -123,38 +133,40 @@ class TrafficShard:
         for ev in events:
             self.add(ev)
 
-    def _starts(self, ts: int) -> list[tuple[str, int]]:
-        return [(res, bucket_start(ts, res, self.zone)) for res in RESOLUTIONS]
+    def changes(self) -> Rows:
+        """Every row change of the batch, for each resolution."""
+        out = Counter(self.visitors)
+        zone = self.zone
+        for (minute, fld), n in self.minutes.items():
+            if n:
+                for res in RESOLUTIONS:
+                    out[(res, bucket_start(minute, res, zone), fld)] += n
+        return out
 
-    def _count(self, starts: list[tuple[str, int]], ds: tuple[str, ...], measure: str,
-               n: int) -> None:
-        rows = self.rows
-        for res, start in starts:
-            for d in ds:
-                rows[(res, start, f"{measure}|{d}")] += n
+    def _count(self, ts: int, flds: tuple[str, ...], n: int) -> None:
+        minute = ts - ts % MINUTE_MS
+        rows = self.minutes
+        for f in flds:
+            rows[(minute, f)] += n
 
     def add(self, ev: Event) -> None:
         user = self.users.setdefault(ev.user_id, UserTraffic())
         is_pv = ev.type == "page_view"
         if is_pv:
-            starts = self._starts(ev.ts)
-            ds = dims(ev.channel, ev.campaign)
-            self._count(starts, ds, "pv", 1)
-            self._visit(user, starts, ds)
+            self._count(ev.ts, fields("pv", ev.channel, ev.campaign), 1)
+            self._visit(user, ev.ts, dims(ev.channel, ev.campaign))
             self.metric[("pv", ev.channel or "other")] += 1
         elif ev.type == "order_submit":
-            self._count(self._starts(ev.ts), dims(ev.channel, ev.campaign), "o", 1)
+            self._count(ev.ts, fields("o", ev.channel, ev.campaign), 1)
         elif ev.type == "payment" and ev.status == "success":
-            starts = self._starts(ev.ts)
-            ds = dims(ev.channel, ev.campaign)
-            self._count(starts, ds, "po", 1)
-            self._count(starts, ds, "g", ev.amount)
+            self._count(ev.ts, fields("po", ev.channel, ev.campaign), 1)
+            self._count(ev.ts, fields("g", ev.channel, ev.campaign), ev.amount)
         self._session(user, ev, is_pv)
 
-    def _visit(self, user: UserTraffic, starts: list[tuple[str, int]],
-               ds: tuple[str, ...]) -> None:
-        rows = self.rows
-        for res, start in starts:
+    def _visit(self, user: UserTraffic, ts: int, ds: tuple[str, ...]) -> None:
+        rows = self.visitors
+        for res in RESOLUTIONS:
+            start = bucket_start(ts, res, self.zone)
             seen = user.seen.get((res, start))
             if seen is None:
                 seen = user.seen[(res, start)] = set()
@@ -178,27 +190,23 @@ class TrafficShard:
             s.page_views += is_pv
             self._session_rows(s, 1)
             return
-        ds = dims(s.channel, s.campaign)
-        starts = self._starts(s.first)
         if ts > s.last:
-            self._count(starts, ds, "w", ts - s.last)
+            self._count(s.first, fields("w", s.channel, s.campaign), ts - s.last)
             s.last = ts
         if is_pv:
             s.page_views += 1
-            if s.page_views == 1:
-                self._count(starts, ds, "b", 1)
-            elif s.page_views == 2:
-                self._count(starts, ds, "b", -1)
+            if s.page_views <= 2:
+                self._count(s.first, fields("b", s.channel, s.campaign),
+                            1 if s.page_views == 1 else -1)
 
     def _session_rows(self, s: Session, sign: int) -> None:
         """Add (1) or take back (-1) what a session contributes to its first event's buckets."""
-        ds = dims(s.channel, s.campaign)
-        starts = self._starts(s.first)
-        self._count(starts, ds, "s", sign)
+        ch, camp = s.channel, s.campaign
+        self._count(s.first, fields("s", ch, camp), sign)
         if s.page_views == 1:
-            self._count(starts, ds, "b", sign)
+            self._count(s.first, fields("b", ch, camp), sign)
         if s.last > s.first:
-            self._count(starts, ds, "w", sign * (s.last - s.first))
+            self._count(s.first, fields("w", ch, camp), sign * (s.last - s.first))
 
 
 def derived(row: dict[str, int]) -> dict[str, Any]:
