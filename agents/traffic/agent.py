@@ -65,6 +65,8 @@ class TrafficValue(NoHooks):
             return Counter()
         shard = TrafficShard(loaded, self.zone, batch.watermark_before - self.lateness_ms)
         shard.run(events)
+        # Kept is only what an event still on time after this batch can reach.
+        shard.prune(batch.watermark - self.lateness_ms)
         a, p, ops = self.app_id, batch.partition, batch.ops
         buckets: set[tuple[str, int]] = set()
         for (res, start, fld), n in shard.changes().items():

@@ -88,23 +88,34 @@ class UserTraffic:
 
 
 def encode_user(user: UserTraffic) -> bytes:
-    """Compact JSON: sessions ``[key, first, last - first, pvs, channel, campaign]``, visitor
-    buckets ``[res, start / 60000, *dims]``."""
-    return orjson.dumps({
-        "s": [[k, s.first, s.last - s.first, s.page_views, s.channel, s.campaign]
-              for k, s in user.sessions.items()],
-        "v": [[res, start // MINUTE_MS, *sorted(ds)] for (res, start), ds in user.seen.items()],
-    })
+    """Compact JSON ``[sessions, dims, visits]``: sessions flat, six values each (key, first,
+    last - first, page views, channel, campaign); the dims named in the visits; visits flat,
+    two values each: ``start / 60000 * 3 + resolution index`` and a bit mask of their dims."""
+    names = sorted({d for ds in user.seen.values() for d in ds})
+    bit = {d: 1 << i for i, d in enumerate(names)}
+    sessions: list[Any] = []
+    for k, ses in user.sessions.items():
+        sessions += (k, ses.first, ses.last - ses.first, ses.page_views, ses.channel,
+                     ses.campaign)
+    visits: list[int] = []
+    for (res, start), ds in user.seen.items():
+        visits += (start // MINUTE_MS * 3 + RESOLUTIONS.index(res), sum(bit[d] for d in ds))
+    return orjson.dumps([sessions, names, visits])
 
 
 def decode_user(blob: bytes | None) -> UserTraffic:
     if not blob:
         return UserTraffic()
-    doc: dict[str, Any] = orjson.loads(blob)
-    return UserTraffic(
-        {k: Session(first, first + span, pvs, ch, camp)
-         for k, first, span, pvs, ch, camp in doc["s"]},
-        {(v[0], v[1] * MINUTE_MS): set(v[2:]) for v in doc["v"]})
+    sessions, names, visits = orjson.loads(blob)
+    user = UserTraffic()
+    for i in range(0, len(sessions), 6):
+        k, first, span, pvs, ch, camp = sessions[i:i + 6]
+        user.sessions[k] = Session(first, first + span, pvs, ch, camp)
+    for i in range(0, len(visits), 2):
+        code, mask = visits[i], visits[i + 1]
+        user.seen[(RESOLUTIONS[code % 3], code // 3 * MINUTE_MS)] = {
+            d for j, d in enumerate(names) if mask >> j & 1}
+    return user
 
 
 def prune(user: UserTraffic, horizon: int, zone: ZoneInfo) -> None:
@@ -118,10 +129,9 @@ class TrafficShard:
     """One partition's batch: the users' state (loaded, pruned) and the row changes."""
 
     def __init__(self, users: dict[str, UserTraffic], zone: ZoneInfo, horizon: int) -> None:
-        for user in users.values():
-            prune(user, horizon, zone)
         self.users = users
         self.zone = zone
+        self.prune(horizon)
         #: (minute, field) -> change of the additive measures, spread to hours and days by
         #: ``changes``; visitors (not additive) per bucket of every resolution.
         self.minutes: Counter[tuple[int, str]] = Counter()
@@ -132,6 +142,11 @@ class TrafficShard:
     def run(self, events: list[Event]) -> None:
         for ev in events:
             self.add(ev)
+
+    def prune(self, horizon: int) -> None:
+        """Every user's state without what no event at or after ``horizon`` can reach."""
+        for user in self.users.values():
+            prune(user, horizon, self.zone)
 
     def changes(self) -> Rows:
         """Every row change of the batch, for each resolution."""
