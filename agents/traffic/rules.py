@@ -4,11 +4,12 @@ Per user, in partition order (a user's events are all on one partition, in order
 - a ``page_view`` is a page view, and makes the user a visitor (UV) of the minute, hour and
   business day holding its time, overall, for its channel (``other`` when absent) and for its
   campaign (none when absent), each counted once per bucket;
-- every event of ``TRAFFIC_TYPES`` belongs to a session of its (user, ``session_id`` or none):
-  it joins the key's current session when its time is less than ``SESSION_GAP_MS`` before the
-  session's first or after its last event, else it starts a new one, which becomes current. A
-  session counts in the buckets of its first (earliest) event, for the channel and campaign of
-  the event that started it; bounced when it has exactly one page view; dwell = last - first;
+- every event of ``TRAFFIC_TYPES`` belongs to a session of its user: it joins the user's
+  current session when it has the same ``session_id`` (or both none) and its time is less than
+  ``SESSION_GAP_MS`` before the session's first or after its last event, else it starts a new
+  one, which becomes the current one. A session counts in the buckets of its first (earliest)
+  event, for the channel and campaign of the event that started it; bounced when it has
+  exactly one page view; dwell = last - first;
 - ``order_submit`` counts an order, a successful ``payment`` a paid order and its amount as paid
   GMV, at their own time, for their own channel and campaign.
 
@@ -27,7 +28,7 @@ from zoneinfo import ZoneInfo
 import orjson
 
 from shopstream.core.timeunits import DAY_MS, HOUR_MS, MINUTE_MS
-from shopstream.schemas.events import Event
+from shopstream.schemas.events import CHANNELS, Event
 from shopstream.sinks.buckets import bucket_start
 
 #: Event types of a user's visit (everything a user does; not room-wide or merchant events).
@@ -43,6 +44,9 @@ RESOLUTIONS: Final = ("m", "h", "d")
 MEASURES: Final = {"uv": "uv", "pv": "pv", "s": "sessions", "b": "bounces", "w": "dwell_ms",
                    "o": "orders", "po": "paid_orders", "g": "paid_gmv"}
 OVERALL: Final = "*"
+#: Channel dims and their bits in the encoded visitor buckets.
+CHANNEL_DIMS: Final = [f"c:{ch}" for ch in CHANNELS]
+CHANNEL_BITS: Final = {d: 1 << i for i, d in enumerate(CHANNEL_DIMS)}
 
 #: (res, bucket start, "<measure>|<dim>") -> change.
 Rows = Counter[tuple[str, int, str]]
@@ -71,6 +75,8 @@ def bucket_end(res: str, start: int, zone: ZoneInfo) -> int:
 
 @dataclass(slots=True)
 class Session:
+    #: ``session_id``, or "" when the events have none.
+    key: str
     first: int
     last: int
     page_views: int
@@ -80,49 +86,50 @@ class Session:
 
 @dataclass(slots=True)
 class UserTraffic:
-    """One user's state: current session per session key, and the visitor buckets counted."""
+    """One user's state: the current session, and the visitor buckets counted."""
 
-    sessions: dict[str, Session] = field(default_factory=dict)
+    session: Session | None = None
     #: (res, bucket start) -> dims other than overall counted there (the key: overall was).
     seen: dict[tuple[str, int], set[str]] = field(default_factory=dict)
 
 
 def encode_user(user: UserTraffic) -> bytes:
-    """Compact JSON ``[sessions, dims, visits]``: sessions flat, six values each (key, first,
-    last - first, page views, channel, campaign); the dims named in the visits; visits flat,
-    two values each: ``start / 60000 * 3 + resolution index`` and a bit mask of their dims."""
-    names = sorted({d for ds in user.seen.values() for d in ds})
-    bit = {d: 1 << i for i, d in enumerate(names)}
-    sessions: list[Any] = []
-    for k, ses in user.sessions.items():
-        sessions += (k, ses.first, ses.last - ses.first, ses.page_views, ses.channel,
-                     ses.campaign)
+    """Compact JSON ``[session, campaigns, visits]``: the session as six values (key, first,
+    last - first, page views, channel, campaign) or none; the campaigns named in the visits;
+    visits flat, two values each: ``start / 60000 * 3 + resolution index`` and a bit mask of
+    their dims (bits 0-7: ``CHANNELS``, then the campaigns in their order)."""
+    names = sorted({d for ds in user.seen.values() for d in ds if d not in CHANNEL_BITS})
+    bit = {**CHANNEL_BITS, **{d: 1 << (len(CHANNELS) + i) for i, d in enumerate(names)}}
+    ses = user.session
+    session = [] if ses is None else [ses.key, ses.first, ses.last - ses.first, ses.page_views,
+                                      ses.channel, ses.campaign]
     visits: list[int] = []
     for (res, start), ds in user.seen.items():
         visits += (start // MINUTE_MS * 3 + RESOLUTIONS.index(res), sum(bit[d] for d in ds))
-    return orjson.dumps([sessions, names, visits])
+    return orjson.dumps([session, [d[2:] for d in names], visits])
 
 
 def decode_user(blob: bytes | None) -> UserTraffic:
     if not blob:
         return UserTraffic()
-    sessions, names, visits = orjson.loads(blob)
+    session, campaigns, visits = orjson.loads(blob)
+    names = [f"k:{c}" for c in campaigns]
     user = UserTraffic()
-    for i in range(0, len(sessions), 6):
-        k, first, span, pvs, ch, camp = sessions[i:i + 6]
-        user.sessions[k] = Session(first, first + span, pvs, ch, camp)
+    if session:
+        k, first, span, pvs, ch, camp = session
+        user.session = Session(k, first, first + span, pvs, ch, camp)
     for i in range(0, len(visits), 2):
         code, mask = visits[i], visits[i + 1]
         user.seen[(RESOLUTIONS[code % 3], code // 3 * MINUTE_MS)] = {
-            d for j, d in enumerate(names) if mask >> j & 1}
+            d for j, d in enumerate(CHANNEL_DIMS + names) if mask >> j & 1}
     return user
 
 
 def prune(user: UserTraffic, horizon: int, zone: ZoneInfo) -> None:
     """Drop what no event at or after ``horizon`` (the oldest time still on time) can reach."""
     user.seen = {k: ds for k, ds in user.seen.items() if bucket_end(k[0], k[1], zone) > horizon}
-    user.sessions = {k: s for k, s in user.sessions.items()
-                     if s.last + SESSION_GAP_MS > horizon}
+    if user.session is not None and user.session.last + SESSION_GAP_MS <= horizon:
+        user.session = None
 
 
 class TrafficShard:
@@ -193,9 +200,9 @@ class TrafficShard:
 
     def _session(self, user: UserTraffic, ev: Event, is_pv: bool) -> None:
         key, ts = ev.session_id or "", ev.ts
-        s = user.sessions.get(key)
-        if s is None or not s.first - SESSION_GAP_MS < ts < s.last + SESSION_GAP_MS:
-            s = user.sessions[key] = Session(ts, ts, int(is_pv), ev.channel, ev.campaign)
+        s = user.session
+        if s is None or s.key != key or not s.first - SESSION_GAP_MS < ts < s.last + SESSION_GAP_MS:
+            s = user.session = Session(key, ts, ts, int(is_pv), ev.channel, ev.campaign)
             self._session_rows(s, 1)
             self.metric[("s", ev.channel or "other")] += 1
             return

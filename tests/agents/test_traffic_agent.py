@@ -23,7 +23,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 COUNTS = ("uv", "pv", "sessions", "bounces", "dwell_ms", "orders", "paid_orders", "paid_gmv")
 #: Redis bytes per user of the agent's per-user state on this heavy log (20 events, several
 #: channels and campaigns per user; docs/traffic.md).
-USER_BYTES_CAP = 280
+USER_BYTES_CAP = 230
 
 
 def produce(settings: Settings, log: list[dict[str, Any]]) -> None:

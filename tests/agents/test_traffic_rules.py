@@ -80,6 +80,6 @@ def test_pruned_state_stays_small() -> None:
     later = TrafficShard({u: decode_user(encode_user(s)) for u, s in shard.users.items()}, ZONE,
                          end + HOUR_MS)
     for user in later.users.values():
-        assert user.sessions == {}
+        assert user.session is None
         assert all(res == "d" for res, _ in user.seen)
     assert decode_user(encode_user(UserTraffic())) == UserTraffic()

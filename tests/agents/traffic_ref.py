@@ -1,14 +1,14 @@
 """Plain-Python reference of traffic value (docs/traffic.md), and a log generator.
 
 Written from the definitions, not from agents/traffic: repeated event ids are left out; a
-user's events are read in log order. Sessions: per (user, session_id or none), an event joins
-the key's current session when its time is less than 30 minutes before the session's first or
-after its last event, else it starts a new current one. A session counts in the minute, hour and
-business day (Asia/Shanghai) of its earliest event, under overall, the channel (``other`` when
-absent) and the campaign (if any) of the event that started it; bounced with exactly one page
-view; dwell = latest - earliest. UV: distinct users with a page view in the bucket (and dim).
-PV: page views; orders: order_submit; paid orders and paid GMV: successful payments, each at
-its own time under its own channel and campaign.
+user's events are read in log order. Sessions: an event joins its user's current session when
+it has the same session_id (or both none) and its time is less than 30 minutes before the
+session's first or after its last event, else it starts a new current one. A session counts
+in the minute, hour and business day (Asia/Shanghai) of its earliest event, under overall, the
+channel (``other`` when absent) and the campaign (if any) of the event that started it;
+bounced with exactly one page view; dwell = latest - earliest. UV: distinct users with a page
+view in the bucket (and dim). PV: page views; orders: order_submit; paid orders and paid GMV:
+successful payments, each at its own time under its own channel and campaign.
 """
 
 from __future__ import annotations
@@ -61,18 +61,16 @@ def traffic_reference(log: list[dict[str, Any]]) -> dict[Key, dict[str, int]]:
     visitors: dict[Key, set[str]] = defaultdict(set)
     for user, events in per_user.items():
         sessions: list[list[dict[str, Any]]] = []
-        current: dict[str, list[dict[str, Any]]] = {}
         for ev in events:
-            key = ev.get("session_id") or ""
-            cur = current.get(key)
-            if cur is not None:
+            if sessions:
+                cur = sessions[-1]
                 lo = min(e["ts"] for e in cur)
                 hi = max(e["ts"] for e in cur)
-                if lo - GAP < ev["ts"] < hi + GAP:
+                if cur[0].get("session_id") == ev.get("session_id") and \
+                        lo - GAP < ev["ts"] < hi + GAP:
                     cur.append(ev)
                     continue
-            current[key] = [ev]
-            sessions.append(current[key])
+            sessions.append([ev])
         for evs in sessions:
             first = min(e["ts"] for e in evs)
             dwell = max(e["ts"] for e in evs) - first
