@@ -1,6 +1,7 @@
 """Traffic value through a real broker, real Redis and real worker processes, one SIGKILLed
-mid-stream: ``GET /v1/traffic`` equals the plain-Python reference (tests/agents/traffic_ref.py)
-bucket by bucket at every resolution, by channel and by campaign."""
+mid-stream and two workers finishing: ``GET /v1/traffic`` equals the plain-Python reference
+(tests/agents/traffic_ref.py) bucket by bucket at every resolution, by channel and by
+campaign."""
 
 from __future__ import annotations
 
@@ -67,7 +68,7 @@ async def check_api(settings: Settings, want: dict[tuple[str, int, str], dict[st
     return compared
 
 
-async def test_sigkill_mid_stream_then_restart_equals_reference(
+async def test_sigkill_mid_stream_then_two_workers_equal_reference(
     settings: Settings, start_worker: Callable[..., Proc]
 ) -> None:
     settings = dataclasses.replace(settings, batch_max_records=10)
@@ -81,10 +82,11 @@ async def test_sigkill_mid_stream_then_restart_equals_reference(
     first.kill()
     assert counts(settings)["processed"] < distinct
     produce(settings, log[half:])
-    second = start_worker(settings, SHOPSTREAM_AGENTS="traffic")
+    workers = [start_worker(settings, SHOPSTREAM_AGENTS="traffic") for _ in range(2)]
     wait_until(lambda: counts(settings).get("processed", 0) >= distinct, 90,
                "all events processed")
-    assert second.popen.poll() is None, second.log_text()[-2000:]
+    for w in workers:
+        assert w.popen.poll() is None, w.log_text()[-2000:]
     assert counts(settings)["processed"] == distinct
     want = traffic_reference(log)
     assert await check_api(settings, want) > 2_000

@@ -1,7 +1,10 @@
-"""``GET /v1/traffic`` refuses bad parameters with the same JSON 400s as the other time-series
-routes, and a window over the row cap with the cap; an empty window answers no bucket."""
+"""``GET /v1/traffic`` takes the read key and refuses bad parameters with the same JSON 400s as
+the other time-series routes, and a window over the row cap with the cap; an empty window
+answers no bucket."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -47,4 +50,16 @@ async def test_a_window_over_the_row_cap_is_refused(settings: Settings) -> None:
         body = await _json_400(client, "/v1/traffic", {"res": "hour"})
         assert (body["reason"], body["limit"], body["cap"]) == ("too_large", "rows", MAX_ROWS)
         resp = await client.get("/v1/traffic", params={"res": "minute"})
+        assert resp.status == 200, await resp.text()
+
+
+async def test_the_read_key_is_required(settings: Settings) -> None:
+    s = dataclasses.replace(settings, read_key="rd-" + "k" * 20, ingest_key="in-" + "k" * 20)
+    async with TestClient(TestServer(create_api(s))) as client:
+        for key in (None, s.ingest_key):
+            headers = {"Authorization": f"Bearer {key}"} if key else {}
+            resp = await client.get("/v1/traffic", headers=headers)
+            assert resp.status == 401, await resp.text()
+        resp = await client.get("/v1/traffic",
+                                headers={"Authorization": f"Bearer {s.read_key}"})
         assert resp.status == 200, await resp.text()
