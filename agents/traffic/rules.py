@@ -113,15 +113,19 @@ def decode_user(blob: bytes | None) -> UserTraffic:
     if not blob:
         return UserTraffic()
     session, campaigns, visits = orjson.loads(blob)
-    names = [f"k:{c}" for c in campaigns]
+    names = CHANNEL_DIMS + [f"k:{c}" for c in campaigns]
     user = UserTraffic()
     if session:
         k, first, span, pvs, ch, camp = session
         user.session = Session(k, first, first + span, pvs, ch, camp)
     for i in range(0, len(visits), 2):
         code, mask = visits[i], visits[i + 1]
-        user.seen[(RESOLUTIONS[code % 3], code // 3 * MINUTE_MS)] = {
-            d for j, d in enumerate(CHANNEL_DIMS + names) if mask >> j & 1}
+        ds = set()
+        while mask:
+            low = mask & -mask
+            ds.add(names[low.bit_length() - 1])
+            mask ^= low
+        user.seen[(RESOLUTIONS[code % 3], code // 3 * MINUTE_MS)] = ds
     return user
 
 
@@ -172,7 +176,9 @@ class TrafficShard:
             rows[(minute, f)] += n
 
     def add(self, ev: Event) -> None:
-        user = self.users.setdefault(ev.user_id, UserTraffic())
+        user = self.users.get(ev.user_id)
+        if user is None:
+            user = self.users[ev.user_id] = UserTraffic()
         is_pv = ev.type == "page_view"
         if is_pv:
             self._count(ev.ts, fields("pv", ev.channel, ev.campaign), 1)
@@ -186,6 +192,11 @@ class TrafficShard:
         self._session(user, ev, is_pv)
 
     def _visit(self, user: UserTraffic, ts: int, ds: tuple[str, ...]) -> None:
+        """Count the user once per bucket and dim; a minute that has them all is enough to
+        know: its hour and day were given the same dims with it, and outlive it."""
+        minute = user.seen.get(("m", ts - ts % MINUTE_MS))
+        if minute is not None and all(d in minute for d in ds[1:]):
+            return
         rows = self.visitors
         for res in RESOLUTIONS:
             start = bucket_start(ts, res, self.zone)
