@@ -16,8 +16,9 @@ from aiohttp.test_utils import TestClient, TestServer
 from shopstream.api import create_api
 from shopstream.core.settings import Settings
 from shopstream.kafka_io.envelope_producer import EnvelopeProducer
-from tests.agents.traffic_ref import MIN, generate, ratios, traffic_reference
-from tests.support import Proc, counts, wait_until
+from shopstream.kafka_io.partitioner import partition_for
+from tests.agents.traffic_ref import MIN, T0, generate, ratios, traffic_reference
+from tests.support import Proc, counts, process_topic, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 
@@ -98,3 +99,29 @@ async def test_sigkill_mid_stream_then_two_workers_equal_reference(
     r.close()
     print(f"traffic state: {per_user:.0f} bytes per user")
     assert per_user <= USER_BYTES_CAP, per_user
+
+
+async def test_late_events_are_left_out_and_counted(settings: Settings) -> None:
+    """An event older than the partition's watermark minus the lateness (5 minutes) counts
+    nowhere but in ``late_events``; one within it counts in its own minute."""
+    settings = dataclasses.replace(settings, agents="traffic")
+    a, b, c = [u for u in (f"x{i}" for i in range(100))
+               if partition_for(u, settings.partitions) == 0][:3]
+    t = T0 - T0 % MIN
+    produce(settings, [
+        {"event_id": "1", "type": "page_view", "ts": t, "user_id": a, "page": "/", "channel":
+         "search"},
+        {"event_id": "2", "type": "page_view", "ts": t + 10 * MIN, "user_id": a, "page": "/"},
+        {"event_id": "3", "type": "page_view", "ts": t + MIN, "user_id": b, "page": "/"},
+        {"event_id": "4", "type": "order_submit", "ts": t + 9 * MIN, "user_id": c,
+         "order_id": "o", "amount": 100, "items": [{"sku": "k", "qty": 1, "price": 100}]},
+    ])
+    await process_topic(settings, batch_records=1)
+    async with TestClient(TestServer(create_api(settings))) as client:
+        body = await (await client.get("/v1/traffic", params={"by": "channel"})).json()
+    assert body["late_events"] == 1
+    got = {b["start"] - t: (b["uv"], b["pv"], b["sessions"], b["bounces"], b["dwell_ms"],
+                            b["orders"], list(b["by"])) for b in body["buckets"]}
+    assert got == {0: (1, 1, 1, 0, 10 * MIN, 0, ["search"]),
+                   9 * MIN: (0, 0, 1, 0, 0, 1, ["other"]),
+                   10 * MIN: (1, 1, 0, 0, 0, 0, ["other"])}

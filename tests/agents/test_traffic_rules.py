@@ -69,6 +69,12 @@ def test_rules_equal_reference_on_100k_events() -> None:
                if (res, dim, m) == ("day", "*", "bounces")) > 1_000
 
 
+def test_batch_boundaries_change_nothing() -> None:
+    """A replay or a recovery cuts the log into other batches: the rows are the same."""
+    log = generate(n_events=20_000, n_users=800, seed=8, span_ms=2 * 60 * MIN)
+    assert run_rules(log, partitions=3, batch=37) == run_rules(log, partitions=3, batch=5_000)
+
+
 def test_pruned_state_stays_small() -> None:
     """After the horizon passes, a user's state holds no session or bucket it cannot reach."""
     log = generate(n_events=2_000, n_users=50, seed=9, span_ms=60 * MIN)
