@@ -13,8 +13,8 @@ Per user, in partition order (a user's events are all on one partition, in order
 - ``order_submit`` counts an order, a successful ``payment`` a paid order and its amount as paid
   GMV, at their own time, for their own channel and campaign.
 
-State kept per user (``UserTraffic``) is what a later event can still change: sessions and
-visitor buckets an on-time event may still reach (``prune``).
+State kept per user (``UserTraffic``) is what a later event can still change: the current
+session and the visitor buckets an on-time event may still reach (``prune``).
 """
 
 from __future__ import annotations
@@ -47,6 +47,9 @@ OVERALL: Final = "*"
 #: Channel dims and their bits in the encoded visitor buckets.
 CHANNEL_DIMS: Final = [f"c:{ch}" for ch in CHANNELS]
 CHANNEL_BITS: Final = {d: 1 << i for i, d in enumerate(CHANNEL_DIMS)}
+
+#: Masks from this on are encoded as strings.
+WIDE_MASK: Final = 1 << 63
 
 #: (res, bucket start, "<measure>|<dim>") -> change.
 Rows = Counter[tuple[str, int, str]]
@@ -97,15 +100,18 @@ def encode_user(user: UserTraffic) -> bytes:
     """Compact JSON ``[session, campaigns, visits]``: the session as six values (key, first,
     last - first, page views, channel, campaign) or none; the campaigns named in the visits;
     visits flat, two values each: ``start / 60000 * 3 + resolution index`` and a bit mask of
-    their dims (bits 0-7: ``CHANNELS``, then the campaigns in their order)."""
+    their dims (bits 0-7: ``CHANNELS``, then the campaigns in their order; as a decimal string
+    beyond 63 bits, which JSON integers here do not carry)."""
     names = sorted({d for ds in user.seen.values() for d in ds if d not in CHANNEL_BITS})
     bit = {**CHANNEL_BITS, **{d: 1 << (len(CHANNELS) + i) for i, d in enumerate(names)}}
     ses = user.session
     session = [] if ses is None else [ses.key, ses.first, ses.last - ses.first, ses.page_views,
                                       ses.channel, ses.campaign]
-    visits: list[int] = []
+    visits: list[int | str] = []
     for (res, start), ds in user.seen.items():
-        visits += (start // MINUTE_MS * 3 + RESOLUTIONS.index(res), sum(bit[d] for d in ds))
+        mask = sum(bit[d] for d in ds)
+        visits += (start // MINUTE_MS * 3 + RESOLUTIONS.index(res),
+                   mask if mask < WIDE_MASK else str(mask))
     return orjson.dumps([session, [d[2:] for d in names], visits])
 
 
@@ -119,7 +125,7 @@ def decode_user(blob: bytes | None) -> UserTraffic:
         k, first, span, pvs, ch, camp = session
         user.session = Session(k, first, first + span, pvs, ch, camp)
     for i in range(0, len(visits), 2):
-        code, mask = visits[i], visits[i + 1]
+        code, mask = visits[i], int(visits[i + 1])
         ds = set()
         while mask:
             low = mask & -mask

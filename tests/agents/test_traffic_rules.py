@@ -89,3 +89,10 @@ def test_pruned_state_stays_small() -> None:
         assert user.session is None
         assert all(res == "d" for res, _ in user.seen)
     assert decode_user(encode_user(UserTraffic())) == UserTraffic()
+
+
+def test_a_user_with_many_campaigns_round_trips() -> None:
+    """Campaign bits beyond 63 (a JSON integer's reach here) still encode."""
+    user = UserTraffic(seen={("d", 0): {"c:search", *(f"k:c{i}" for i in range(70))},
+                             ("m", 60_000): {"c:ads", "k:c3"}})
+    assert decode_user(encode_user(user)) == user
