@@ -22,6 +22,7 @@ from shopstream.agents.live_section import parse_config as parse_live
 from shopstream.agents.ops.agent import Pulse
 from shopstream.agents.stock.agent import StockHealth
 from shopstream.agents.stock.rules import parse_config as parse_stock
+from shopstream.agents.traffic.agent import TrafficValue
 from shopstream.core.errors import ConfigError
 from shopstream.core.settings import Settings
 from shopstream.kafka_io.client_config import kafka_config
@@ -31,7 +32,7 @@ from shopstream.sinks.webhook import parse_webhook
 
 #: Every capability, in the order they see each batch.
 AGENT_NAMES = ("event_stats", "funnel", "flash_sale", "coupons", "live", "ops", "anomalies",
-               "stock", "ads")
+               "stock", "ads", "traffic")
 #: Earlier names still accepted in ``agents``, so existing settings keep working.
 ALIASES = {"inventory": "flash_sale"}
 
@@ -61,6 +62,7 @@ def build_agents(settings: Settings, redis: Redis,
                                           metrics),
         "stock": lambda: StockHealth(settings, parse_stock(settings.sections), redis, metrics),
         "ads": lambda: AdsAgent(settings, parse_ads(settings.sections), redis, metrics),
+        "traffic": lambda: TrafficValue(settings, redis, metrics),
     }
     return [build[name]() for name in selected(settings)]
 

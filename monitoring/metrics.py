@@ -196,6 +196,12 @@ class Metrics:
                                 ["status", "channel"], registry=r)
         self.cancellations = Counter(f"{PREFIX}_order_cancellations_total",
                                      "Orders cancelled, by channel", ["channel"], registry=r)
+        # Traffic value (agents/traffic): channel from the closed list.
+        self.traffic_page_views = Counter(f"{PREFIX}_traffic_page_views_total",
+                                          "Page views, by channel", ["channel"], registry=r)
+        self.traffic_sessions = Counter(f"{PREFIX}_traffic_sessions_total",
+                                        "Sessions started, by the channel of their first event",
+                                        ["channel"], registry=r)
         self.anomalies = Counter(f"{PREFIX}_ops_anomalies_total",
                                  "Anomaly episodes raised, by metric (funnel steps as "
                                  "funnel:<name>:<step>)", ["metric"], registry=r)

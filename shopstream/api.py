@@ -30,6 +30,7 @@ from shopstream import (
     http_ops,
     http_pipeline,
     http_stock,
+    http_traffic,
 )
 from shopstream.core import codec
 from shopstream.core.settings import Settings
@@ -56,7 +57,7 @@ log = logging.getLogger(__name__)
 #: Modules that add routes, each with ``setup(app, ctx)``.
 ROUTE_MODULES: tuple[ModuleType, ...] = (http_event_stats, http_funnel, http_flash_sale, http_live,
                                          http_ops, http_anomalies, http_pipeline, http_dashboard,
-                                         http_stock, http_ads)
+                                         http_stock, http_ads, http_traffic)
 
 #: The API's contract (OpenAPI 3.1), served as it is in the repository.
 OPENAPI = (Path(__file__).parent / "openapi.json").read_bytes()
