@@ -207,6 +207,7 @@ def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
     from shopstream.simulate import Incident, run_simulation
+    from shopstream.simulate_money import MoneyPlan
 
     try:
         incidents = tuple(Incident.parse(text) for text in args.incident)
@@ -218,7 +219,8 @@ def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
     sent = run_simulation(settings, users=args.users, rate=args.rate, duration_s=args.duration,
-                          seed=args.seed, out=args.out, incidents=incidents, stop=stop)
+                          seed=args.seed, out=args.out, incidents=incidents, stop=stop,
+                          money=MoneyPlan() if args.money else None)
     if not args.out:
         done = "stopped after" if stop.is_set() else "sent"
         print(f"simulate: {done} {sent} events", file=sys.stderr, flush=True)
@@ -296,6 +298,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--duration", type=float, default=60.0, help="seconds of traffic")
     s.add_argument("--seed", type=int, default=1)
     s.add_argument("--out", help="write JSONL to this file instead of producing to Kafka")
+    s.add_argument("--money", action="store_true",
+                   help="with ad spend, stock counts and returns (one campaign's ROAS falls "
+                        "under 3 after an hour, a few SKUs run out, one is returned often)")
     s.add_argument("--incident", action="append", default=[], metavar="KIND@MINUTES[+LENGTH]",
                    help="inject trouble: payment-failures or orders-drop, from MINUTES after "
                         "the start for LENGTH minutes (default 10); repeatable")

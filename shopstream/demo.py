@@ -20,6 +20,7 @@ from shopstream.demo_flash_sale import FlashShoppers
 from shopstream.infra import embedded, free_port
 from shopstream.kafka_io.topics import ensure_topics
 from shopstream.simulate import Incident, run_simulation
+from shopstream.simulate_money import MoneyPlan
 from shopstream.sinks import keys
 
 
@@ -45,6 +46,9 @@ def _spawn(settings: Settings, *args: str) -> subprocess.Popen[bytes]:
 DEMO_INCIDENT_MIN = 15
 #: Simulated shoppers (the simulator's and the flash sales' user ids share this range).
 DEMO_USERS = 20_000
+#: The money view's alerts within the demo's first minutes: a campaign's ROAS falls under 3
+#: five minutes in, returns come back within minutes of the payment.
+DEMO_MONEY = MoneyPlan(roas_drop_min=5.0, return_after_min=(0.5, 3.0))
 #: The demo judges anomalies after 10 minutes of history (production default: 30 of 60).
 DEMO_ANOMALIES = {"window": 30, "min_history": 10}
 
@@ -111,7 +115,8 @@ def run_demo(settings: Settings, duration_s: float = 0.0, rate: float = 2_000.0)
             threading.Thread(target=run_simulation, daemon=True, kwargs={
                 "settings": s, "users": DEMO_USERS, "rate": rate,
                 "duration_s": duration_s or 86_400.0, "seed": 1, "stop": stop,
-                "incidents": (Incident("payment-failures", DEMO_INCIDENT_MIN),)}),
+                "incidents": (Incident("payment-failures", DEMO_INCIDENT_MIN),),
+                "money": DEMO_MONEY}),
             threading.Thread(target=FlashShoppers(s, s.api_host, api_port, DEMO_USERS, stop).run,
                              daemon=True),
         ]
