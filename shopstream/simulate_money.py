@@ -42,7 +42,7 @@ class MoneyPlan:
     short_skus: tuple[str, ...] = ("sku1", "sku2", "sku3")
     short_units: int = 20
     overstocked_sku: str = "sku4"
-    overstocked_units: int = 5_000_000
+    overstocked_units: int = 900_000
     #: Share of paid lines returned: the faulty SKU and every other one.
     faulty_sku: str = "sku5"
     faulty_return_rate: float = 0.20
