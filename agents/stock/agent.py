@@ -188,6 +188,7 @@ class StockHealth(NoHooks):
             by_state = Counter(d.get("state", "unknown") for d in docs.values())
             for st in STATES:
                 self.metrics.stock_skus.labels(st).set(by_state[st])
+            self.metrics.stock_judged_through.set(minutes[-1] + MINUTE_MS)
         return len(minutes)
 
     async def send_unsent(self) -> int:

@@ -171,6 +171,24 @@ def test_the_api_equals_the_reference(run: tuple[Settings, list[dict[str, Any]],
                if s.name.endswith("_total")) == spend
 
 
+def test_the_counters_give_each_campaigns_roas(
+        run: tuple[Settings, list[dict[str, Any]], Metrics]) -> None:
+    """The ROAS alert rule (monitoring/alerts.yml) sums spend and attributed paid GMV by
+    campaign over channels: those sums equal the reference's."""
+    settings, log, metrics = run
+    rows, _ = want_of(log, settings.partitions)
+    for counter, measure in ((metrics.ad_spend, "spend"), (metrics.ad_paid_gmv, "paid_gmv")):
+        got: dict[str, float] = defaultdict(float)
+        for sample in counter.collect()[0].samples:
+            if sample.name.endswith("_total"):
+                got[sample.labels["campaign"]] += sample.value
+        want: dict[str, int] = defaultdict(int)
+        for (_, _, campaign, _), m in rows.items():
+            want[campaign] += m[measure]
+        assert {c: v for c, v in got.items() if v} == {c: v for c, v in want.items() if v}
+        assert len(want) > 1, measure
+
+
 def test_roas_alerts_equal_the_reference_and_reach_the_alerts_topic(
         run: tuple[Settings, list[dict[str, Any]], Metrics]) -> None:
     settings, log, _ = run
