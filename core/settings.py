@@ -78,7 +78,7 @@ class Settings:
     #: Record bytes handed to the batch loop at once: bounds the events decoded together (and
     #: so memory) when records are large envelopes; 2 MiB is ~7,000 typical events.
     batch_max_bytes: AtLeastOne = 2_097_152
-    #: Longest wait to fill a batch; bounds added latency at low traffic.
+    #: Longest a record waits in the buffer for its batch to fill (streams/take.py).
     batch_within_s: Seconds = 0.05
     #: Event-time horizon within which a repeated event_id counts as a duplicate.
     dedup_horizon_ms: Annotated[int, Meta(ge=0, lt=2**31, extra={"note": "24.8 days"})] = 600_000

@@ -44,6 +44,10 @@ _RESULTS_LUA = (Path(__file__).parent / "push_results.lua").read_text()
 #: A relay holding a partition's lease longer than this is presumed dead (one pass makes
 #: one webhook attempt per due push, each bounded by the webhook timeout).
 LOCK_MS = 20_000
+#: Least time between the starts of two relay passes. Batches schedule their partitions after
+#: every batch (every few tens of ms at the live rate); a pass costs about five round trips per
+#: partition whatever it carries, so the pushes of the batches meanwhile go in the next pass.
+PASS_EVERY_S = 0.25
 #: Grace of a graceful stop: for this long relays go on and webhook retries falling due are
 #: made; then no request starts, and those in flight finish (each within the webhook timeout).
 CLOSE_WAIT_S = 5.0
@@ -81,7 +85,8 @@ class OutboxRelay:
 
     def schedule(self, partitions: Iterable[int]) -> None:
         """Relay these partitions soon, off the batch loop's path (one relay task at a time,
-        so the worker never contends with itself for a partition's lock); none once closing."""
+        so the worker never contends with itself for a partition's lock; passes at most every
+        PASS_EVERY_S); none once closing."""
         if self._closing:
             return
         self._pending.update(partitions)
@@ -96,7 +101,10 @@ class OutboxRelay:
         while self._pending:
             partitions = sorted(self._pending)
             self._pending.clear()
+            started = time.monotonic()
             await self.relay(partitions)
+            if not self._closing:
+                await asyncio.sleep(max(0.0, started + PASS_EVERY_S - time.monotonic()))
 
     async def relay(self, partitions: Iterable[int]) -> int:
         """Deliver what is due in these partitions' outboxes, partitions concurrently (a slow

@@ -33,6 +33,7 @@ from shopstream.streams.batch import BatchProcessor
 from shopstream.streams.errors import RedisUnavailable
 from shopstream.streams.records import Record, split_by_bytes
 from shopstream.streams.resilience import RedisHealth, guarded, until_applied
+from shopstream.streams.take import take_due
 
 log = logging.getLogger(__name__)
 
@@ -121,9 +122,7 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
 
     @app.agent(topic, concurrency=1)
     async def events(stream: Any) -> Any:
-        async for batch in stream.take_events(
-            settings.batch_max_records, within=settings.batch_within_s
-        ):
+        async for batch in take_due(stream, settings.batch_max_records, settings.batch_within_s):
             records = [
                 Record(ev.message.partition, ev.message.offset, ev.message.value,
                        record_ms(ev.message.timestamp)) for ev in batch

@@ -10,7 +10,6 @@ details only: bounded work whatever the number of rooms on air).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import NamedTuple, cast
 
@@ -58,6 +57,36 @@ class Loaded(NamedTuple):
     on_air: dict[str, int]
 
 
+class _Wants(NamedTuple):
+    """What a partition's events name, before anything is read."""
+
+    users: list[str]
+    #: Rooms a ``live_end`` of the batch closes.
+    ending: list[str]
+    #: Orders being paid.
+    orders: list[str]
+    #: Rooms the batch's events are about.
+    active: list[str]
+
+    @classmethod
+    def of(cls, b: PartitionBatch, feed: str) -> _Wants:
+        users: list[str] = []
+        ending: set[str] = set()
+        orders: list[str] = []
+        rooms: set[str] = set()
+        for ev in cast(list[UserEvent], b.feeds[feed].in_order()):
+            if isinstance(ev, RoomEvent):
+                rooms.add(ev.room_id)
+            if ev.type == "live_end":
+                ending.add(ev.room_id)
+            elif ev.type == "payment":
+                if ev.status == "success":
+                    orders.append(ev.order_id)
+            elif ev.type != "live_start":
+                users.append(ev.user_id)
+        return cls(users, sorted(ending), orders, sorted(rooms))
+
+
 class LiveRooms(NoHooks):
     name = "live"
     takes = Takes(RELEVANT, on_time=True, copies=ROOM_WIDE_TYPES, late_key=lk.late_key)
@@ -74,54 +103,51 @@ class LiveRooms(NoHooks):
         self.user_ttl_ms = cfg.attribution_ms + cfg.lateness_ms + cfg.idle_ms
 
     async def load(self, batches: list[PartitionBatch]) -> list[Loaded]:
-        return list(await asyncio.gather(*(self._load_one(b) for b in batches)))
-
-    async def _load_one(self, b: PartitionBatch) -> Loaded:
-        a, p, r = self.app_id, b.partition, self.redis
-        users: list[str] = []
-        ending: set[str] = set()
-        orders: list[str] = []
-        rooms: set[str] = set()
-        for ev in cast(list[UserEvent], b.feeds[self.name].in_order()):
-            if isinstance(ev, RoomEvent):
-                rooms.add(ev.room_id)
-            if ev.type == "live_end":
-                ending.add(ev.room_id)
-            elif ev.type == "payment":
-                if ev.status == "success":
-                    orders.append(ev.order_id)
-            elif ev.type != "live_start":
-                users.append(ev.user_id)
-        horizon = b.watermark - self.cfg.lateness_ms - self.cfg.idle_ms
+        """Two round trips whatever the partitions: one pipeline reads what the events name
+        (idle views, open views of ending rooms, on-air scores, rooms of paid orders), a
+        second the users those and the events touch (one MGET per partition: one hash tag)."""
+        a, r = self.app_id, self.redis
+        wants = [_Wants.of(b, self.name) for b in batches]
         async with r.pipeline(transaction=False) as pipe:
-            pipe.zrangebyscore(lk.idle_key(a, p), "-inf", f"({horizon}")
-            for room in sorted(ending):
-                pipe.hkeys(lk.open_key(a, p, room))
-            active = sorted(rooms)
-            if active:
-                pipe.zmscore(lk.onair_key(a, p), active)
-            idle, *open_rows = await pipe.execute()
-        on_air = ({room: int(score) for room, score in zip(active, open_rows.pop(), strict=True)
-                   if score is not None} if active else {})
-        order_rooms: list[bytes | None] = []
-        if orders:
-            order_rooms = cast(list[bytes | None],
-                               await r.mget([lk.order_key(a, p, o) for o in orders]))
-        candidates = [tuple(orjson.loads(m)) for m in idle]
-        room_open = {room: {u.decode() for u in row}
-                     for room, row in zip(sorted(ending), open_rows, strict=True)}
-        wanted = list(dict.fromkeys(
-            [*users, *(u for _, u in candidates),
-             *(u for members in room_open.values() for u in members)]))
-        blobs: list[bytes | None] = []
-        if wanted:
-            blobs = cast(list[bytes | None], await r.mget([lk.user_key(a, p, u) for u in wanted]))
-        return Loaded(
-            {u: decode_user(blob) for u, blob in zip(wanted, blobs, strict=True)},
-            room_open, candidates,
-            {o: room.decode() for o, room in zip(orders, order_rooms, strict=True)
-             if room is not None},
-            on_air)
+            for b, w in zip(batches, wants, strict=True):
+                p = b.partition
+                pipe.zrangebyscore(lk.idle_key(a, p), "-inf",
+                                   f"({b.watermark - self.cfg.lateness_ms - self.cfg.idle_ms}")
+                for room in w.ending:
+                    pipe.hkeys(lk.open_key(a, p, room))
+                if w.active:
+                    pipe.zmscore(lk.onair_key(a, p), w.active)
+                if w.orders:
+                    pipe.mget([lk.order_key(a, p, o) for o in w.orders])
+            rows = iter(await pipe.execute())
+        firsts = []
+        for w in wants:
+            idle = next(rows)
+            room_open = {room: {u.decode() for u in next(rows)} for room in w.ending}
+            scores = next(rows) if w.active else []
+            order_rooms = next(rows) if w.orders else []
+            candidates = [tuple(orjson.loads(m)) for m in idle]
+            wanted = list(dict.fromkeys(
+                [*w.users, *(u for _, u in candidates),
+                 *(u for members in room_open.values() for u in members)]))
+            firsts.append((room_open, candidates, wanted,
+                           {room: int(score) for room, score in zip(w.active, scores, strict=True)
+                            if score is not None},
+                           {o: room.decode() for o, room in zip(w.orders, order_rooms,
+                                                                 strict=True)
+                            if room is not None}))
+        async with r.pipeline(transaction=False) as pipe:
+            for b, (_, _, wanted, _, _) in zip(batches, firsts, strict=True):
+                if wanted:
+                    pipe.mget([lk.user_key(a, b.partition, u) for u in wanted])
+            blobs = iter(await pipe.execute())
+        out = []
+        for room_open, candidates, wanted, rooms_on_air, orders in firsts:
+            users = cast(list[bytes | None], next(blobs)) if wanted else []
+            out.append(Loaded({u: decode_user(blob) for u, blob in zip(wanted, users,
+                                                                       strict=True)},
+                              room_open, candidates, orders, rooms_on_air))
+        return out
 
     def apply(self, batch: PartitionBatch, loaded: Loaded) -> None:
         shard = LiveShard(self.cfg, loaded.users, loaded.room_open, loaded.orders)
