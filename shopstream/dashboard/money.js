@@ -30,7 +30,10 @@ export function channelValue(body) {
 }
 
 export function renderTraffic(body, stats) {
-  if (body === null) return setPanel("#p-traffic", "na", "not available: this API has no /v1/traffic");
+  if (body === null) {
+    $("#traffic").replaceChildren();
+    return setPanel("#p-traffic", "na", "not available: this API has no /v1/traffic");
+  }
   const rows = channelValue(body);
   table($("#traffic"), ["channel", "UV", "orders", "conversion", "paid GMV", "UV value"], rows.map((r) => ({
     attrs: { "data-channel": r.channel },
@@ -49,7 +52,10 @@ export function renderTraffic(body, stats) {
 // ---- ROAS by campaign ----
 
 export function renderAds(body, stats) {
-  if (body === null) return setPanel("#p-ads", "na", "not available: this API has no /v1/ads");
+  if (body === null) {
+    for (const id of ["#campaigns", "#ads-alerts"]) $(id).replaceChildren();
+    return setPanel("#p-ads", "na", "not available: this API has no /v1/ads");
+  }
   const floor = (body.alerts.find((a) => typeof a.floor === "number") || {}).floor ?? ROAS_FLOOR;
   const groups = body.groups.filter((g) => g.spend || g.paid_gmv);
   const scale = Math.max(floor * 1.5, ...groups.map((g) => g.roas || 0));
