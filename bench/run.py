@@ -50,6 +50,7 @@ from shopstream.kafka_io.partitioner import partition_for  # noqa: E402
 from shopstream.kafka_io.producer import make_producer  # noqa: E402
 from shopstream.kafka_io.topics import ensure_topics  # noqa: E402
 from shopstream.simulate import Simulator  # noqa: E402
+from shopstream.simulate_money import MoneyPlan  # noqa: E402
 from shopstream.sinks import keys  # noqa: E402
 from shopstream.sinks.coupons.keys import coupon_keys  # noqa: E402
 from shopstream.sinks.funnel.keys import user_key as funnel_user_key  # noqa: E402
@@ -297,6 +298,9 @@ def main() -> int:
     ap.add_argument("--funnels", type=int, default=1, help="funnels configured (1 = default)")
     ap.add_argument("--rooms", type=int, default=6, help="live rooms on air at once")
     ap.add_argument("--workers", type=int, default=1, help="workers sharing the partitions")
+    ap.add_argument("--money", action="store_true",
+                    help="the money view's traffic too (ad spend, stock counts, returns; "
+                         "simulate --money), for runs with its capabilities")
     ap.add_argument("--agents", default=None,
                     help="the worker's agents, comma-separated (default: the setting's default); "
                          "two runs with and without a capability give its cost")
@@ -321,9 +325,10 @@ def main() -> int:
         start_ms = int(time.time() * 1000) - n * 1000 // sim_rate
         users: set[str] = set()
         sim = Simulator(users=args.users, rate=sim_rate, seed=42, start_ms=start_ms,
-                        rooms=args.rooms)
+                        rooms=args.rooms, money=MoneyPlan() if args.money else None)
         for ev in sim.events(n):
-            users.add(ev["user_id"])
+            if "user_id" in ev:  # money traffic's spend and stock counts have none
+                users.add(ev["user_id"])
             prod.add(ev)
         prod.flush()
         produce_s = time.perf_counter() - t0
@@ -417,7 +422,7 @@ def main() -> int:
         **baselines,
         "partitions": args.partitions,
         "users": args.users, "funnels": args.funnels, "rooms": args.rooms,
-        "workers": args.workers, "agents": args.agents or s.agents,
+        "workers": args.workers, "agents": args.agents or s.agents, "money": args.money,
         "machine": f"{platform.machine()} {os.cpu_count()} cores, "
                    f"Python {platform.python_version()}",
     }

@@ -229,6 +229,10 @@ class Metrics:
                                     "stock_over, stock_return_rate)", ["type"], registry=r)
         self.stock_skus = Gauge(f"{PREFIX}_stock_skus", "SKUs by stock state as last judged "
                                 "(unknown, ok, low, out, over)", ["state"], registry=r)
+        # Workers take turns judging: this says how fresh a worker's stock_skus are.
+        self.stock_judged_through = Gauge(f"{PREFIX}_stock_judged_through_ms",
+                                          "Event time (epoch ms) through which this worker's "
+                                          "stock_skus were judged", registry=r)
         # Live rooms: the top rooms by viewers get their own label, the rest's viewers fold
         # into other.
         self.live_viewers = Gauge(f"{PREFIX}_live_room_viewers", "Viewers now, top rooms",

@@ -37,7 +37,7 @@ def _processed(settings: Settings) -> int:
 
 def _spawn(settings: Settings, *args: str) -> subprocess.Popen[bytes]:
     env = {**os.environ, "SHOPSTREAM_BROKER": str(settings.broker),
-           "SHOPSTREAM_REDIS_URL": str(settings.redis_url),
+           "SHOPSTREAM_REDIS_URL": str(settings.redis_url), "SHOPSTREAM_AGENTS": settings.agents,
            "SHOPSTREAM_STATE_DIR": settings.state_dir}
     return subprocess.Popen([sys.executable, "-m", "shopstream", *args], env=env)
 
@@ -49,6 +49,14 @@ DEMO_USERS = 20_000
 #: The money view's alerts within the demo's first minutes: a campaign's ROAS falls under 3
 #: five minutes in, returns come back within minutes of the payment.
 DEMO_MONEY = MoneyPlan(roas_drop_min=5.0, return_after_min=(0.5, 3.0))
+#: The money view's capabilities, opt-in elsewhere (their cost: docs/performance.md), on here.
+MONEY_AGENTS = ("traffic", "ads", "stock")
+
+
+def with_money(agents: str) -> str:
+    """``agents`` with the money view's capabilities added (each once)."""
+    names = [a.strip() for a in agents.split(",") if a.strip()]
+    return ",".join(names + [a for a in MONEY_AGENTS if a not in names])
 #: The demo judges anomalies after 10 minutes of history (production default: 30 of 60).
 DEMO_ANOMALIES = {"window": 30, "min_history": 10}
 
@@ -103,7 +111,8 @@ def run_demo(settings: Settings, duration_s: float = 0.0, rate: float = 2_000.0)
     with embedded(settings.state_dir) as infra:
         sections = dict(settings.sections)
         sections.setdefault("anomalies", DEMO_ANOMALIES)
-        s = replace(settings, broker=infra.broker, redis_url=infra.redis_url, sections=sections)
+        s = replace(settings, broker=infra.broker, redis_url=infra.redis_url, sections=sections,
+                    agents=with_money(settings.agents))
         ensure_topics(s)
         api_port = s.api_port if s.api_port else free_port()
         children = [

@@ -1,12 +1,16 @@
-"""The ROAS judge: hour by hour of event time, once every partition is past the hour.
+"""The ROAS judge: minute by minute of event time, over a trailing hour, once every partition is
+past the minute.
 
-An hour is judged once every partition that has applied anything has a watermark beyond the
-hour's end plus the allowed lateness: no accepted event can change its rows any more, so a
+A minute is judged once every partition that has applied anything has a watermark beyond the
+minute's end plus the allowed lateness: no accepted event can change its rows any more, so a
 replay of the same log judges the same numbers and raises the same alerts with the same ids
-(``rules.roas_alerts``: at most one per campaign and hour). Hours without any ads row are
-jumped over. One worker judges at a time (a lease); each step commits the hours judged and
-their alerts in one Lua call, then the alerts go to the ops-alerts topic (relayed to the ops
-webhook like the others), leaving the outbox only once Kafka acknowledged them.
+(``rules.Trailing``: one alert per campaign and episode below the floor). The state it judges
+on (each judged minute's per-campaign sums in the trailing hour, the campaigns below) lives
+in its store, so a minute costs reading that minute's rows, never the hour's. Minutes where no
+trailing sum changes are jumped over. One worker judges at a time (a lease); each step commits
+the minutes judged, the state and their alerts in one Lua call, then the alerts go to the
+ops-alerts topic (relayed to the ops webhook like the others), leaving the outbox only once
+Kafka acknowledged them.
 """
 
 from __future__ import annotations
@@ -16,11 +20,11 @@ from typing import Final
 
 from redis.exceptions import RedisError
 
-from shopstream.agents.ads.query import campaign_hours
-from shopstream.agents.ads.rules import AdsConfig, roas_alerts
+from shopstream.agents.ads.query import campaign_minutes
+from shopstream.agents.ads.rules import AdsConfig, Trailing, roas_alerts
 from shopstream.agents.lateness import final_before
 from shopstream.core.settings import Settings
-from shopstream.core.timeunits import HOUR_MS
+from shopstream.core.timeunits import MINUTE_MS
 from shopstream.kafka_io.errors import ProduceError
 from shopstream.monitoring.metrics import Metrics
 from shopstream.sinks.ads import keys as ak
@@ -31,9 +35,9 @@ from shopstream.sinks.redis_state import Redis
 
 log = logging.getLogger(__name__)
 
-#: How often the judge looks, the most hours it judges in one step, and its lease.
+#: How often the judge looks, the most minutes with data it judges in one step, and its lease.
 EVERY_MS: Final = 2_000
-MAX_HOURS_PER_STEP: Final = 24
+MAX_MINUTES_PER_STEP: Final = 24 * 60
 LEASE_MS: Final = 30_000
 
 
@@ -61,43 +65,53 @@ class RoasJudge:
                         pass
             await self.send_unsent()
         except (RedisError, ProduceError) as exc:
-            # Judged hours are committed or not at all; the next tick goes on from there.
+            # Judged minutes are committed or not at all; the next tick goes on from there.
             log.warning("ROAS judge: %s; trying again", exc)
 
-    async def final_hour(self) -> int | None:
-        """Start of the last hour no accepted event can change any more, or None."""
+    async def final_minute(self) -> int | None:
+        """Start of the last minute no accepted event can change any more, or None."""
         closed = await final_before(self.redis, self.settings, self.lateness_ms)
-        return None if closed is None else (closed - HOUR_MS) // HOUR_MS * HOUR_MS
+        return None if closed is None else (closed - MINUTE_MS) // MINUTE_MS * MINUTE_MS
 
-    async def _next_data(self, from_ms: int) -> int | None:
-        """The first minute at or after ``from_ms`` with an ads row, on any partition."""
+    async def _data_through(self, after: int | None, final: int) -> int | None:
+        """The last minute this step judges: ``final``, or the MAX_MINUTES_PER_STEP-th minute
+        with an ads row (any partition) after ``after``; None when none is before ``final``
+        and nothing was judged yet."""
+        low = 0 if after is None else after + 1
         async with self.redis.pipeline(transaction=False) as pipe:
             for p in range(self.settings.partitions):
-                pipe.zrangebyscore(ak.index_key(self.app_id, p), from_ms, "+inf", start=0, num=1)
+                pipe.zrangebyscore(ak.index_key(self.app_id, p), low, final, start=0,
+                                   num=MAX_MINUTES_PER_STEP)
             rows = await pipe.execute()
-        found = [int(row[0]) for row in rows if row]
-        return min(found) if found else None
+        found = sorted({int(m) for row in rows for m in row})
+        if not found and after is None:
+            return None
+        return found[MAX_MINUTES_PER_STEP - 1] if len(found) >= MAX_MINUTES_PER_STEP else final
 
     async def step(self) -> bool:
-        """Judge the next hours that are final (up to MAX_HOURS_PER_STEP); True when it moved
-        on and there may be more."""
+        """Judge the next minutes that are final (up to MAX_MINUTES_PER_STEP with data); True
+        when it moved on and there may be more."""
         judged = await self.store.judged()
-        final = await self.final_hour()
-        if final is None:
+        final = await self.final_minute()
+        if final is None or (judged is not None and final <= judged):
             return False
-        start = 0 if judged is None else judged + HOUR_MS
-        first = await self._next_data(start)
-        if first is None or first - first % HOUR_MS > final:
+        through = await self._data_through(judged, final)
+        if through is None:
             return False
-        first -= first % HOUR_MS
-        last = min(final, first + (MAX_HOURS_PER_STEP - 1) * HOUR_MS)
-        hours = await campaign_hours(self.redis, self.app_id, self.settings.partitions,
-                                     first, last + HOUR_MS)
-        docs = roas_alerts(hours, self.cfg)
-        if not await self.store.commit(judged, last, docs):
+        loaded, window, below = await self.store.load()
+        if loaded != judged:
+            return False
+        start = 0 if judged is None else judged + MINUTE_MS
+        minutes = await campaign_minutes(self.redis, self.app_id, self.settings.partitions,
+                                         start, through + MINUTE_MS)
+        state = Trailing.of(window, below)
+        docs = roas_alerts(state, minutes, judged, through, self.cfg)
+        if not await self.store.commit(judged, through, set(window), state.window,
+                                       state.below, docs):
             return False
         for d in docs:
-            log.warning("ROAS below floor", extra={k: d[k] for k in ("campaign", "hour", "roas")})
+            log.warning("ROAS below floor",
+                        extra={k: d[k] for k in ("campaign", "minute", "roas")})
             if self.metrics is not None:
                 self.metrics.ad_alerts.labels(self.metrics.campaign_label(d["campaign"])).inc()
         return True

@@ -6,9 +6,9 @@ from __future__ import annotations
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
-from shopstream.agents.ads.rules import MEASURES, Row, derived, parse_field
+from shopstream.agents.ads.rules import MEASURES, Row, Sums, derived, parse_field
 from shopstream.agents.read_caps import check_buckets, check_rows, minute_rows
-from shopstream.core.timeunits import HOUR_MS
+from shopstream.core.timeunits import MINUTE_MS
 from shopstream.sinks.ads import keys as ak
 from shopstream.sinks.ads.store import AlertStore
 from shopstream.sinks.buckets import bucket_start
@@ -37,16 +37,15 @@ async def _minutes(redis: Redis, app_id: str, partitions: int, from_ms: int,
     return out
 
 
-async def campaign_hours(redis: Redis, app_id: str, partitions: int, from_ms: int,
-                         to_ms: int) -> dict[int, dict[str, tuple[int, int]]]:
-    """{hour: {campaign: (spend, paid GMV)}} over channels and keywords (the ROAS judge)."""
+async def campaign_minutes(redis: Redis, app_id: str, partitions: int, from_ms: int,
+                           to_ms: int) -> dict[int, Sums]:
+    """{minute: {campaign: (spend, paid GMV)}} over channels and keywords (the ROAS judge)."""
     acc: dict[int, dict[str, list[int]]] = {}
     for minute, cells in await _minutes(redis, app_id, partitions, from_ms, to_ms):
-        hour = minute - minute % HOUR_MS
         for measure, (_, campaign, _), n in cells:
             if measure in ("s", "g"):
-                acc.setdefault(hour, {}).setdefault(campaign, [0, 0])[measure == "g"] += n
-    return {h: {c: (v[0], v[1]) for c, v in by.items()} for h, by in acc.items()}
+                acc.setdefault(minute, {}).setdefault(campaign, [0, 0])[measure == "g"] += n
+    return {m: {c: (v[0], v[1]) for c, v in by.items()} for m, by in acc.items()}
 
 
 def _key(row: Row, by: str) -> tuple[str, ...]:
@@ -74,7 +73,7 @@ async def read_ads(redis: Redis, app_id: str, partitions: int, from_ms: int, to_
                    res: str, by: str, zone: ZoneInfo) -> dict[str, Any]:
     """The API answer: per bucket and group (``by``), spend, clicks, attributed orders and
     paid GMV with ROI, ROAS, CPC and CAC; the window's totals and groups; ROAS alerts of the
-    window's hours; late events. ReadTooLarge over the row or bucket cap."""
+    window's minutes; late events. ReadTooLarge over the row or bucket cap."""
     await check_rows(redis, [ak.index_key(app_id, p) for p in range(partitions)], from_ms, to_ms)
     total = _zero()
     window: dict[tuple[str, ...], dict[str, int]] = {}
@@ -99,6 +98,6 @@ async def read_ads(redis: Redis, app_id: str, partitions: int, from_ms: int, to_
         "groups": _groups(window, by),
         "buckets": [{"start": s, **derived(buckets[s][0]), "groups": _groups(buckets[s][1], by)}
                     for s in sorted(buckets)],
-        "alerts": alerts, "judged_through": None if judged is None else judged + HOUR_MS,
+        "alerts": alerts, "judged_through": None if judged is None else judged + MINUTE_MS,
         "late_events": late,
     }

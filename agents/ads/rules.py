@@ -1,5 +1,5 @@
 """Ad economics, pure: spend, clicks, attributed orders and paid GMV per minute and
-(channel, campaign, keyword); the attribution rule; the hourly ROAS alert rule.
+(channel, campaign, keyword); the attribution rule; the ROAS alert rule over a trailing hour.
 
 Definitions (docs/ads.md; tests/agents/ads_ref.py restates them independently), over a
 partition's on-time events in partition order:
@@ -21,6 +21,10 @@ partition's on-time events in partition order:
   of the row when the payment is attributed.
 - ROI = (paid GMV - spend) / spend, ROAS = paid GMV / spend, CPC = spend / clicks,
   CAC = spend / new buyers; None when the denominator is 0.
+- ROAS alert: at each final minute m, a campaign's trailing hour is its spend and paid GMV of
+  minutes m-59..m (over channels and keywords); it is below when that spend is above
+  ``min_spend_fen`` and GMV / spend is below ``roas_floor``. An alert when it goes below (it
+  was not at the minute before); none while it stays; re-armed once it is not below.
 """
 
 from __future__ import annotations
@@ -56,7 +60,7 @@ class AdsConfig(msgspec.Struct, frozen=True):
     #: A buyer is new when they paid nothing for this long before, event time.
     new_buyer_window_ms: Annotated[int, msgspec.Meta(ge=MINUTE_MS, le=90 * DAY_MS)] = (
         30 * DAY_MS)
-    #: An hour of a campaign alerts when its ROAS is below this ...
+    #: A campaign alerts when its ROAS over the trailing hour falls below this ...
     roas_floor: Annotated[float, msgspec.Meta(gt=0.0, le=1000.0)] = 3.0
     #: ... while its spend in that hour (fen) is above this: 500 yuan.
     min_spend_fen: Annotated[int, msgspec.Meta(ge=0, le=MAX_MONEY)] = 50_000
@@ -200,22 +204,82 @@ def derived(m: Mapping[str, int]) -> dict[str, Any]:
             "cac": spend / m["new_buyers"] if m["new_buyers"] else None}
 
 
-def alert_id(campaign: str, hour: int) -> str:
-    """Stable across replays and workers: one alert per campaign and hour."""
-    return hashlib.sha256(f"ads_roas|{campaign}|{hour}".encode()).hexdigest()[:24]
+#: The ROAS judge's trailing window: the minute judged and the 59 before it.
+TRAILING_MS: Final = 60 * MINUTE_MS
+#: A campaign's (spend, paid GMV) in one minute, over its channels and keywords.
+Sums = dict[str, tuple[int, int]]
 
 
-def roas_alerts(hours: Mapping[int, Mapping[str, tuple[int, int]]],
-                cfg: AdsConfig) -> list[dict[str, Any]]:
-    """The alert documents of ``{hour: {campaign: (spend, paid GMV)}}``: an hour whose spend
-    is above ``min_spend_fen`` and whose ROAS is below ``roas_floor``."""
-    docs = []
-    for hour in sorted(hours):
-        for campaign, (spend, gmv) in sorted(hours[hour].items()):
-            if spend > cfg.min_spend_fen and gmv / spend < cfg.roas_floor:
+def alert_id(campaign: str, minute: int) -> str:
+    """Stable across replays and workers: one alert per campaign and episode, named by the
+    episode's first minute."""
+    return hashlib.sha256(f"ads_roas|{campaign}|{minute}".encode()).hexdigest()[:24]
+
+
+@dataclass(slots=True)
+class Trailing:
+    """The ROAS judge's state: each campaign's sums of the judged minutes with data in the
+    trailing hour, their running totals, and the campaigns below the floor (since which
+    minute: the episode's first)."""
+
+    window: dict[int, Sums] = field(default_factory=dict)
+    below: dict[str, int] = field(default_factory=dict)
+    totals: dict[str, list[int]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, window: Mapping[int, Sums], below: Mapping[str, int]) -> Trailing:
+        state = cls(dict(window), dict(below))
+        for sums in window.values():
+            state._add(sums, 1)
+        return state
+
+    def _add(self, sums: Sums, sign: int) -> None:
+        for campaign, (spend, gmv) in sums.items():
+            acc = self.totals.setdefault(campaign, [0, 0])
+            acc[0] += sign * spend
+            acc[1] += sign * gmv
+            if acc == [0, 0]:
+                del self.totals[campaign]
+
+    def judge(self, minute: int, sums: Sums, cfg: AdsConfig) -> list[dict[str, Any]]:
+        """Minute ``minute`` (its own ``sums`` added, the minute an hour before left out) judged:
+        the alerts of the campaigns that go below the floor at it."""
+        for old in [m for m in self.window if m <= minute - TRAILING_MS]:
+            self._add(self.window.pop(old), -1)
+        if sums:
+            self.window[minute] = dict(sums)
+            self._add(sums, 1)
+        docs = []
+        for campaign in sorted(set(self.totals) | set(self.below)):
+            spend, gmv = self.totals.get(campaign, [0, 0])
+            if not (spend > cfg.min_spend_fen and gmv / spend < cfg.roas_floor):
+                self.below.pop(campaign, None)
+            elif campaign not in self.below:
+                self.below[campaign] = minute
                 docs.append({
-                    "type": "ads_roas_low", "alert_id": alert_id(campaign, hour),
-                    "campaign": campaign, "hour": hour, "spend": spend, "paid_gmv": gmv,
+                    "type": "ads_roas_low", "alert_id": alert_id(campaign, minute),
+                    "campaign": campaign, "minute": minute, "spend": spend, "paid_gmv": gmv,
                     "roas": gmv / spend, "floor": cfg.roas_floor,
                     "min_spend_fen": cfg.min_spend_fen, "severity": "warning"})
+        return docs
+
+
+def to_judge(state: Trailing, data: Iterable[int], after: int | None,
+             through: int) -> list[int]:
+    """The minutes in (after, through] where a trailing hour can change: those with data
+    (``data``) and those an hour's length past one (its sums leave the window). Between them
+    every sum, so every verdict, stays as it was: judging only these is judging every minute."""
+    data = list(data)
+    leaving = (m + TRAILING_MS for m in [*state.window, *data])
+    low = -1 if after is None else after
+    return sorted({m for m in (*data, *leaving) if low < m <= through})
+
+
+def roas_alerts(state: Trailing, minutes: Mapping[int, Sums], after: int | None,
+                through: int, cfg: AdsConfig) -> list[dict[str, Any]]:
+    """Every minute in (after, through] judged on ``state`` (``minutes``: the sums of each
+    minute with data in it, none missing): the alerts raised, oldest first."""
+    docs = []
+    for minute in to_judge(state, minutes, after, through):
+        docs += state.judge(minute, minutes.get(minute, {}), cfg)
     return docs

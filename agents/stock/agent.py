@@ -25,14 +25,13 @@ import orjson
 from redis.exceptions import RedisError
 
 from shopstream.agents.base import NoHooks, PartitionBatch, Takes
-from shopstream.agents.lateness import allowed_lateness
+from shopstream.agents.lateness import allowed_lateness, final_before
 from shopstream.agents.stock.rules import STATES, Activity, StockConfig, judge_minute, read_row
 from shopstream.core.settings import Settings
 from shopstream.core.timeunits import HOUR_MS, MINUTE_MS
 from shopstream.kafka_io.errors import ProduceError
-from shopstream.kafka_io.producer import RecordProducer
 from shopstream.monitoring.metrics import Metrics
-from shopstream.sinks import keys
+from shopstream.sinks.alert_outbox import AlertOutbox
 from shopstream.sinks.buckets import MINUTE_RETENTION_MS, bucket_start
 from shopstream.sinks.locks import lease
 from shopstream.sinks.redis_state import Redis, get_many
@@ -67,7 +66,7 @@ class StockHealth(NoHooks):
         self.metrics = metrics
         self.lateness_ms = allowed_lateness(settings.sections)
         self.store = StockStore(redis, settings.app_id, settings.partitions)
-        self._producer: RecordProducer | None = None
+        self.outbox = AlertOutbox(redis, settings, sk.unsent_key(settings.app_id))
         self._last = 0
 
     async def load(self, batches: list[PartitionBatch]) -> list[Orders]:
@@ -147,13 +146,7 @@ class StockHealth(NoHooks):
 
     async def closed_through(self) -> int | None:
         """Event time before which every partition's minutes are final, or None."""
-        s = self.settings
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for p in range(s.partitions):
-                pipe.hmget(keys.fence(self.app_id, s.events_topic, p), "offset", "wm")
-            rows = await pipe.execute()
-        marks = [int(wm) for off, wm in rows if off is not None and int(off) >= 0 and wm]
-        return min(marks) - self.lateness_ms if marks else None
+        return await final_before(self.redis, self.settings, self.lateness_ms)
 
     async def step(self) -> int:
         """Judge the minutes with data that became final since the last step; returns how
@@ -195,18 +188,9 @@ class StockHealth(NoHooks):
             by_state = Counter(d.get("state", "unknown") for d in docs.values())
             for st in STATES:
                 self.metrics.stock_skus.labels(st).set(by_state[st])
+            self.metrics.stock_judged_through.set(minutes[-1] + MINUTE_MS)
         return len(minutes)
 
     async def send_unsent(self) -> int:
         """Alerts committed but not yet acknowledged by Kafka, sent (again) by alert_id."""
-        unsent = await self.store.unsent()
-        if not unsent:
-            return 0
-        if self._producer is None:
-            self._producer = RecordProducer(self.settings)
-        for alert, doc in sorted(unsent.items()):
-            self._producer.produce(self.settings.alerts_topic, doc, key=alert)
-        await self._producer.flush_async()
-        await self.store.sent(list(unsent))
-        return len(unsent)
-
+        return await self.outbox.send()

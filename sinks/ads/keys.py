@@ -13,8 +13,10 @@ Per partition (tag ``{pN}``):
 - ``{app}:{pN}:ads:late`` integer: ads events ignored as too late.
 
 Shop-wide (tag ``{ads}``), written by the ROAS judge only:
-- ``{app}:{ads}:alert:state`` hash: ``judged`` (start of the last hour judged).
-- ``{app}:{ads}:alerts`` sorted set: alert documents (JSON) by hour.
+- ``{app}:{ads}:alert:state`` hash: ``judged`` (start of the last minute judged), ``below``
+  (JSON {campaign: first minute of its episode below the floor}), ``w:<minute>`` (JSON
+  {campaign: [spend, paid GMV]} of each judged minute with data in the trailing hour).
+- ``{app}:{ads}:alerts`` sorted set: alert documents (JSON) by minute.
 - ``{app}:{ads}:alert:unsent`` hash: alert_id -> document, until Kafka acknowledged it.
 - ``{app}:{ads}:alert:lease`` string: which worker judges (``sinks.locks``).
 """

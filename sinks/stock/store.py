@@ -76,13 +76,6 @@ class StockStore:
                 pipe.zremrangebyscore(sk.index_key(self.app_id, p), "-inf", max(minutes))
             await pipe.execute()
 
-    async def unsent(self) -> dict[bytes, bytes]:
-        return cast(dict[bytes, bytes], await self.redis.hgetall(sk.unsent_key(self.app_id)))
-
-    async def sent(self, alert_ids: list[bytes]) -> None:
-        if alert_ids:
-            await self.redis.hdel(sk.unsent_key(self.app_id), *alert_ids)
-
     async def alerts(self, from_ms: int, to_ms: int) -> list[dict[str, Any]]:
         rows = cast(list[bytes], await self.redis.zrangebyscore(
             sk.alerts_key(self.app_id), from_ms, f"({to_ms}"))

@@ -1,7 +1,7 @@
 """Ad economics restated from docs/ads.md in plain Python, independent of agents/ads, and a
 generator of logs that exercise its rules (attribution window edges, own campaigns, keywords,
 cancellations, repeated and failed payments, new and returning buyers, late events,
-duplicates, campaigns with a healthy and a poor ROAS)."""
+duplicates, campaigns with a healthy and a poor ROAS, and one whose ROAS dips and recovers)."""
 
 from __future__ import annotations
 
@@ -89,16 +89,28 @@ def reference(log: list[dict[str, Any]], partitions: int, lateness: int, paid: s
 
 
 def roas_alerts(rows: dict[tuple[int, str, str, str], dict[str, int]], floor: float,
-                min_spend: int) -> list[tuple[str, int, int, int]]:
-    """(campaign, hour, spend, paid GMV) of every campaign hour with spend above min_spend and
-    paid GMV / spend below the floor."""
-    hours: dict[tuple[str, int], list[int]] = defaultdict(lambda: [0, 0])
+                min_spend: int, through: int) -> list[tuple[str, int, int, int]]:
+    """(campaign, minute, spend, paid GMV) of every alert, judging each minute from the first
+    with a row to ``through``: a campaign's trailing hour is its rows of minutes m-59..m (over
+    channels and keywords); it is below when its spend is above min_spend and paid GMV /
+    spend is below the floor; an alert when it is below and was not at the minute before."""
+    by_minute: dict[int, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
     for (minute, _ch, campaign, _kw), m in rows.items():
-        acc = hours[(campaign, minute // HOUR * HOUR)]
+        acc = by_minute[minute][campaign]
         acc[0] += m["spend"]
         acc[1] += m["paid_gmv"]
-    return sorted((c, h, s, g) for (c, h), (s, g) in hours.items()
-                  if s > min_spend and g / s < floor)
+    out = []
+    was_below: set[str] = set()
+    for m in range(min(by_minute), through + MIN, MIN):
+        trailing: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+        for k in range(60):
+            for campaign, (s, g) in by_minute.get(m - k * MIN, {}).items():
+                trailing[campaign][0] += s
+                trailing[campaign][1] += g
+        below = {c for c, (s, g) in trailing.items() if s > min_spend and g / s < floor}
+        out += [(c, m, trailing[c][0], trailing[c][1]) for c in sorted(below - was_below)]
+        was_below = below
+    return sorted(out)
 
 
 def generate(n_users: int, n_campaigns: int, hours: int, seed: int,
@@ -108,9 +120,16 @@ def generate(n_users: int, n_campaigns: int, hours: int, seed: int,
     timed: list[tuple[float, dict[str, Any]]] = []
     n = 0
     campaigns = [f"camp{k}" for k in range(n_campaigns)]
-    # Some campaigns convert well; the last two poorly, at a high spend.
+    # Some campaigns convert well; the last two poorly, at a high spend: the last one only in
+    # the first 30 minutes of every 100, so its trailing hour recovers and falls again.
     pull = {c: (0.5 if k < n_campaigns - 2 else 0.0) for k, c in enumerate(campaigns)}
     price = {c: (3_000 if k < n_campaigns - 2 else 2_000_000) for k, c in enumerate(campaigns)}
+
+    def price_at(c: str, minute: int) -> int:
+        if c == campaigns[-1] and (minute - T0) % (100 * MIN) >= 30 * MIN:
+            return 3_000
+        return price[c]
+
     keywords = ["phone", "shoes", "tea", "中文|关键词"]
 
     def emit(t: int, ev: dict[str, Any]) -> None:
@@ -129,7 +148,8 @@ def generate(n_users: int, n_campaigns: int, hours: int, seed: int,
         for minute in range(T0, end, MIN):
             if rnd.random() < 0.7:
                 ev = {"type": "ad_cost", "campaign": c, "channel": rnd.choice(["ads", "social"]),
-                      "cost": rnd.randrange(0, price[c]), "creative": f"cr{rnd.randrange(3)}"}
+                      "cost": rnd.randrange(0, price_at(c, minute)),
+                      "creative": f"cr{rnd.randrange(3)}"}
                 if rnd.random() < 0.3:
                     ev["keyword"] = rnd.choice(keywords)
                 emit(minute + rnd.randrange(MIN), ev)

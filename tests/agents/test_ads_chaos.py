@@ -49,7 +49,7 @@ def test_sigkill_mid_stream_then_two_workers(settings: Settings, start_worker: C
     assert counts(settings)["processed"] == distinct
     rows, late = want_of(log, settings.partitions)
     assert check_api(settings, rows, late) > 1_000
-    want = ref_alert_ids(rows)
+    want = ref_alert_ids(rows, log)
     assert want
     wait_until(lambda: sorted({d["alert_id"] for d in alert_records(settings)}) == want, 60,
                "the ROAS alerts")

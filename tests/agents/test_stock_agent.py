@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from typing import Any
 
 import orjson
@@ -18,6 +19,7 @@ from shopstream.agents.registry import build_agents
 from shopstream.agents.stock.agent import StockHealth
 from shopstream.api import create_api
 from shopstream.core.settings import Settings
+from shopstream.core.timeunits import MINUTE_MS
 from shopstream.kafka_io.envelope_producer import EnvelopeProducer
 from shopstream.kafka_io.partitioner import partition_for
 from shopstream.kafka_io.producer import RecordProducer
@@ -25,6 +27,7 @@ from shopstream.monitoring.metrics import Metrics
 from shopstream.sinks.dead_letters import DeadLetterSink
 from shopstream.sinks.flash_sale.store import FlashSales, SaleSpec
 from shopstream.sinks.redis_state import RedisState, make_redis
+from shopstream.sinks.stock.store import StockStore
 from shopstream.streams.batch import BatchProcessor, Record
 from tests.agents.stock_ref import Cfg, generate, reference
 from tests.support import Infra, counts, read_records, users_by_partition
@@ -139,6 +142,24 @@ def test_alerts_on_the_topic_are_the_references_once_each(world: dict[str, Any])
     for kind in ("stock_low", "stock_out", "stock_over", "stock_return_rate"):
         assert raised.labels(kind)._value.get() == sum(
             a["type"] == kind for a in world["alerts"]), kind
+
+
+def test_the_gauges_say_which_minute_they_judged(world: dict[str, Any]) -> None:
+    """Workers take turns judging, so each one's SKU gauges are as of its own last step: the
+    judged-through gauge lets the alert rules read the freshest worker's (monitoring/alerts.yml)."""
+    s = world["replay"]
+
+    async def judged() -> int:
+        r = make_redis(s)
+        state = await StockStore(r, s.app_id, s.partitions).state()
+        await r.aclose()
+        return state["judged"]
+
+    m = world["metrics"]
+    assert m.stock_judged_through._value.get() == asyncio.run(judged()) + MINUTE_MS
+    assert m.stock_judged_through._value.get() > max(minute for _, minute in world["views"])
+    want = Counter(v["state"] for v in last_views(world["views"]).values())
+    assert {st: m.stock_skus.labels(st)._value.get() for st in want} == want
 
 
 def test_one_sku_and_the_route_errors(world: dict[str, Any]) -> None:

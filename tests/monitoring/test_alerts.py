@@ -22,7 +22,7 @@ def test_rules_are_valid():
     out = subprocess.run(["promtool", "check", "rules", str(RULES)],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "19 rules found" in out.stdout
+    assert "25 rules found" in out.stdout
 
 
 def test_rules_fire_when_they_should():

@@ -20,6 +20,7 @@ DASHBOARD = ROOT / "monitoring" / "grafana" / "dashboards" / "shopstream.json"
 #: Words in PromQL that are not metric names.
 PROMQL = {"sum", "by", "rate", "max", "min", "histogram_quantile", "le", "increase", "deriv",
           "absent", "without", "avg", "or", "and", "on", "ignoring", "clamp_min"}
+ALERTS = ROOT / "monitoring" / "alerts.yml"
 
 
 def _queries() -> list[str]:
@@ -49,11 +50,26 @@ def test_every_panel_query_parses(tmp_path):
     assert out.returncode == 0, out.stdout + out.stderr
 
 
+def _names(query: str) -> set[str]:
+    """The metric names a query reads."""
+    without_strings = re.sub(r'"[^"]*"|\[[^\]]*\]|\{[^}]*\}|'
+                             r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)",
+                             "", query)
+    words = set(re.findall(r"[a-zA-Z_:][a-zA-Z0-9_:]*", without_strings)) - PROMQL
+    return {w for w in words if not w.replace(".", "").isdigit()}
+
+
+def test_every_money_alert_metric_has_a_panel():
+    """What the money view alerts on (ads, stock) is on the dashboard too."""
+    groups = yaml.safe_load(ALERTS.read_text())["groups"]
+    (money,) = [g for g in groups if g["name"] == "shopstream-money"]
+    alerted = set().union(*(_names(r["expr"]) for r in money["rules"])) & _exported()
+    shown = set().union(*(_names(q) for q in _queries()))
+    assert len(alerted) >= 4 and alerted <= shown, alerted - shown
+
+
 def test_every_panel_names_exported_metrics():
     exported = _exported()
     for query in _queries():
-        without_strings = re.sub(r'"[^"]*"|\[[^\]]*\]|\{[^}]*\}|\b(by|without)\s*\([^)]*\)',
-                                 "", query)
-        words = set(re.findall(r"[a-zA-Z_:][a-zA-Z0-9_:]*", without_strings)) - PROMQL
-        missing = {w for w in words if w not in exported and not w.replace(".", "").isdigit()}
+        missing = _names(query) - exported
         assert not missing, (query, missing)

@@ -47,6 +47,8 @@ class DemoRun:
     stop_s: float
     #: Events the API counted just before Ctrl-C.
     final_events: int
+    #: Visitors (UV) of the first minute of traffic value the API showed.
+    visitors: int
 
 
 def _get(port: int, path: str) -> Any:
@@ -86,6 +88,12 @@ def _selling(port: int) -> list[dict[str, Any]] | None:
     return None
 
 
+def _visitors(port: int) -> int:
+    """UV of the first minute the traffic capability (on in the demo, opt-in elsewhere) kept."""
+    buckets = (_get(port, "/v1/traffic?res=minute") or {}).get("buckets", [])
+    return next((b["uv"] for b in buckets if b.get("uv")), 0)
+
+
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoRun]:
     tmp_path = tmp_path_factory.mktemp("demo")
@@ -107,13 +115,14 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoRun]:
         _post_marker(api_port)
         wait_until(lambda: _marker_events(api_port) == 1, 30, "the marker event applied")
         sales = wait_until(lambda: _selling(api_port), 60, "three flash sales selling")
+        visitors = wait_until(lambda: _visitors(api_port), 60, "the money view's traffic value")
         final = (_get(api_port, "/v1/stats") or {}).get("totals", {}).get("events") or 0
         asked = time.monotonic()
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=60)
         yield DemoRun(api_port, tmp_path / "state", started, events_at, sales, password,
                       state["pids"][1:], proc.returncode, out.decode(errors="replace"),
-                      time.monotonic() - asked, final)
+                      time.monotonic() - asked, final, visitors)
     finally:
         if proc.poll() is None:
             proc.kill()
