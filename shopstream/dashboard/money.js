@@ -76,12 +76,12 @@ export function renderAds(body, stats) {
     ]);
   }));
   $("#ads-alerts").replaceChildren(...body.alerts.map((a) => el("li", { class: a.severity || "warning",
-    "data-alert": a.alert_id }, [el("span", { class: "when" }, clock(a.hour)),
-    `${a.campaign} ROAS ${a.roas.toFixed(2)} under ${a.floor} on ${yuan(a.spend)} spend`])));
+    "data-alert": a.alert_id }, [el("span", { class: "when" }, clock(a.minute)),
+    `${a.campaign} ROAS ${a.roas.toFixed(2)} under ${a.floor} on ${yuan(a.spend)} spend in the hour to then`])));
   if (!groups.length && counted(stats, "ad_cost")) {
     return setPanel("#p-ads", "na", "not available: ads is not among the worker's agents");
   }
-  const judged = body.judged_through === null ? "no hour judged yet" : `hours judged through ${clock(body.judged_through)}`;
+  const judged = body.judged_through === null ? "nothing judged yet" : `judged through ${clock(body.judged_through)}`;
   setPanel("#p-ads", "ok", groups.length ? `floor ${floor}; ${judged}` : "no ad spend in the window");
 }
 
