@@ -77,7 +77,7 @@ export function renderAds(body, stats) {
   }));
   $("#ads-alerts").replaceChildren(...body.alerts.map((a) => el("li", { class: a.severity || "warning",
     "data-alert": a.alert_id }, [el("span", { class: "when" }, clock(a.minute)),
-    `${a.campaign} ROAS ${a.roas.toFixed(2)} under ${a.floor} on ${yuan(a.spend)} spend in the hour to then`])));
+    `${a.campaign} ROAS ${a.roas.toFixed(2)} under ${a.floor} over the hour to then, ${yuan(a.spend)} spent`])));
   if (!groups.length && counted(stats, "ad_cost")) {
     return setPanel("#p-ads", "na", "not available: ads is not among the worker's agents");
   }

@@ -368,7 +368,8 @@ def test_the_dashboard_shows_what_the_events_imply(browser_tools, settings, spaw
     assert [(a["campaign"], a["minute"], a["roas"]) for a in ads["alerts"]] == [
         ("autumn", spent, 0.5)]
     assert [a["id"] for a in page["adsAlerts"]] == [ads["alerts"][0]["alert_id"]]
-    assert "autumn ROAS 0.50 under 3 on ¥2,000.00 spend" in page["adsAlerts"][0]["text"]
+    assert "autumn ROAS 0.50 under 3 over the hour to then, ¥2,000.00 spent" in (
+        page["adsAlerts"][0]["text"])
 
     # Stock: least cover first (out of stock first), on hand = count - paid units; sku-r's
     # return rate 5 / 20 is above 15%.
