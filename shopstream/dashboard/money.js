@@ -16,7 +16,7 @@ const counted = (stats, type) => (stats ? sum(stats.totals.counts[type]) : 0);
 
 /** Per channel, UV, orders and paid GMV summed over the hour buckets (a visitor counts once
  * per hour), with conversion and UV value as ratios of those sums. */
-export function channelValue(body) {
+function channelValue(body) {
   const acc = {};
   for (const b of body.buckets) {
     for (const [ch, m] of Object.entries(b.by || {})) {
