@@ -257,15 +257,26 @@ def test_the_dashboard_shows_what_the_events_imply(browser_tools, settings, spaw
     wait_until(lambda: stats_events() == total_events, 90, "the worker applied every event",
                interval=0.5)
 
+    # The ads judge answers the end of its last minute, the stock judge its last minute with a
+    # stock update, a payment or a return.
+    last = {"ads": max(e["ts"] for e in past) // MINUTE * MINUTE + MINUTE,
+            "stock": max(e["ts"] for e in past if e["type"] in (
+                "stock_update", "payment", "order_return")) // MINUTE * MINUTE}
+    seen: dict[str, Any] = {}
+
     def judged() -> bool:
         """The ROAS and stock judges took the money events' minutes."""
         ads, stock = call(port, "GET", "/v1/ads", token=key), call(port, "GET", "/v1/stock",
                                                                      token=key)
         assert ads[0] == 200 and stock[0] == 200, (ads, stock)
-        last = max(e["ts"] for e in past) // MINUTE * MINUTE
-        return ((ads[1]["judged_through"] or 0) > last and stock[1]["total"] == 4
-                and (stock[1]["judged_through"] or 0) >= last)
-    wait_until(judged, 90, "the judges took the money events", interval=0.5)
+        seen.update(ads=ads[1]["judged_through"], stock=stock[1]["judged_through"],
+                    skus=stock[1]["total"])
+        return ((seen["ads"] or 0) >= last["ads"] and (seen["stock"] or 0) >= last["stock"]
+                and seen["skus"] == 4)
+    try:
+        wait_until(judged, 90, "the judges took the money events", interval=0.5)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}: {seen}, to judge {last}") from None
     status, funnels = call(port, "GET", "/v1/funnels", token=key)
     assert status == 200
 
