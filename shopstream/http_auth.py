@@ -17,7 +17,8 @@ from shopstream.http_common import CTX, error
 
 #: Routes anyone who reaches the API may call: probes, metrics, the API document, the page.
 OPEN_PATHS = frozenset({"/livez", "/readyz", "/healthz", "/metrics", "/openapi.json", "/",
-                        "/dashboard/app.js", "/dashboard/draw.js", "/dashboard/style.css"})
+                        "/dashboard/app.js", "/dashboard/draw.js", "/dashboard/money.js",
+                        "/dashboard/style.css"})
 
 #: Off loopback every key and the admin token have at least this many characters (the webhook
 #: secret's floor too): short keys are guessed.

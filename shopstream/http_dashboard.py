@@ -19,6 +19,7 @@ ASSETS = {
     "/": ("index.html", "text/html"),
     "/dashboard/app.js": ("app.js", "text/javascript"),
     "/dashboard/draw.js": ("draw.js", "text/javascript"),
+    "/dashboard/money.js": ("money.js", "text/javascript"),
     "/dashboard/style.css": ("style.css", "text/css"),
 }
 #: The page loads only what this API serves; no-cache so an upgraded API serves its own page.

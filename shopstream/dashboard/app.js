@@ -4,6 +4,7 @@ import {
   $, MINUTE, clock, count, duration, el, pct, renderGmv, renderOrders, setPanel, setTile, sum,
   table, yuan,
 } from "./draw.js";
+import { HOUR, STOCK_PAGE, renderAds, renderReturns, renderStock, renderTraffic } from "./money.js";
 
 const POLL_MS = 2000;
 const KEY_STORE = "shopstream.readKey";
@@ -273,7 +274,9 @@ async function tick() {
   const jobs = { summary: get(`/v1/ops/summary?${range}&res=minute`), stats: get(`/v1/stats?${range}`),
                  funnel: fd ? get(funnelPath) : Promise.resolve(null), sales: get("/v1/flash-sales"),
                  rooms: get(`/v1/live/rooms?limit=${ROOMS_SHOWN}`), anomalies: get(`/v1/ops/anomalies?${range}`),
-                 pipe: get("/v1/pipeline") };
+                 pipe: get("/v1/pipeline"),
+                 traffic: get(`/v1/traffic?from=${Math.floor(from / HOUR) * HOUR}&to=${to}&res=hour&by=channel`),
+                 ads: get(`/v1/ads?${range}&res=hour&by=campaign`), stock: get(`/v1/stock?limit=${STOCK_PAGE}`) };
   const names = Object.keys(jobs);
   const settled = await Promise.allSettled(Object.values(jobs));
   const r = {};
@@ -296,6 +299,10 @@ async function tick() {
   draw("#p-sales", ["sales"], () => renderSales(r.sales));
   draw("#p-rooms", ["rooms"], () => renderRooms(r.rooms));
   draw("#p-alerts", ["anomalies"], () => renderAlerts(r.anomalies, r.sales, r.pipe));
+  draw("#p-traffic", ["traffic"], () => renderTraffic(r.traffic, r.stats));
+  draw("#p-ads", ["ads"], () => renderAds(r.ads, r.stats));
+  draw("#p-stock", ["stock"], () => renderStock(r.stock));
+  draw("#p-returns", ["stock"], () => renderReturns(r.stock));
   return Object.keys(errors).length;
 }
 

@@ -65,7 +65,8 @@ async def test_keys_guard_writes_and_reads(keyed):
     for probe in ("/livez", "/readyz", "/metrics"):
         assert (await _status(session, "GET", probe))[0] == 200
     # the dashboard holds no data: the page and its assets load without a key
-    for page in ("/", "/dashboard/app.js", "/dashboard/draw.js", "/dashboard/style.css"):
+    for page in ("/", "/dashboard/app.js", "/dashboard/draw.js", "/dashboard/money.js",
+                 "/dashboard/style.css"):
         assert (await _status(session, "GET", page))[0] == 200
 
 

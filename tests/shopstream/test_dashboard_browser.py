@@ -1,7 +1,9 @@
 """The dashboard in a real headless Chromium: a worker and an API on the real broker and
 redis-server, a known set of events through POST /v1/events, a flash sale with claims; the page
 asks for the read key, then shows the numbers those events imply (computed here from what was
-sent), and every panel draws without a script error.
+sent), and every panel draws without a script error. The money row (traffic, ads, stock) is fed
+events of half an hour ago, made final by a later event on every partition, so that the ROAS
+and stock judges have run before the page opens.
 
 Needs Debian's chromium and ``npm ci --prefix tests/browser`` (``make tools`` installs both as
 root). Outside CI a missing one skips this test with the reason; under CI it fails.
@@ -23,7 +25,7 @@ from typing import Any
 import pytest
 
 from tests.shopstream.test_api_events import start_api
-from tests.support import ROOT, wait_until
+from tests.support import ROOT, users_by_partition, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -32,6 +34,9 @@ BROWSER_DIR = ROOT / "tests" / "browser"
 SCRIPT = BROWSER_DIR / "dashboard.mjs"
 CHANNELS = ("search", "ads", "live")
 REGIONS = ("east", "north")
+MINUTE, HOUR = 60_000, 3_600_000
+#: The worker's capabilities: the defaults and the three of the money row.
+AGENTS = "event_stats,funnel,inventory,coupons,live,ops,anomalies,traffic,ads,stock"
 #: Screenshots of the browser tests land here (git-ignored), for a person to look at.
 ARTIFACTS = ROOT / "artifacts"
 
@@ -129,6 +134,76 @@ def funnel_counts(definition: dict[str, Any], events: list[dict[str, Any]]) -> l
     return reached
 
 
+def money_events(t0: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Users' and merchants' events within 4 minutes from ``t0`` (less than the allowed
+    lateness: none of them closes a minute alone). Campaign spring: 4 buyers of 2 units of
+    sku-a (100,000 fen each) for 100,000 fen of spend, ROAS 4; campaign autumn: 2 buyers of 10
+    units of sku-r (50,000 fen each) for 200,000 fen, ROAS 0.5 (an alert); 5 of sku-r's 20 paid
+    units come back (25%); four visitors from search buy nothing; stock counts before the sales.
+    """
+    users: list[dict[str, Any]] = []
+    merchant: list[dict[str, Any]] = [
+        {"event_id": f"stock-{sku}", "type": "stock_update", "ts": t0, "sku": sku, "qty": qty}
+        for sku, qty in (("sku-a", 12), ("sku-b", 0), ("sku-r", 300), ("sku-c", 1000))]
+    # The spend comes after the sales: the trailing hour the ROAS judge takes at its minute
+    # holds both (an earlier spend would be judged at ROAS 0 first).
+    merchant += [{"event_id": f"spend-{c}", "type": "ad_cost", "ts": t0 + 200_000, "campaign": c,
+                  "channel": ch, "cost": cost}
+                 for c, ch, cost in (("spring", "ads", 100_000), ("autumn", "social", 200_000))]
+    buyers = ([("spring", "ads", "sku-a", 2, 50_000)] * 4
+              + [("autumn", "social", "sku-r", 10, 5_000)] * 2)
+    for i, (campaign, channel, sku, qty, price) in enumerate(buyers):
+        user, ts = f"buyer{i}", t0 + 10_000 + i * 1_000
+        base = {"user_id": user, "channel": channel, "campaign": campaign,
+                "session_id": f"m{i}", "region": REGIONS[i % 2]}
+        steps: list[dict[str, Any]] = [
+            {"type": "page_view", "page": "landing"},
+            {"type": "order_submit", "order_id": f"mo{i}", "amount": qty * price,
+             "items": [{"sku": sku, "qty": qty, "price": price}]},
+            {"type": "payment", "order_id": f"mo{i}", "amount": qty * price, "status": "success"}]
+        users += [{**base, **step, "event_id": f"{user}-{n}", "ts": ts + n * 30_000}
+                  for n, step in enumerate(steps)]
+    users.append({"event_id": "return-0", "type": "order_return", "ts": t0 + 180_000,
+                  "user_id": "buyer4", "order_id": "mo4", "sku": "sku-r", "qty": 5})
+    users += [{"event_id": f"visit-{i}", "type": "page_view", "ts": t0 + 5_000 + i * 1_000,
+               "user_id": f"visitor{i}", "channel": "search", "page": "home",
+               "region": REGIONS[i % 2]} for i in range(4)]
+    return users, merchant
+
+
+def ticks(partitions: int, now: int) -> list[dict[str, Any]]:
+    """A stock count on every partition at ``now``: every watermark moves past the money
+    events' minutes plus the allowed lateness, so the judges take them."""
+    return [{"event_id": f"tick-{sku}", "type": "stock_update", "ts": now, "sku": sku, "qty": 1}
+            for sku in users_by_partition(partitions, "tick-sku")]
+
+
+def channel_value(events: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    """Per channel: visitors counted once per hour (UTC-aligned) of a page view, orders, paid
+    GMV (docs/traffic.md, summed over hours as the page does)."""
+    out: dict[str, dict[str, Any]] = {}
+    for e in events:
+        m = out.setdefault(e.get("channel") or "other", {"visits": set(), "orders": 0, "gmv": 0})
+        if e["type"] == "page_view":
+            m["visits"].add((e["user_id"], e["ts"] // HOUR))
+        m["orders"] += e["type"] == "order_submit"
+        if e["type"] == "payment" and e["status"] == "success":
+            m["gmv"] += e["amount"]
+    return {ch: {"uv": len(m["visits"]), "orders": m["orders"], "paid_gmv": m["gmv"]}
+            for ch, m in out.items() if m["visits"]}
+
+
+def yuan(fen: int) -> str:
+    return f"¥{fen / 100:,.2f}"
+
+
+def traffic_row(channel: str, m: dict[str, int]) -> list[str]:
+    """A channel's row as the page writes it (ratios of the sums; UV value rounded to fen)."""
+    uv = m["uv"]
+    return [channel, f"{uv:,}", f"{m['orders']:,}", f"{100 * m['orders'] / uv:.1f}%" if uv else "-",
+            yuan(m["paid_gmv"]), yuan(int(m["paid_gmv"] / uv + 0.5)) if uv else "-"]
+
+
 #: The purchase funnel, broken down by channel (first) and by region.
 FUNNELS_TOML = """
 [[funnels]]
@@ -141,9 +216,9 @@ steps = ["page_view", "product_view", "cart_add", "order_submit",
 
 def start(settings, spawn, start_worker, read_key: str, config: Path) -> int:
     config.write_text(FUNNELS_TOML)
-    start_worker(settings, SHOPSTREAM_CONFIG=str(config))
+    start_worker(settings, SHOPSTREAM_CONFIG=str(config), SHOPSTREAM_AGENTS=AGENTS)
     return start_api(settings, spawn, SHOPSTREAM_READ_KEY=read_key,
-                     SHOPSTREAM_CONFIG=str(config))
+                     SHOPSTREAM_CONFIG=str(config), SHOPSTREAM_AGENTS=AGENTS)
 
 
 def test_the_dashboard_shows_what_the_events_imply(browser_tools, settings, spawn, start_worker,
@@ -151,10 +226,22 @@ def test_the_dashboard_shows_what_the_events_imply(browser_tools, settings, spaw
     key = secrets.token_urlsafe(16)
     port = start(settings, spawn, start_worker, key, tmp_path / "funnels.toml")
     now = int(time.time() * 1000)
-    events = shop_events(now)
-    live = room_events(now)
-    status, body = call(port, "POST", "/v1/events", events + live)
-    assert status == 200 and body["accepted"] == len(events + live), body
+    # The money events first, half an hour back (final once the later events land).
+    money, merchant = money_events(now - 30 * MINUTE)
+    past = sorted(money + merchant, key=lambda e: e["ts"])
+    status, body = call(port, "POST", "/v1/events", past)
+    assert status == 200 and body["accepted"] == len(past), body
+
+    def stats_events() -> int:
+        status, body = call(port, "GET", "/v1/stats", token=key)
+        assert status == 200, body
+        return body["totals"]["events"]
+    wait_until(lambda: stats_events() == len(past), 90, "the money events applied", interval=0.5)
+
+    shop, live, tick = shop_events(now), room_events(now), ticks(settings.partitions, now)
+    status, body = call(port, "POST", "/v1/events", shop + live + tick)
+    assert status == 200 and body["accepted"] == len(shop + live + tick), body
+    events, merchant = money + shop, merchant + tick
 
     sale = {"sale_id": "drop1", "sku": "flash-sku", "stock": 50, "per_user_limit": 5,
             "starts_at": now - 60_000, "ends_at": now + 3_600_000}
@@ -166,13 +253,30 @@ def test_the_dashboard_shows_what_the_events_imply(browser_tools, settings, spaw
                             {"user_id": user, "qty": qty})
         assert status == 200, body
     # Each claim also travels as an event.
-    total_events = len(events) + len(live) + len(claims)
+    total_events = len(events) + len(live) + len(merchant) + len(claims)
+    wait_until(lambda: stats_events() == total_events, 90, "the worker applied every event",
+               interval=0.5)
 
-    def applied() -> int:
-        status, body = call(port, "GET", "/v1/stats", token=key)
-        assert status == 200, body
-        return body["totals"]["events"] == total_events
-    wait_until(applied, 90, "the worker applied every event", interval=0.5)
+    # The ads judge answers the end of its last minute, the stock judge its last minute with a
+    # stock update, a payment or a return.
+    last = {"ads": max(e["ts"] for e in past) // MINUTE * MINUTE + MINUTE,
+            "stock": max(e["ts"] for e in past if e["type"] in (
+                "stock_update", "payment", "order_return")) // MINUTE * MINUTE}
+    seen: dict[str, Any] = {}
+
+    def judged() -> bool:
+        """The ROAS and stock judges took the money events' minutes."""
+        ads, stock = call(port, "GET", "/v1/ads", token=key), call(port, "GET", "/v1/stock",
+                                                                     token=key)
+        assert ads[0] == 200 and stock[0] == 200, (ads, stock)
+        seen.update(ads=ads[1]["judged_through"], stock=stock[1]["judged_through"],
+                    skus=stock[1]["total"])
+        return ((seen["ads"] or 0) >= last["ads"] and (seen["stock"] or 0) >= last["stock"]
+                and seen["skus"] == 4)
+    try:
+        wait_until(judged, 90, "the judges took the money events", interval=0.5)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}: {seen}, to judge {last}") from None
     status, funnels = call(port, "GET", "/v1/funnels", token=key)
     assert status == 200
 
@@ -232,7 +336,7 @@ def test_the_dashboard_shows_what_the_events_imply(browser_tools, settings, spaw
 
     for channel in CHANNELS:
         row = page["channels"][channel]
-        of = [e for e in events + live if e.get("channel") == channel]
+        of = [e for e in events + live + merchant if e.get("channel") == channel]
         assert row[1] == f"{len(of):,}"
         assert row[4] == str(sum(e["type"] == "order_submit" for e in of))
 
@@ -242,3 +346,53 @@ def test_the_dashboard_shows_what_the_events_imply(browser_tools, settings, spaw
     assert page["pipeline"]["processed"]["value"] == str(total_events)
     assert page["pipeline"]["dead"]["value"] == "0"
     assert page["pipeline"]["lag"]["value"] == "0"  # everything was applied before the page
+
+    # The money row. Traffic value per channel: the route's hours summed, and what the events
+    # imply (a visitor counts once per hour).
+    for panel in ("p-traffic", "p-ads", "p-stock", "p-returns"):
+        assert page["panels"][panel]["state"] == "ok", page["panels"][panel]
+    window = f"from={(now - HOUR) // HOUR * HOUR}&to={now + HOUR}&res=hour"
+    status, traffic = call(port, "GET", f"/v1/traffic?{window}&by=channel", token=key)
+    assert status == 200, traffic
+    sums: dict[str, dict[str, int]] = {}
+    for b in traffic["buckets"]:
+        for ch, m in b["by"].items():
+            acc = sums.setdefault(ch, {"uv": 0, "orders": 0, "paid_gmv": 0})
+            for k in acc:
+                acc[k] += m[k]
+    assert {ch: m for ch, m in sums.items() if m["uv"]} == channel_value(events + live)
+    assert page["traffic"] == {ch: traffic_row(ch, m) for ch, m in sums.items()}
+    # Only autumn's two buyers came from social: each ordered, 100,000 fen paid in all.
+    assert page["traffic"]["social"] == ["social", "2", "2", "100.0%", "¥1,000.00", "¥500.00"]
+
+    # ROAS by campaign against the floor, and the alert of autumn's trailing hour.
+    status, ads = call(port, "GET", f"/v1/ads?{window}&by=campaign", token=key)
+    assert status == 200, ads
+    assert [(g["campaign"], g["spend"], g["paid_gmv"]) for g in ads["groups"]] == [
+        ("autumn", 200_000, 100_000), ("spring", 100_000, 400_000)]
+    assert page["floor"] == "3"
+    assert page["campaigns"] == [
+        {"campaign": g["campaign"], "spend": str(g["spend"]), "gmv": str(g["paid_gmv"]),
+         "roas": f"{g['paid_gmv'] / g['spend']:.2f}", "below": g["paid_gmv"] < 3 * g["spend"]}
+        for g in ads["groups"]]
+    spent = max(e["ts"] for e in past if e["type"] == "ad_cost") // MINUTE * MINUTE
+    assert [(a["campaign"], a["minute"], a["roas"]) for a in ads["alerts"]] == [
+        ("autumn", spent, 0.5)]
+    assert [a["id"] for a in page["adsAlerts"]] == [ads["alerts"][0]["alert_id"]]
+    assert "autumn ROAS 0.50 under 3 over the hour to then, ¥2,000.00 spent" in (
+        page["adsAlerts"][0]["text"])
+
+    # Stock: least cover first (out of stock first), on hand = count - paid units; sku-r's
+    # return rate 5 / 20 is above 15%.
+    status, stock = call(port, "GET", "/v1/stock", token=key)
+    assert status == 200, stock
+    assert [(s["sku"], s["on_hand"], s["state"]) for s in stock["skus"]] == [
+        ("sku-b", 0, "out"), ("sku-a", 12 - 8, "low"), ("sku-r", 300 - 20, "ok"),
+        ("sku-c", 1000, "ok")]
+    assert page["stock"] == [
+        [s["sku"], f"{s['on_hand']:,}", "-" if s["days_of_cover"] is None
+         else f"{s['days_of_cover']:.1f}", s["state"]] for s in stock["skus"]]
+    assert [row[2] for row in page["stock"]] == ["-", "0.5", "14.0", "-"]
+    assert [(s["sku"], s["sold"], s["returned"]) for s in stock["skus"]
+            if s["alerts"]["returns"]] == [("sku-r", 20, 5)]
+    assert page["returns"] == [["sku-r", "20", "5", "25.0%"]]
