@@ -9,7 +9,26 @@ import pytest
 
 from shopstream.core.settings import Settings
 from shopstream.infra import start_broker, start_redis, stop
-from tests.support import Infra, Proc, new_port, settings_env
+from tests.support import FAULT_ROW, Infra, Proc, new_port, settings_env
+
+#: Rows of the fault table: fault, events, checks, result.
+_FAULT_ROWS: list[tuple[str, ...]] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "teardown":
+        _FAULT_ROWS.extend(tuple(v) for name, v in report.user_properties if name == FAULT_ROW)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not _FAULT_ROWS:
+        return
+    head = ("fault", "events", "checks", "result")
+    widths = [max(len(r[i]) for r in [head, *_FAULT_ROWS]) for i in range(4)]
+    terminalreporter.section("fault suite")
+    for row in [head, tuple("-" * w for w in widths), *_FAULT_ROWS]:
+        cells = (c.ljust(w) for c, w in zip(row, widths, strict=True))
+        terminalreporter.write_line(" | ".join(cells))
 
 
 @pytest.fixture(scope="session")

@@ -23,6 +23,9 @@ from shopstream.kafka_io.topics import ensure_topics
 from shopstream.sinks import keys
 
 ROOT = Path(__file__).resolve().parent.parent
+#: The name under which a fault case (tests/chaos) hands its row of the fault table to its
+#: report; tests/conftest.py prints the table at the end.
+FAULT_ROW = "fault_row"
 
 
 @dataclass

@@ -10,10 +10,7 @@ from pathlib import Path
 import pytest
 
 from shopstream.infra import start_broker, start_redis, stop
-from tests.support import Infra
-
-#: Rows of the fault table: fault, events, checks, result.
-ROWS: list[tuple[str, str, str, str]] = []
+from tests.support import FAULT_ROW, Infra
 
 
 @dataclass
@@ -41,18 +38,10 @@ def fault_row(request: pytest.FixtureRequest) -> Iterator[FaultRow]:
     row = FaultRow(request.node.name)
     yield row
     result = request.node.stash.get(_OUTCOME, "error")
-    ROWS.append((row.fault, f"{row.events:,}", "; ".join(row.checks), result))
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if not ROWS:
-        return
-    head = ("fault", "events", "checks", "result")
-    widths = [max(len(r[i]) for r in [head, *ROWS]) for i in range(4)]
-    terminalreporter.section("fault suite")
-    for row in [head, tuple("-" * w for w in widths), *ROWS]:
-        cells = (c.ljust(w) for c, w in zip(row, widths, strict=True))
-        terminalreporter.write_line(" | ".join(cells))
+    # The row travels with the teardown report (tests/conftest.py prints the table), so a run
+    # split over processes prints it too.
+    request.node.user_properties.append(
+        (FAULT_ROW, (row.fault, f"{row.events:,}", "; ".join(row.checks), result)))
 
 
 @dataclass
