@@ -59,7 +59,9 @@ def spawn(tmp_path: Path) -> Iterator[Callable[..., Proc]]:
 
     yield _spawn
     for proc in procs:
-        proc.stop()
+        proc.ask_to_stop()
+    for proc in procs:
+        proc.wait_stopped()
 
 
 @pytest.fixture

@@ -87,6 +87,7 @@ class Proc:
             env=env, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+        self._asked = False
 
     def kill(self) -> None:
         """SIGKILL, as a crash would."""
@@ -95,8 +96,18 @@ class Proc:
             self.popen.wait(10)
 
     def stop(self) -> None:
-        if self.popen.poll() is None:
+        self.ask_to_stop()
+        self.wait_stopped()
+
+    def ask_to_stop(self) -> None:
+        """SIGTERM without waiting, so several processes shut down at once."""
+        if self.popen.poll() is None and not self._asked:
             self.popen.send_signal(signal.SIGTERM)
+            self._asked = True
+
+    def wait_stopped(self) -> None:
+        """Wait for the shutdown ``ask_to_stop`` began; SIGKILL after 20 s."""
+        if self.popen.poll() is None:
             try:
                 self.popen.wait(20)
             except subprocess.TimeoutExpired:
