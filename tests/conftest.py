@@ -9,7 +9,7 @@ import pytest
 
 from shopstream.core.settings import Settings
 from shopstream.infra import start_broker, start_redis, stop
-from tests.support import FAULT_ROW, Infra, Proc, new_port, settings_env
+from tests.support import FAULT_ROW, Infra, Proc, new_port, settings_env, stop_broker
 
 #: Rows of the fault table: fault, events, checks, result.
 _FAULT_ROWS: list[tuple[str, ...]] = []
@@ -38,7 +38,7 @@ def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infra]:
     redis_proc, redis_url = start_redis(data_dir=logs / "redis")
     yield Infra(broker, redis_url)
     stop(redis_proc)
-    stop(broker_proc)
+    stop_broker(broker_proc)
 
 
 @pytest.fixture

@@ -118,6 +118,14 @@ class Proc:
         return self.log_path.read_text(errors="replace")
 
 
+def stop_broker(proc: subprocess.Popen[bytes]) -> None:
+    """Stop a test's broker at teardown with SIGKILL: it keeps records in memory only, and on
+    SIGTERM it waits 5 s for the clients a test left connected before it is killed anyway."""
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait(10)
+
+
 def wait_until(pred: Callable[[], Any], timeout_s: float, what: str, interval: float = 0.2) -> Any:
     deadline = time.monotonic() + timeout_s
     last: Any = None

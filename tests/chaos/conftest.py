@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from shopstream.infra import start_broker, start_redis, stop
-from tests.support import FAULT_ROW, Infra
+from tests.support import FAULT_ROW, Infra, stop_broker
 
 
 @dataclass
@@ -87,4 +87,4 @@ def own_infra(tmp_path: Path) -> Iterator[Callable[..., OwnInfra]]:
     for own in made:
         if own.redis_proc is not None:
             stop(own.redis_proc)  # type: ignore[arg-type]
-        stop(own.broker_proc)  # type: ignore[arg-type]
+        stop_broker(own.broker_proc)  # type: ignore[arg-type]
