@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import redis
 
 from shopstream.infra import start_broker, start_redis, stop
-from tests.support import FAULT_ROW, Infra, stop_broker
+from tests.support import FAULT_ROW, Infra, stop_broker, wait_until
 
 
 @dataclass
@@ -60,7 +61,14 @@ class OwnInfra:
         return f"redis://127.0.0.1:{self.redis_port}/0"
 
     def start_redis(self) -> None:
+        """Start redis-server and wait until it has loaded its AOF or snapshot: until then it
+        answers the test's own reads with LOADING."""
         self.redis_proc, _ = start_redis(self.redis_port, self.dir / "redis", self.appendonly)
+        client = redis.Redis.from_url(self.redis_url)
+        try:
+            wait_until(lambda: client.info("persistence")["loading"] == 0, 60, "redis loaded")
+        finally:
+            client.close()
 
     def kill_redis(self) -> None:
         self.redis_proc.kill()  # type: ignore[attr-defined]
