@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -13,6 +14,22 @@ from tests.support import FAULT_ROW, Infra, Proc, new_port, settings_env, stop_b
 
 #: Rows of the fault table: fault, events, checks, result.
 _FAULT_ROWS: list[tuple[str, ...]] = []
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Items that share one node id get their own, from their names: schemathesis names an item
+    per API operation, but pytest 9 builds their ids from the test's name alone, and
+    pytest-xdist, which sends tests to its processes by id, would run only the first."""
+    ids = Counter(item.nodeid for item in items)
+    for item in items:
+        if ids[item.nodeid] > 1 and item.parent is not None:
+            unique = f"{item.parent.nodeid}::{item.name}"
+            if hasattr(item, "_id"):  # pytest >= 9 keeps ids structured
+                from _pytest.nodeid import NodeId
+
+                item._id = NodeId.parse(unique)
+            else:
+                item._nodeid = unique
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
