@@ -31,8 +31,10 @@ tools:
 	  || npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error \
 	  || echo "playwright-core missing: npm ci --prefix tests/browser"
 
+# Two processes, each with its own broker and redis-server; a module's tests stay in one
+# process, so module fixtures (a generated log, a demo run) are built once.
 test: lint tools
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 bench: $(BIN)/.installed
 	$(BIN)/python bench/run.py

@@ -23,6 +23,9 @@ from shopstream.kafka_io.topics import ensure_topics
 from shopstream.sinks import keys
 
 ROOT = Path(__file__).resolve().parent.parent
+#: The name under which a fault case (tests/chaos) hands its row of the fault table to its
+#: report; tests/conftest.py prints the table at the end.
+FAULT_ROW = "fault_row"
 
 
 @dataclass
@@ -84,6 +87,7 @@ class Proc:
             env=env, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+        self._asked = False
 
     def kill(self) -> None:
         """SIGKILL, as a crash would."""
@@ -92,8 +96,18 @@ class Proc:
             self.popen.wait(10)
 
     def stop(self) -> None:
-        if self.popen.poll() is None:
+        self.ask_to_stop()
+        self.wait_stopped()
+
+    def ask_to_stop(self) -> None:
+        """SIGTERM without waiting, so several processes shut down at once."""
+        if self.popen.poll() is None and not self._asked:
             self.popen.send_signal(signal.SIGTERM)
+            self._asked = True
+
+    def wait_stopped(self) -> None:
+        """Wait for the shutdown ``ask_to_stop`` began; SIGKILL after 20 s."""
+        if self.popen.poll() is None:
             try:
                 self.popen.wait(20)
             except subprocess.TimeoutExpired:
@@ -102,6 +116,14 @@ class Proc:
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+
+def stop_broker(proc: subprocess.Popen[bytes]) -> None:
+    """Stop a test's broker at teardown with SIGKILL: it keeps records in memory only, and on
+    SIGTERM it waits 5 s for the clients a test left connected before it is killed anyway."""
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait(10)
 
 
 def wait_until(pred: Callable[[], Any], timeout_s: float, what: str, interval: float = 0.2) -> Any:

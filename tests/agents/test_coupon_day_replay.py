@@ -3,7 +3,9 @@ whether partitions advance together in event time or one partition is replayed t
 
 from __future__ import annotations
 
+import functools
 import time
+from collections import Counter
 
 import pytest
 
@@ -39,16 +41,22 @@ async def process_in_time_order(settings, agent, batch_records: int,
     await r.aclose()
 
 
+@functools.cache
+def day(partitions: int) -> tuple[list[dict], set[tuple], Counter[tuple[str, str]]]:
+    """The generated day and its reference pushes and decisions, made once for both orders."""
+    events = generate_day(users=6_500, partitions=partitions)
+    return events, *reference(events)
+
+
 @pytest.mark.parametrize("first", [None, 0], ids=["time-order", "one-partition-first"])
 async def test_generated_day_matches_reference(settings, first: int | None) -> None:
     s = with_sections(settings, **SECTIONS)
-    events = generate_day(users=6_500, partitions=s.partitions)
+    events, expected, decisions = day(s.partitions)
     assert len(events) >= 100_000
     prod = EnvelopeProducer(s, max_events=50)
     for ev in sorted(events, key=lambda e: e["ts"]):
         prod.add(ev)
     prod.flush()
-    expected, decisions = reference(events)
 
     started = time.perf_counter()
     r = make_redis(s)

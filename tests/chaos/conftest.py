@@ -8,12 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import redis
 
 from shopstream.infra import start_broker, start_redis, stop
-from tests.support import Infra
-
-#: Rows of the fault table: fault, events, checks, result.
-ROWS: list[tuple[str, str, str, str]] = []
+from tests.support import FAULT_ROW, Infra, stop_broker, wait_until
 
 
 @dataclass
@@ -41,18 +39,10 @@ def fault_row(request: pytest.FixtureRequest) -> Iterator[FaultRow]:
     row = FaultRow(request.node.name)
     yield row
     result = request.node.stash.get(_OUTCOME, "error")
-    ROWS.append((row.fault, f"{row.events:,}", "; ".join(row.checks), result))
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if not ROWS:
-        return
-    head = ("fault", "events", "checks", "result")
-    widths = [max(len(r[i]) for r in [head, *ROWS]) for i in range(4)]
-    terminalreporter.section("fault suite")
-    for row in [head, tuple("-" * w for w in widths), *ROWS]:
-        cells = (c.ljust(w) for c, w in zip(row, widths, strict=True))
-        terminalreporter.write_line(" | ".join(cells))
+    # The row travels with the teardown report (tests/conftest.py prints the table), so a run
+    # split over processes prints it too.
+    request.node.user_properties.append(
+        (FAULT_ROW, (row.fault, f"{row.events:,}", "; ".join(row.checks), result)))
 
 
 @dataclass
@@ -71,7 +61,14 @@ class OwnInfra:
         return f"redis://127.0.0.1:{self.redis_port}/0"
 
     def start_redis(self) -> None:
+        """Start redis-server and wait until it has loaded its AOF or snapshot: until then it
+        answers the test's own reads with LOADING."""
         self.redis_proc, _ = start_redis(self.redis_port, self.dir / "redis", self.appendonly)
+        client = redis.Redis.from_url(self.redis_url)
+        try:
+            wait_until(lambda: client.info("persistence")["loading"] == 0, 60, "redis loaded")
+        finally:
+            client.close()
 
     def kill_redis(self) -> None:
         self.redis_proc.kill()  # type: ignore[attr-defined]
@@ -98,4 +95,4 @@ def own_infra(tmp_path: Path) -> Iterator[Callable[..., OwnInfra]]:
     for own in made:
         if own.redis_proc is not None:
             stop(own.redis_proc)  # type: ignore[arg-type]
-        stop(own.broker_proc)  # type: ignore[arg-type]
+        stop_broker(own.broker_proc)  # type: ignore[arg-type]

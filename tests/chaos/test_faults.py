@@ -64,7 +64,8 @@ def test_redis_sigkill_and_restart_with_aof(own_infra, log, start_worker, fault_
     settings, worker, (one, two, three) = first_third_applied(own.infra(), log, start_worker)
     own.kill_redis()
     replay_lines(settings, two)
-    time.sleep(3)  # the worker meets the outage and backs off
+    wait_until(lambda: "redis unreachable" in worker.log_text(), 60,
+               "the worker meeting the outage and backing off")
     own.start_redis()
     replay_lines(settings, three)
     wait_done(settings, log)
