@@ -263,7 +263,8 @@ def cmd_reset(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     from shopstream.demo import run_demo
 
-    return run_demo(settings, duration_s=args.duration, rate=args.rate)
+    return run_demo(settings, duration_s=args.duration, rate=args.rate,
+                    config_path=args.config or os.environ.get("SHOPSTREAM_CONFIG") or None)
 
 
 def _parser() -> argparse.ArgumentParser:

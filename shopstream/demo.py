@@ -11,6 +11,7 @@ import threading
 import time
 import webbrowser
 from dataclasses import replace
+from pathlib import Path
 
 import redis
 
@@ -35,8 +36,8 @@ def _processed(settings: Settings) -> int:
         r.close()
 
 
-def _spawn(settings: Settings, *args: str) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "SHOPSTREAM_BROKER": str(settings.broker),
+def _spawn(settings: Settings, config: str, *args: str) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "SHOPSTREAM_CONFIG": config, "SHOPSTREAM_BROKER": str(settings.broker),
            "SHOPSTREAM_REDIS_URL": str(settings.redis_url), "SHOPSTREAM_AGENTS": settings.agents,
            "SHOPSTREAM_STATE_DIR": settings.state_dir}
     return subprocess.Popen([sys.executable, "-m", "shopstream", *args], env=env)
@@ -57,8 +58,19 @@ def with_money(agents: str) -> str:
     """``agents`` with the money view's capabilities added (each once)."""
     names = [a.strip() for a in agents.split(",") if a.strip()]
     return ",".join(names + [a for a in MONEY_AGENTS if a not in names])
-#: The demo judges anomalies after 10 minutes of history (production default: 30 of 60).
-DEMO_ANOMALIES = {"window": 30, "min_history": 10}
+#: The demo's settings file when none is given: anomalies judged after 10 minutes of history
+#: (production default: 30 of 60), SKUs judged low or overstocked after 10 minutes (default 60),
+#: return rates once 40 units sold (default 20: at the demo's pace a SKU sells ~5 a minute, and
+#: a few returns among 20 units would look like a faulty batch).
+DEMO_CONFIG = """\
+[anomalies]
+window = 30
+min_history = 10
+
+[stock]
+min_history_min = 10
+return_min_sold = 40
+"""
 
 
 def _open_dashboard(host: str, port: int) -> None:
@@ -103,21 +115,25 @@ def _stop_all(stop: threading.Event, traffic: list[threading.Thread],
             child.wait(5)
 
 
-def run_demo(settings: Settings, duration_s: float = 0.0, rate: float = 2_000.0) -> int:
-    """Runs until Ctrl-C (or ``duration_s``); every child is stopped on the way out."""
+def run_demo(settings: Settings, duration_s: float = 0.0, rate: float = 2_000.0,
+             config_path: str | None = None) -> int:
+    """Runs until Ctrl-C (or ``duration_s``); every child is stopped on the way out. The
+    worker and the API read ``config_path``, else the demo's own file (``DEMO_CONFIG``)."""
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     with embedded(settings.state_dir) as infra:
-        sections = dict(settings.sections)
-        sections.setdefault("anomalies", DEMO_ANOMALIES)
-        s = replace(settings, broker=infra.broker, redis_url=infra.redis_url, sections=sections,
+        if config_path is None:
+            demo_file = Path(settings.state_dir) / "demo.toml"
+            demo_file.write_text(DEMO_CONFIG)
+            config_path = str(demo_file)
+        s = replace(settings, broker=infra.broker, redis_url=infra.redis_url,
                     agents=with_money(settings.agents))
         ensure_topics(s)
         api_port = s.api_port if s.api_port else free_port()
         children = [
-            _spawn(s, "worker", "--web-port", str(s.worker_web_port)),
-            _spawn(s, "api", "--port", str(api_port)),
+            _spawn(s, config_path, "worker", "--web-port", str(s.worker_web_port)),
+            _spawn(s, config_path, "api", "--port", str(api_port)),
         ]
         api = f"http://{s.api_host}:{api_port}"
         traffic = [

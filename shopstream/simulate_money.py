@@ -37,16 +37,20 @@ class MoneyPlan:
     idle_spend_fen: int = 5_000
     #: Stock counts: every SKU at the start, then every restock_min.
     restock_min: float = 30.0
-    #: Units on hand per SKU (the short ones run out; the overstocked one never moves).
-    stock_units: int = 5_000
+    #: Units on hand per SKU (the short ones run out, the low ones fall under their safety
+    #: stock; the overstocked one never moves).
+    stock_units: int = 50_000
     short_skus: tuple[str, ...] = ("sku1", "sku2", "sku3")
     short_units: int = 20
+    low_skus: tuple[str, ...] = ("sku6", "sku7")
+    low_units: int = 2_000
     overstocked_sku: str = "sku4"
     overstocked_units: int = 900_000
-    #: Share of paid lines returned: the faulty SKU and every other one.
-    faulty_sku: str = "sku5"
+    #: Share of paid lines returned: the faulty SKU (the busiest, the flash-sale one) and every
+    #: other one.
+    faulty_sku: str = "sku0"
     faulty_return_rate: float = 0.20
-    return_rate: float = 0.03
+    return_rate: float = 0.01
     #: A return arrives this long after its payment (uniform between the bounds).
     return_after_min: tuple[float, float] = (1.0, 10.0)
 
@@ -129,7 +133,7 @@ class MoneyTraffic:
         p = self.plan
         for i in range(self.skus):
             sku = f"sku{i}"
-            qty = (p.short_units if sku in p.short_skus
+            qty = (p.short_units if sku in p.short_skus else p.low_units if sku in p.low_skus
                    else p.overstocked_units if sku == p.overstocked_sku else p.stock_units)
             # The short SKUs are counted once: they sell out and stay out.
             if sku in p.short_skus and at != self.start_ms:

@@ -32,6 +32,9 @@ class StockConfig(msgspec.Struct, frozen=True):
 
     #: Business days of paid units behind the expected daily sales (today included).
     sales_days: Annotated[int, msgspec.Meta(ge=1, le=90)] = 7
+    #: Minutes of a SKU's sales history before it can be judged low or overstocked (a rate
+    #: over a few minutes is noise).
+    min_history_min: Annotated[int, msgspec.Meta(ge=0, le=90 * 1440)] = 60
     #: Safety stock = this x expected daily sales (the playbook's 1.5).
     safety_factor: Annotated[float, msgspec.Meta(ge=0.0, le=100.0)] = 1.5
     #: Overstocked above this many days of cover.
@@ -117,10 +120,11 @@ def judge(sku: str, doc: dict[str, Any], minute: int, cfg: StockConfig,
     out of every window, returns the alerts raised."""
     day = bucket_start(minute, "d", zone)
     days: dict[str, list[int]] = doc.setdefault("days", {})
-    first = doc.setdefault("first_day", day)
+    first = doc.setdefault("first_ms", doc.get("first_day", minute))
     sales_start = days_before(day, cfg.sales_days - 1, zone)
-    counted = min(cfg.sales_days, round((day - max(first, sales_start)) / DAY_MS) + 1)
-    expected = _window(days, sales_start, 0) / counted
+    span_ms = minute + MINUTE_MS - max(first, sales_start)
+    expected = _window(days, sales_start, 0) * DAY_MS / span_ms
+    long_enough = span_ms >= cfg.min_history_min * MINUTE_MS
     return_start = days_before(day, cfg.return_days - 1, zone)
     sold, returned = _window(days, return_start, 0), _window(days, return_start, 1)
     rate = returned / sold if sold else None
@@ -130,9 +134,9 @@ def judge(sku: str, doc: dict[str, Any], minute: int, cfg: StockConfig,
         state = "unknown"
     elif on_hand <= 0:
         state = "out"
-    elif expected > 0 and on_hand < safety:
+    elif long_enough and expected > 0 and on_hand < safety:
         state = "low"
-    elif expected > 0 and on_hand > cfg.overstock_days * expected:
+    elif long_enough and expected > 0 and on_hand > cfg.overstock_days * expected:
         state = "over"
     else:
         state = "ok"

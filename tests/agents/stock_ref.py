@@ -16,6 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 MIN = 60_000
+DAY = 86_400_000
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 #: 2026-11-05 00:00 Asia/Shanghai.
 START = 1_793_808_000_000
@@ -29,6 +30,7 @@ class Cfg:
     return_days: int = 30
     return_rate_max: float = 0.15
     return_min_sold: int = 20
+    min_history_min: int = 60
 
 
 def day_of(ts: int, zone: ZoneInfo = SHANGHAI) -> datetime:
@@ -167,7 +169,7 @@ def reference(log: list[dict[str, Any]], cfg: Cfg,
     empty = _Series([])
     views: dict[tuple[str, int], dict[str, Any]] = {}
     alerts: list[dict[str, Any]] = []
-    seen: dict[str, datetime] = {}
+    seen: dict[str, int] = {}
     state: dict[str, str] = {}
     high: dict[str, bool] = {}
     last_day: datetime | None = None
@@ -175,7 +177,7 @@ def reference(log: list[dict[str, Any]], cfg: Cfg,
         t = m + MIN - 1
         day = day_of(m, zone)
         for sku in touched[m]:
-            seen.setdefault(sku, day)
+            seen.setdefault(sku, m)
         skus = sorted(seen) if day != last_day else sorted(touched[m])
         last_day = day
         for sku in skus:
@@ -183,8 +185,11 @@ def reference(log: list[dict[str, Any]], cfg: Cfg,
             ups = [u for u in updates.get(sku, []) if u[0] <= t]
             sales_from = day_of(ms(day - timedelta(days=cfg.sales_days - 1)) + 12 * 3600_000,
                                 zone)
-            n_days = min(cfg.sales_days, (max(seen[sku], sales_from) - day).days * -1 + 1)
-            expected = ps.between(ms(sales_from) - 1, t) / n_days
+            # A rate over the span observed in the window: from its start or the SKU's first
+            # minute, whichever is later, to the end of minute m.
+            span = t + 1 - max(seen[sku], ms(sales_from))
+            expected = ps.between(ms(sales_from) - 1, t) * DAY / span
+            long_enough = span >= cfg.min_history_min * MIN
             ret_from = day_of(ms(day - timedelta(days=cfg.return_days - 1)) + 12 * 3600_000,
                               zone)
             sold = ps.between(ms(ret_from) - 1, t)
@@ -200,9 +205,9 @@ def reference(log: list[dict[str, Any]], cfg: Cfg,
                 st = "unknown"
             elif on_hand <= 0:
                 st = "out"
-            elif expected > 0 and on_hand < safety:
+            elif long_enough and expected > 0 and on_hand < safety:
                 st = "low"
-            elif expected > 0 and on_hand > cfg.overstock_days * expected:
+            elif long_enough and expected > 0 and on_hand > cfg.overstock_days * expected:
                 st = "over"
             else:
                 st = "ok"

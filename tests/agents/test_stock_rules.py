@@ -63,8 +63,8 @@ FIELDS = ("on_hand", "expected_daily_sales", "safety_stock", "days_of_cover", "s
 
 @pytest.mark.parametrize(("cfg", "n"), [
     (Cfg(), 100_000),
-    (Cfg(sales_days=3, return_days=2, safety_factor=2.0, overstock_days=5.0, return_min_sold=5),
-     20_000)])
+    (Cfg(sales_days=3, return_days=2, safety_factor=2.0, overstock_days=5.0, return_min_sold=5,
+         min_history_min=0), 20_000)])
 def test_rules_equal_the_reference_on_generated_logs(cfg: Cfg, n: int) -> None:
     log = generate(n, seed=7)
     want_views, want_alerts = reference(log, cfg)
@@ -86,6 +86,21 @@ def test_a_payment_at_the_update_time_is_not_since_it() -> None:
     act = {"s": Activity(updates={1000: 10}, paid={1000: 3, 1001: 2})}
     judge_minute(docs, act, 0, True, StockConfig(), SHANGHAI)
     assert docs["s"]["view"]["on_hand"] == 8
+
+
+def test_a_rate_over_minutes_judges_nothing_until_the_history_is_long_enough() -> None:
+    """Five units sold in a SKU's first minute are 7,200 a day at that rate: far below a
+    safety stock of 1.5 days for 10 on hand, yet judged only once min_history_min passed."""
+    cfg = StockConfig(min_history_min=3)
+    docs: dict[str, dict[str, Any]] = {}
+    judge_minute(docs, {"s": Activity(updates={0: 10}, paid={1: 5})}, 0, True, cfg, SHANGHAI)
+    view = docs["s"]["view"]
+    assert view["expected_daily_sales"] == 5 * 1440
+    assert (view["on_hand"], view["state"]) == (5, "ok")
+    _, raised = judge_minute(docs, {"s": Activity(paid={2 * MIN: 1})}, 2 * MIN, False, cfg,
+                             SHANGHAI)
+    assert docs["s"]["view"]["expected_daily_sales"] == 6 * 1440 / 3
+    assert [a["type"] for a in raised] == ["stock_low"]
 
 
 def test_the_section_is_typed_and_refuses_unknown_keys() -> None:
