@@ -74,6 +74,7 @@ _EXPR: dict[Kind, str] = {
     Kind.TS: "(type({v}) is int and MIN_TS <= {v} <= MAX_TS)",
     Kind.MONEY: "(type({v}) is int and 0 <= {v} <= MAX_MONEY)",
     Kind.QTY: "(type({v}) is int and 1 <= {v} <= MAX_QTY)",
+    Kind.COUNT: "(type({v}) is int and 0 <= {v} <= MAX_QTY)",
     Kind.CHANNEL: "(type({v}) is str and {v} in _CHANNELS)",
     Kind.PAY_STATUS: '({v} == "success" or {v} == "failed")',
     Kind.ITEMS: "_is_items({v})",
@@ -103,7 +104,8 @@ def _old_predicate(required: dict[str, Kind],
 
 _COMMON_REQ = {k: v for k, v in COMMON_REQUIRED.items() if k != "type"}
 _OLD: dict[str, Callable[[dict[str, Any]], bool]] = {
-    t: _old_predicate({**_COMMON_REQ, **req}, {**COMMON_OPTIONAL, **opt})
+    t: _old_predicate({**{k: v for k, v in _COMMON_REQ.items() if k not in opt}, **req},
+                      {**{k: v for k, v in COMMON_OPTIONAL.items() if k not in req}, **opt})
     for t, (req, opt) in EVENT_TYPES.items()
 }
 

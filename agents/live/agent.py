@@ -10,6 +10,7 @@ details only: bounded work whatever the number of rooms on air).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import NamedTuple, cast
 
@@ -103,9 +104,11 @@ class LiveRooms(NoHooks):
         self.user_ttl_ms = cfg.attribution_ms + cfg.lateness_ms + cfg.idle_ms
 
     async def load(self, batches: list[PartitionBatch]) -> list[Loaded]:
-        """Two round trips whatever the partitions: one pipeline reads what the events name
-        (idle views, open views of ending rooms, on-air scores, rooms of paid orders), a
-        second the users those and the events touch (one MGET per partition: one hash tag)."""
+        """Two steps whatever the partitions: one pipeline reads what the events name (idle
+        views, open views of ending rooms, on-air scores, rooms of paid orders: one GET each),
+        then the users those and the events touch, one MGET per partition (one hash tag),
+        the partitions concurrently. MGET stays out of pipelines: Redis Cluster clients
+        refuse it there."""
         a, r = self.app_id, self.redis
         wants = [_Wants.of(b, self.name) for b in batches]
         async with r.pipeline(transaction=False) as pipe:
@@ -117,15 +120,15 @@ class LiveRooms(NoHooks):
                     pipe.hkeys(lk.open_key(a, p, room))
                 if w.active:
                     pipe.zmscore(lk.onair_key(a, p), w.active)
-                if w.orders:
-                    pipe.mget([lk.order_key(a, p, o) for o in w.orders])
+                for o in w.orders:
+                    pipe.get(lk.order_key(a, p, o))
             rows = iter(await pipe.execute())
         firsts = []
         for w in wants:
             idle = next(rows)
             room_open = {room: {u.decode() for u in next(rows)} for room in w.ending}
             scores = next(rows) if w.active else []
-            order_rooms = next(rows) if w.orders else []
+            order_rooms = [next(rows) for _ in w.orders]
             candidates = [tuple(orjson.loads(m)) for m in idle]
             wanted = list(dict.fromkeys(
                 [*w.users, *(u for _, u in candidates),
@@ -136,14 +139,17 @@ class LiveRooms(NoHooks):
                            {o: room.decode() for o, room in zip(w.orders, order_rooms,
                                                                  strict=True)
                             if room is not None}))
-        async with r.pipeline(transaction=False) as pipe:
-            for b, (_, _, wanted, _, _) in zip(batches, firsts, strict=True):
-                if wanted:
-                    pipe.mget([lk.user_key(a, b.partition, u) for u in wanted])
-            blobs = iter(await pipe.execute())
+        async def users_of(b: PartitionBatch, wanted: list[str]) -> list[bytes | None]:
+            if not wanted:
+                return []
+            return cast(list[bytes | None],
+                        await r.mget([lk.user_key(a, b.partition, u) for u in wanted]))
+
+        blobs = await asyncio.gather(*(users_of(b, first[2])
+                                       for b, first in zip(batches, firsts, strict=True)))
         out = []
-        for room_open, candidates, wanted, rooms_on_air, orders in firsts:
-            users = cast(list[bytes | None], next(blobs)) if wanted else []
+        for (room_open, candidates, wanted, rooms_on_air, orders), users in zip(
+                firsts, blobs, strict=True):
             out.append(Loaded({u: decode_user(blob) for u, blob in zip(wanted, users,
                                                                        strict=True)},
                               room_open, candidates, orders, rooms_on_air))

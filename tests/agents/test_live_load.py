@@ -1,5 +1,7 @@
-"""The live agent's load costs two Redis round trips per batch, whatever its partitions: at the
-live rate a batch holds every partition, and trips per partition made the load the slowest."""
+"""The live agent's load costs one pipeline per batch, then one MGET per partition with users
+(concurrently; Redis Cluster clients refuse MGET in a pipeline): at the live rate a batch holds
+every partition, and two or three trips per partition made the load the slowest (103 round
+trips in this test's eight loads)."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from tests.support import counts, process_topic
 pytestmark = pytest.mark.integration
 
 
-async def test_load_is_two_round_trips_for_all_partitions_of_a_batch(settings) -> None:
+async def test_load_is_a_pipeline_then_one_read_per_partition(settings) -> None:
     settings = dataclasses.replace(settings, sections={})
     log = generate(n_rooms=40, n_users=400, seed=3)
     prod = EnvelopeProducer(settings, max_events=5)
@@ -39,4 +41,5 @@ async def test_load_is_two_round_trips_for_all_partitions_of_a_batch(settings) -
     assert counts(settings)["processed"] == len({e["event_id"] for e in log})
     load = meter.stats["load"]
     assert load.calls >= 3
-    assert load.trips <= 2 * load.calls, f"{load.trips} round trips in {load.calls} loads"
+    most = load.calls * (1 + settings.partitions)
+    assert load.trips <= most, f"{load.trips} round trips in {load.calls} loads"
