@@ -123,10 +123,13 @@ class Ops:
     of operations here.
     """
 
-    __slots__ = ("args",)
+    __slots__ = ("args", "blobs")
 
     def __init__(self) -> None:
         self.args: list[Any] = []
+        #: Binary values (packed state), sent as arguments of their own: the JSON array of
+        #: ops carries only UTF-8 text, so it refers to the n-th blob as ``[n]``.
+        self.blobs: list[bytes] = []
 
     def __len__(self) -> int:
         return len(self.args)
@@ -140,6 +143,11 @@ class Ops:
 
     def hset(self, key: str, field: str, value: Any) -> None:
         self.args += ("HSET", key, field, value)
+
+    def hset_bytes(self, key: str, field: str, value: bytes) -> None:
+        """HSET of a binary value (any bytes, not only UTF-8 text)."""
+        self.blobs.append(value)
+        self.args += ("HSET", key, field, [len(self.blobs)])
 
     def hsetnx(self, key: str, field: str, value: Any) -> None:
         self.args += ("HSETNX", key, field, value)
@@ -174,6 +182,11 @@ class Ops:
 
     def set(self, key: str, value: Any) -> None:
         self.args += ("SET", key, value)
+
+    def set_bytes(self, key: str, value: bytes) -> None:
+        """SET of a binary value (any bytes, not only UTF-8 text)."""
+        self.blobs.append(value)
+        self.args += ("SET", key, [len(self.blobs)])
 
     def incrby(self, key: str, amount: int) -> None:
         self.args += ("INCRBY", key, _exact(amount))
@@ -238,7 +251,7 @@ class RedisState:
         only."""
         res = await self._apply(keys=[self.fence_key(partition)],
                                 args=[before.offset, after.offset, after.watermark, ops.encode(),
-                                      after.log or ""])
+                                      after.log or "", *ops.blobs])
         return int(res[0]) == 1
 
     async def checkpoints(self, partition: int) -> list[tuple[int, int]]:
