@@ -45,9 +45,16 @@ from shopstream.schemas.events import (
     LiveLeave,
     LiveLike,
 )
-from shopstream.sinks.coupons.keys import coupon_keys, user_key, viewers_key
+from shopstream.sinks.coupons import users as stored_users
+from shopstream.sinks.coupons.keys import (
+    bucket,
+    coupon_keys,
+    user_key,
+    users_prefix,
+    viewers_key,
+)
 from shopstream.sinks.outbox import OutboxRelay
-from shopstream.sinks.redis_state import Redis, get_many
+from shopstream.sinks.redis_state import Redis
 from shopstream.sinks.webhook import WebhookSender, parse_webhook
 
 NAME = "coupons"
@@ -135,8 +142,8 @@ class CouponAgent(NoHooks):
             for vs in viewers.values():
                 users.update(vs)
             prepared.append((b, due, last_end, deferred, viewers, sorted(users)))
-        rows3 = await get_many(self.redis, [(user_key(a, b.partition, ""), names)
-                                            for b, *_, names in prepared])
+        rows3 = await stored_users.load(self.redis, a, [(b.partition, names)
+                                                        for b, *_, names in prepared])
         return [Loaded(due, last_end, deferred, viewers, dict(zip(names, raws, strict=True)))
                 for (_, due, last_end, deferred, viewers, names), raws in zip(prepared, rows3,
                                                                               strict=True)]
@@ -172,7 +179,7 @@ class _Timeline:
     def __init__(self, app: str, cfg: CouponConfig, batch: PartitionBatch,
                  loaded: Loaded) -> None:
         self.app, self.cfg, self.b = app, cfg, batch
-        #: Stored JSON per user, so that only users whose state changed are written back.
+        #: Stored state per user, so that only users whose state changed are written back.
         self.stored = loaded.users
         self.users: dict[str, dict[str, Any]] = {}
         self.new_users: set[str] = set()
@@ -181,7 +188,7 @@ class _Timeline:
                 self.new_users.add(u)
                 self.users[u] = {}
             else:
-                self.users[u] = codec.loads(raw)
+                self.users[u] = stored_users.unpack(raw)
         self.deferred: dict[str, dict[str, Any]] = dict(loaded.deferred)
         #: Viewers of the current session, known for the rooms ending in this batch; joins of
         #: other rooms only add to the stored set.
@@ -350,10 +357,14 @@ class _Timeline:
     def _write(self) -> None:
         ops, p, a = self.b.ops, self.b.partition, self.app
         k = coupon_keys(a, p)
+        prefix = users_prefix(a, p)
         for u, st in self.users.items():
-            raw = codec.dumps(st)
-            if raw != self.stored[u]:
-                ops.set(user_key(a, p, u), raw)
+            raw = stored_users.pack(st)
+            old = self.stored[u]
+            if raw != old:
+                ops.hset_bytes(prefix + bucket(u), u, raw)
+                if old is not None and stored_users.is_old(old):
+                    ops.delete(user_key(a, p, u))
         for member, at in self.timers.items():
             if at is None:
                 ops.zrem(k.timers, member)
