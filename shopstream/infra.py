@@ -245,7 +245,8 @@ def start_redis_cluster(
             proc = subprocess.Popen(
                 [redis_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
                  "--appendonly", "no", "--cluster-enabled", "yes", "--dir", str(workdir),
-                 "--cluster-config-file", "nodes.conf", "--loglevel", "warning"],
+                 "--cluster-config-file", "nodes.conf", "--loglevel", "warning",
+                 *COMPACT_HASHES],
                 stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True,
             )
             procs.append(proc)

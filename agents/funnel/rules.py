@@ -33,6 +33,7 @@ _KV: Final = "\x1d"
 #: First character of the compact encoding (``pack_units``).
 _PACKED: Final = "\x1c"
 _PACKED_BYTE: Final = _PACKED.encode()
+_UNIT_FORMAT: Final = "%s" + _KV + "%x,%d,%d,%s"
 _STRIP: Final = str.maketrans("", "", "\x1d\x1e\x1f")
 _NAME_RE: Final = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _UNITS: Final = {"ms": 1, "s": SECOND_MS, "m": MINUTE_MS, "h": HOUR_MS, "d": DAY_MS}
@@ -127,12 +128,12 @@ class Progress:
 
 def pack_units(units: dict[str, Progress]) -> str:
     """All open entries of one user (every funnel and session) as one string value, compact:
-    ``_PACKED`` then per unit ``unit _KV entry time (hex), steps, last step's time - entry time
-    (hex), values``. One entry takes about 40 bytes, so Redis keeps it in one allocation with
+    ``_PACKED`` then per unit ``unit _KV entry time (hex), steps, last step's time - entry time,
+    values``. One entry takes about 40 bytes, so Redis keeps it in one allocation with
     its object (a string of up to 44 bytes is embedded); the text written before took 54."""
     return _PACKED + _UNIT_SEP.join(
-        f"{unit}{_KV}{st.entry_ts:x},{st.reached},{st.last_ts - st.entry_ts:x},"
-        f"{_SEP.join(st.values)}" for unit, st in units.items())
+        _UNIT_FORMAT % (unit, st.entry_ts, st.reached, st.last_ts - st.entry_ts,
+                        _SEP.join(st.values)) for unit, st in units.items())
 
 
 def unpack_units(raw: bytes | None) -> dict[str, Progress]:
@@ -147,7 +148,7 @@ def unpack_units(raw: bytes | None) -> dict[str, Progress]:
         unit, st = item.split(_KV, 1)
         entry, reached, since, values = st.split(",", 3)
         start = int(entry, 16)
-        out[unit] = Progress(start, int(reached), start + int(since, 16),
+        out[unit] = Progress(start, int(reached), start + int(since),
                              tuple(values.split(_SEP)))
     return out
 

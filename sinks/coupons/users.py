@@ -25,7 +25,8 @@ from shopstream.sinks.redis_state import Redis
 
 _LUA = (Path(__file__).parent / "users.lua").read_text()
 _ENCODE = msgspec.msgpack.Encoder().encode
-_DECODE = msgspec.msgpack.Decoder().decode
+_DECODE = msgspec.msgpack.Decoder(dict[str, Any]).decode
+_JSON_OPEN = ord("{")
 
 
 def pack(state: dict[str, Any]) -> bytes:
@@ -35,14 +36,14 @@ def pack(state: dict[str, Any]) -> bytes:
 def unpack(raw: bytes) -> dict[str, Any]:
     """A stored state, packed or in the JSON written before (a MessagePack map never starts
     with ``{``)."""
-    if is_old(raw):
+    if raw[0] == _JSON_OPEN:
         return cast(dict[str, Any], codec.loads(raw))
-    return cast(dict[str, Any], _DECODE(raw))
+    return _DECODE(raw)
 
 
 def is_old(raw: bytes) -> bool:
     """True for state in the JSON format (kept in the old string key)."""
-    return raw[:1] == b"{"
+    return raw[0] == _JSON_OPEN
 
 
 async def load(redis: Redis, app: str, rows: list[tuple[int, list[str]]]
