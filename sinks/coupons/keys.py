@@ -61,9 +61,12 @@ def coupon_keys(app: str, p: int) -> CouponKeys:
 USER_BUCKETS = 512
 
 
+_BUCKETS = tuple(str(n) for n in range(USER_BUCKETS))
+
+
 def bucket(user: str) -> str:
     """The user's bucket: CRC-32 of the id, the same in every process and version."""
-    return str(zlib.crc32(user.encode()) % USER_BUCKETS)
+    return _BUCKETS[zlib.crc32(user.encode()) % USER_BUCKETS]
 
 
 def users_prefix(app: str, p: int) -> str:
