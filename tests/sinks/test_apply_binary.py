@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from redis.exceptions import ResponseError
 
 from shopstream.sinks.redis_state import Fence, Ops, RedisState, make_redis
 
@@ -25,4 +26,19 @@ async def test_binary_values_land_byte_for_byte(settings):
     assert await r.get(f"{app}:{{p0}}:a") == BLOB
     assert await r.hgetall(f"{app}:{{p0}}:h") == {b"text": b"plain", b"packed": BLOB[::-1],
                                                    b"empty": b""}
+    await r.aclose()
+
+
+async def test_a_reference_to_a_missing_value_is_refused_before_any_write(settings):
+    r = make_redis(settings)
+    app = settings.app_id
+    state = RedisState(r, app, settings.events_topic)
+    ops = Ops()
+    ops.set(f"{app}:{{p0}}:first", "written first")
+    ops.hset_bytes(f"{app}:{{p0}}:h", "packed", BLOB)
+    ops.blobs.clear()
+    with pytest.raises(ResponseError, match="HSET refers to a missing value, nothing written"):
+        await state.apply({0: (Fence(-1, 0), Fence(1, 10), ops)})
+    assert await r.exists(f"{app}:{{p0}}:first", f"{app}:{{p0}}:h") == 0
+    assert (await state.read_fences([0]))[0] == Fence(-1, 0)
     await r.aclose()
