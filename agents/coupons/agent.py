@@ -73,6 +73,8 @@ class Loaded(NamedTuple):
     viewers: dict[str, list[str]]
     #: user -> stored state (None: never seen here).
     users: dict[str, bytes | None]
+    #: user -> its bucket (``sinks.coupons.keys.bucket``), for the write.
+    buckets: dict[str, str]
 
 
 class Decided(NamedTuple):
@@ -142,11 +144,14 @@ class CouponAgent(NoHooks):
             for vs in viewers.values():
                 users.update(vs)
             prepared.append((b, due, last_end, deferred, viewers, sorted(users)))
-        rows3 = await stored_users.load(self.redis, a, [(b.partition, names)
-                                                        for b, *_, names in prepared])
-        return [Loaded(due, last_end, deferred, viewers, dict(zip(names, raws, strict=True)))
-                for (_, due, last_end, deferred, viewers, names), raws in zip(prepared, rows3,
-                                                                              strict=True)]
+        buckets = [[bucket(u) for u in names] for *_, names in prepared]
+        rows3 = await stored_users.load(self.redis, a, [
+            (b.partition, names, bs) for (b, *_, names), bs in zip(prepared, buckets,
+                                                                   strict=True)])
+        return [Loaded(due, last_end, deferred, viewers, dict(zip(names, raws, strict=True)),
+                       dict(zip(names, bs, strict=True)))
+                for (_, due, last_end, deferred, viewers, names), raws, bs
+                in zip(prepared, rows3, buckets, strict=True)]
 
     def apply(self, batch: PartitionBatch, loaded: Loaded) -> Decided:
         return _Timeline(self.app, self.cfg, batch, loaded).run()
@@ -181,6 +186,7 @@ class _Timeline:
         self.app, self.cfg, self.b = app, cfg, batch
         #: Stored state per user, so that only users whose state changed are written back.
         self.stored = loaded.users
+        self.buckets = loaded.buckets
         self.users: dict[str, dict[str, Any]] = {}
         self.new_users: set[str] = set()
         for u, raw in self.stored.items():
@@ -362,7 +368,7 @@ class _Timeline:
             raw = stored_users.pack(st)
             old = self.stored[u]
             if raw != old:
-                ops.hset_bytes(prefix + bucket(u), u, raw)
+                ops.hset_bytes(prefix + self.buckets[u], u, raw)
                 if old is not None and stored_users.is_old(old):
                     ops.delete(user_key(a, p, u))
         for member, at in self.timers.items():

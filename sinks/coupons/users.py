@@ -20,7 +20,7 @@ import msgspec
 import orjson
 
 from shopstream.core import codec
-from shopstream.sinks.coupons.keys import bucket, user_key, users_prefix
+from shopstream.sinks.coupons.keys import user_key, users_prefix
 from shopstream.sinks.redis_state import Redis
 
 _LUA = (Path(__file__).parent / "users.lua").read_text()
@@ -46,19 +46,18 @@ def is_old(raw: bytes) -> bool:
     return raw[0] == _JSON_OPEN
 
 
-async def load(redis: Redis, app: str, rows: list[tuple[int, list[str]]]
+async def load(redis: Redis, app: str, rows: list[tuple[int, list[str], list[str]]]
                ) -> list[list[bytes | None]]:
-    """Stored state of each (partition, users) row, None for a user without any; one Lua
-    call per row, the rows concurrently."""
+    """Stored state of each (partition, users, their ``bucket``) row, None for a user without
+    any; one Lua call per row, the rows concurrently."""
     script = redis.register_script(_LUA)
 
-    async def one(p: int, users: list[str]) -> list[bytes | None]:
+    async def one(p: int, users: list[str], buckets: list[str]) -> list[bytes | None]:
         if not users:
             return []
         prefix = users_prefix(app, p)
         got = await script(keys=[prefix], args=[prefix, user_key(app, p, ""),
-                                                orjson.dumps(users),
-                                                orjson.dumps([bucket(u) for u in users])])
+                                                orjson.dumps(users), orjson.dumps(buckets)])
         return cast(list[bytes | None], got)
 
-    return list(await asyncio.gather(*(one(p, users) for p, users in rows)))
+    return list(await asyncio.gather(*(one(*row) for row in rows)))
