@@ -85,6 +85,12 @@ def start_broker(
     return proc, f"kafka://127.0.0.1:{port}"
 
 
+#: Hashes with values up to 256 bytes stay listpacks (ziplists in Redis 6): the users' state
+#: buckets (sinks/coupons/users.py) then cost no dict entry per user. The same setting
+#: belongs in a production Redis's configuration (docs/performance.md, round three).
+COMPACT_HASHES = ("--hash-max-ziplist-value", "256")
+
+
 def start_redis(
     port: int | None = None, data_dir: Path | None = None, appendonly: bool = False,
     password: str | None = None,
@@ -103,7 +109,7 @@ def start_redis(
         "--appendonly", "no"]
     proc = subprocess.Popen(
         [redis_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "", *aof,
-         "--dir", str(workdir), *auth, "--loglevel", "warning"],
+         "--dir", str(workdir), *auth, "--loglevel", "warning", *COMPACT_HASHES],
         stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True,
     )
     _wait_port(port, proc, "redis-server", 10.0)
@@ -239,7 +245,8 @@ def start_redis_cluster(
             proc = subprocess.Popen(
                 [redis_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
                  "--appendonly", "no", "--cluster-enabled", "yes", "--dir", str(workdir),
-                 "--cluster-config-file", "nodes.conf", "--loglevel", "warning"],
+                 "--cluster-config-file", "nodes.conf", "--loglevel", "warning",
+                 *COMPACT_HASHES],
                 stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True,
             )
             procs.append(proc)

@@ -8,6 +8,8 @@
 --          KEYS[1]'s hash tag. One argument instead of thousands: the client packs far less.
 -- ARGV[5]  id of the log (the topic's id) the batch was read from, '' when the broker keeps
 --          none: nothing lands on a fence of another log, and the id moves with the fence.
+-- ARGV[6..] binary values (packed state): an op's argument [n] stands for ARGV[5 + n]
+--          (checked before any write, like the rest).
 --
 -- Redis keeps the writes a failing script made before it failed, so every check that can
 -- fail runs before the first write: known ops, whole arguments, and the type of every key
@@ -45,6 +47,13 @@ while i <= n do
   if i + a > n then
     return redis.error_reply('apply_batch: ' .. op .. ' lacks arguments, nothing written')
   end
+  for j = i + 2, i + a do
+    local v = ops[j]
+    if type(v) == 'table' and (type(v[1]) ~= 'number' or ARGV[5 + v[1]] == nil) then
+      return redis.error_reply('apply_batch: ' .. op
+        .. ' refers to a missing value, nothing written')
+    end
+  end
   local key = ops[i + 1]
   local want = needs[op]
   if want ~= nil then
@@ -68,6 +77,7 @@ end
 -- JSON numbers arrive as Lua doubles; integers must reach Redis without an exponent.
 local floor, fmt = math.floor, string.format
 local function arg(v)
+  if type(v) == 'table' then return ARGV[5 + v[1]] end
   if type(v) == 'number' then
     if v == floor(v) then return fmt('%d', v) end
     return fmt('%.17g', v)

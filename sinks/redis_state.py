@@ -116,6 +116,18 @@ def _exact(n: int) -> int | str:
 _EXACT = 2**53
 
 
+#: ``[n]``, the ops' reference to their n-th binary value, made once per n: a list made per
+#: value would be a container for the garbage collector to count and traverse, which cost
+#: about 1 us per value in the batch loop (bench/stage_costs.py).
+_REFS: list[list[int]] = []
+
+
+def _ref(n: int) -> list[int]:
+    while len(_REFS) < n:
+        _REFS.append([len(_REFS) + 1])
+    return _REFS[n - 1]
+
+
 class Ops:
     """State changes of one partition's batch, collected then flushed in one Lua call.
 
@@ -123,10 +135,13 @@ class Ops:
     of operations here.
     """
 
-    __slots__ = ("args",)
+    __slots__ = ("args", "blobs")
 
     def __init__(self) -> None:
         self.args: list[Any] = []
+        #: Binary values (packed state), sent as arguments of their own: the JSON array of
+        #: ops carries only UTF-8 text, so it refers to the n-th blob as ``[n]``.
+        self.blobs: list[bytes] = []
 
     def __len__(self) -> int:
         return len(self.args)
@@ -140,6 +155,11 @@ class Ops:
 
     def hset(self, key: str, field: str, value: Any) -> None:
         self.args += ("HSET", key, field, value)
+
+    def hset_bytes(self, key: str, field: str, value: bytes) -> None:
+        """HSET of a binary value (any bytes, not only UTF-8 text)."""
+        self.blobs.append(value)
+        self.args += ("HSET", key, field, _ref(len(self.blobs)))
 
     def hsetnx(self, key: str, field: str, value: Any) -> None:
         self.args += ("HSETNX", key, field, value)
@@ -174,6 +194,11 @@ class Ops:
 
     def set(self, key: str, value: Any) -> None:
         self.args += ("SET", key, value)
+
+    def set_bytes(self, key: str, value: bytes) -> None:
+        """SET of a binary value (any bytes, not only UTF-8 text)."""
+        self.blobs.append(value)
+        self.args += ("SET", key, _ref(len(self.blobs)))
 
     def incrby(self, key: str, amount: int) -> None:
         self.args += ("INCRBY", key, _exact(amount))
@@ -238,7 +263,7 @@ class RedisState:
         only."""
         res = await self._apply(keys=[self.fence_key(partition)],
                                 args=[before.offset, after.offset, after.watermark, ops.encode(),
-                                      after.log or ""])
+                                      after.log or "", *ops.blobs])
         return int(res[0]) == 1
 
     async def checkpoints(self, partition: int) -> list[tuple[int, int]]:

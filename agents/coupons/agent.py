@@ -46,9 +46,16 @@ from shopstream.schemas.events import (
     LiveLike,
     UserEvent,
 )
-from shopstream.sinks.coupons.keys import coupon_keys, user_key, viewers_key
+from shopstream.sinks.coupons import users as stored_users
+from shopstream.sinks.coupons.keys import (
+    bucket,
+    coupon_keys,
+    user_key,
+    users_prefix,
+    viewers_key,
+)
 from shopstream.sinks.outbox import OutboxRelay
-from shopstream.sinks.redis_state import Redis, get_many
+from shopstream.sinks.redis_state import Redis
 from shopstream.sinks.webhook import WebhookSender, parse_webhook
 
 NAME = "coupons"
@@ -67,6 +74,8 @@ class Loaded(NamedTuple):
     viewers: dict[str, list[str]]
     #: user -> stored state (None: never seen here).
     users: dict[str, bytes | None]
+    #: user -> its bucket (``sinks.coupons.keys.bucket``), for the write.
+    buckets: dict[str, str]
 
 
 class Decided(NamedTuple):
@@ -137,11 +146,14 @@ class CouponAgent(NoHooks):
             for vs in viewers.values():
                 users.update(vs)
             prepared.append((b, due, last_end, deferred, viewers, sorted(users)))
-        rows3 = await get_many(self.redis, [(user_key(a, b.partition, ""), names)
-                                            for b, *_, names in prepared])
-        return [Loaded(due, last_end, deferred, viewers, dict(zip(names, raws, strict=True)))
-                for (_, due, last_end, deferred, viewers, names), raws in zip(prepared, rows3,
-                                                                              strict=True)]
+        buckets = [[bucket(u) for u in names] for *_, names in prepared]
+        rows3 = await stored_users.load(self.redis, a, [
+            (b.partition, names, bs) for (b, *_, names), bs in zip(prepared, buckets,
+                                                                   strict=True)])
+        return [Loaded(due, last_end, deferred, viewers, dict(zip(names, raws, strict=True)),
+                       dict(zip(names, bs, strict=True)))
+                for (_, due, last_end, deferred, viewers, names), raws, bs
+                in zip(prepared, rows3, buckets, strict=True)]
 
     def apply(self, batch: PartitionBatch, loaded: Loaded) -> Decided:
         return _Timeline(self.app, self.cfg, batch, loaded).run()
@@ -174,8 +186,9 @@ class _Timeline:
     def __init__(self, app: str, cfg: CouponConfig, batch: PartitionBatch,
                  loaded: Loaded) -> None:
         self.app, self.cfg, self.b = app, cfg, batch
-        #: Stored JSON per user, so that only users whose state changed are written back.
+        #: Stored state per user, so that only users whose state changed are written back.
         self.stored = loaded.users
+        self.buckets = loaded.buckets
         self.users: dict[str, dict[str, Any]] = {}
         self.new_users: set[str] = set()
         for u, raw in self.stored.items():
@@ -183,7 +196,7 @@ class _Timeline:
                 self.new_users.add(u)
                 self.users[u] = {}
             else:
-                self.users[u] = codec.loads(raw)
+                self.users[u] = stored_users.unpack(raw)
         self.deferred: dict[str, dict[str, Any]] = dict(loaded.deferred)
         #: Viewers of the current session, known for the rooms ending in this batch; joins of
         #: other rooms only add to the stored set.
@@ -354,10 +367,14 @@ class _Timeline:
     def _write(self) -> None:
         ops, p, a = self.b.ops, self.b.partition, self.app
         k = coupon_keys(a, p)
+        prefix = users_prefix(a, p)
         for u, st in self.users.items():
-            raw = codec.dumps(st)
-            if raw != self.stored[u]:
-                ops.set(user_key(a, p, u), raw)
+            raw = stored_users.pack(st)
+            old = self.stored[u]
+            if raw != old:
+                ops.hset_bytes(prefix + self.buckets[u], u, raw)
+                if old is not None and stored_users.is_old(old):
+                    ops.delete(user_key(a, p, u))
         for member, at in self.timers.items():
             if at is None:
                 ops.zrem(k.timers, member)

@@ -22,10 +22,10 @@ from shopstream.agents.funnel.rules import (
     FunnelDef,
     Progress,
     advance,
-    decode_units,
-    encode_units,
     entry_values,
+    pack_units,
     parse_funnels,
+    unpack_units,
 )
 from shopstream.core.timeunits import HOUR_MS, MINUTE_MS
 from shopstream.monitoring.metrics import KNOWN_CHANNELS, Metrics, bounded
@@ -97,7 +97,7 @@ class Funnels(NoHooks):
             uid = ev.user_id
             units = users.get(uid)
             if units is None:
-                units = users[uid] = decode_units(stored.get(uid))
+                units = users[uid] = unpack_units(stored.get(uid))
             for fi, fd in relevant:
                 unit = fd.unit_field(ev)
                 if unit is None:
@@ -134,7 +134,7 @@ class Funnels(NoHooks):
             units = {u: st for u, st in users[uid].items()
                      if st.entry_ts + self.windows[u.split("|", 1)[0]] > horizon}
             if units:
-                batch.ops.set(key, encode_units(units))
+                batch.ops.set(key, pack_units(units))
                 batch.ops.pexpire(key, self.ttl_ms)
             else:
                 batch.ops.delete(key)

@@ -36,6 +36,9 @@ _SEP: Final = "\x1f"
 #: Separate one user's units, and a unit from its progress, in the stored string.
 _UNIT_SEP: Final = "\x1e"
 _KV: Final = "\x1d"
+#: First character of the compact encoding (``pack_units``).
+_PACKED: Final = "\x1c"
+_PACKED_BYTE: Final = _PACKED.encode()
 _STRIP: Final = str.maketrans("", "", "\x1d\x1e\x1f")
 _NAME_RE: Final = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _UNITS: Final = {"ms": 1, "s": SECOND_MS, "m": MINUTE_MS, "h": HOUR_MS, "d": DAY_MS}
@@ -128,8 +131,36 @@ class Progress:
         return cls(int(entry), int(reached), int(last), tuple(values.split(_SEP)))
 
 
+def pack_units(units: dict[str, Progress]) -> str:
+    """All open entries of one user (every funnel and session) as one string value, compact:
+    ``_PACKED`` then per unit ``unit _KV entry time (hex), steps, last step's time - entry time,
+    values`` (event times are positive: ``hex`` without its ``0x``, the fastest way to hex).
+    One entry takes about 40 bytes, so Redis keeps it in one allocation with
+    its object (a string of up to 44 bytes is embedded); the text written before took 54."""
+    return _PACKED + _UNIT_SEP.join(
+        f"{unit}{_KV}{hex(st.entry_ts)[2:]},{st.reached},{st.last_ts - st.entry_ts},"
+        f"{_SEP.join(st.values)}" for unit, st in units.items())
+
+
+def unpack_units(raw: bytes | None) -> dict[str, Progress]:
+    """A user's stored entries, compact or in the text written before (``encode_units``,
+    which starts with a funnel's key id, never with ``_PACKED``)."""
+    if not raw:
+        return {}
+    if raw[:1] != _PACKED_BYTE:
+        return decode_units(raw)
+    out = {}
+    for item in raw[1:].decode().split(_UNIT_SEP):
+        unit, st = item.split(_KV, 1)
+        entry, reached, since, values = st.split(",", 3)
+        start = int(entry, 16)
+        out[unit] = Progress(start, int(reached), start + int(since),
+                             tuple(values.split(_SEP)))
+    return out
+
+
 def encode_units(units: dict[str, Progress]) -> str:
-    """All open entries of one user (every funnel and session) as one string value."""
+    """The text format of a user's entries written before ``pack_units`` (still read)."""
     return _UNIT_SEP.join(f"{unit}{_KV}{st.encode()}" for unit, st in units.items())
 
 

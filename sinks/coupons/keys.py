@@ -1,8 +1,11 @@
 """Redis keys of cart recovery and coupon pushes (agents/coupons, sinks/outbox.py).
 
 Per partition ``{pN}`` (written in the batch's fenced call unless said otherwise):
-- ``{app}:{pN}:cu:u:<user>``  JSON: cart, last order, guard counters, open views and the
-  current session's watch time per live room
+- ``{app}:{pN}:cu:b:<n>``     hash user -> the user's state, MessagePack (sinks/coupons/users.py):
+  cart, last order, guard counters, open views and the current session's watch time per live
+  room; ``USER_BUCKETS`` hashes per partition, a user's is ``bucket(user)``
+- ``{app}:{pN}:cu:u:<user>``  the same state as JSON, as written before buckets: read until the
+  user's next write moves it into its bucket
 - ``{app}:{pN}:cu:timers``     sorted set of deadlines ``c|<user>``, ``d|<push_id>`` and
   ``l|[room, end, user]`` (a live follow-up; score: due ms)
 - ``{app}:{pN}:cu:deferred``   hash push_id -> deferred candidate JSON
@@ -22,6 +25,7 @@ Global: ``{app}:{budget:<rule>}:used|claims`` a campaign's budget (one slot per 
 
 from __future__ import annotations
 
+import zlib
 from typing import NamedTuple
 
 from shopstream.sinks.keys import tag
@@ -51,7 +55,27 @@ def coupon_keys(app: str, p: int) -> CouponKeys:
     return CouponKeys(*(f"{app}:{tag(p)}:{part}" for part in _LAYOUT))
 
 
+#: Users' state buckets per partition. Fixed: a user's bucket is where its state is looked
+#: for, so another count would lose every user's state. 512 keeps a bucket under Redis's
+#: default ``hash-max-listpack-entries`` (512) up to about 250,000 users per partition.
+USER_BUCKETS = 512
+
+
+_BUCKETS = tuple(str(n) for n in range(USER_BUCKETS))
+
+
+def bucket(user: str) -> str:
+    """The user's bucket: CRC-32 of the id, the same in every process and version."""
+    return _BUCKETS[zlib.crc32(user.encode()) % USER_BUCKETS]
+
+
+def users_prefix(app: str, p: int) -> str:
+    """Prefix of a partition's user buckets; a user's key is this plus ``bucket(user)``."""
+    return f"{app}:{tag(p)}:cu:b:"
+
+
 def user_key(app: str, p: int, user: str) -> str:
+    """The string key a user's state was kept in before buckets (JSON)."""
     return f"{app}:{tag(p)}:cu:u:{user}"
 
 

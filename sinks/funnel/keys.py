@@ -2,7 +2,7 @@
 
 Keys (all under the partition tag ``{pN}``; ``F`` is ``FunnelDef.key_id``):
 - ``{app}:{pN}:funnel:u:<user_id>`` string: the user's open entries of every funnel, unit
-  ``F`` (by user) or ``F|<session>`` -> ``Progress`` (``agents/funnel/rules.encode_units``), with a
+  ``F`` (by user) or ``F|<session>`` -> ``Progress`` (``agents/funnel/rules.pack_units``), with a
   PEXPIRE of the longest window plus the allowed lateness.
 - ``{app}:{pN}:funnel:F:<view>:<res>:<bucket_ms>`` hash: ``<breakdown>|<value>|<step>`` -> entries
   that reached the step; view ``cohort`` buckets by entry time, ``flow`` by the step's time;
