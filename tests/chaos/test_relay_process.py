@@ -1,0 +1,181 @@
+"""The outbox relay runs in a process beside the worker: the worker's own Redis connections make
+no outbox round trip while every push is still relayed (and counted on the relay's /metrics);
+a relay that dies while its worker lives is started again; a relay whose worker is killed exits
+(no orphan)."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+import redis
+from prometheus_client.parser import text_string_to_metric_families
+
+from shopstream.kafka_io.envelope_producer import EnvelopeProducer
+from shopstream.sinks.coupons.keys import coupon_keys
+from tests.agents.coupon_reference import STEP_COUPON, STEPS_MIN, generate_day
+from tests.agents.coupon_support import pushes
+from tests.support import Proc, counts, new_port, wait_until
+
+pytestmark = [pytest.mark.integration, pytest.mark.chaos]
+
+CONFIG = "\n".join([
+    "[cart]",
+    "steps = [" + ", ".join(f"{{after_min = {a}, coupon_fen = {c}}}"
+                            for a, c in zip(STEPS_MIN, STEP_COUPON, strict=True)) + "]",
+    "[coupons]",
+    "daily_cap = 2",
+    "",
+])
+#: Keys only a relay reads or writes (the worker writes ``outbox`` only inside its fenced call).
+RELAY_KEYS = (":outbox", ":outbox:lock", ":push:webhook")
+
+
+def _produce(settings: Any, users: int) -> int:
+    events = generate_day(users=users, partitions=settings.partitions, seed=11)
+    prod = EnvelopeProducer(settings, max_events=40)
+    for ev in sorted(events, key=lambda e: e["ts"]):
+        prod.add(ev)
+    prod.flush()
+    return len(events)
+
+
+def _relay_child(worker: Proc, other_than: int = 0) -> psutil.Process:
+    """The worker's running relay process (``shopstream relay``), once there is one."""
+    def find() -> psutil.Process | None:
+        for c in psutil.Process(worker.popen.pid).children():
+            try:
+                if (c.pid != other_than and c.status() != psutil.STATUS_ZOMBIE
+                        and "relay" in c.cmdline()):
+                    return c
+            except psutil.NoSuchProcess:
+                continue
+        return None
+    found: psutil.Process = wait_until(find, 60, "the worker's relay process")
+    return found
+
+
+def _ports(proc: psutil.Process) -> set[int]:
+    return {c.laddr.port for c in proc.net_connections(kind="tcp") if c.laddr}
+
+
+def _first_key(args: list[str]) -> str:
+    if args[0].upper() in ("EVAL", "EVALSHA"):
+        return args[3] if len(args) > 3 and args[2] != "0" else ""
+    return args[1] if len(args) > 1 else ""
+
+
+class Monitor:
+    """Redis MONITOR in a thread: client port -> commands it sent on relay keys."""
+
+    def __init__(self, url: str) -> None:
+        self.by_port: dict[int, list[str]] = {}
+        self._stop = threading.Event()
+        self._client = redis.Redis.from_url(url)
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        with self._client.monitor() as m:
+            for cmd in m.listen():
+                if self._stop.is_set():
+                    return
+                args = cmd["command"].split()
+                if not args or cmd.get("client_type") == "lua":
+                    continue
+                key = _first_key([a.strip('"') for a in args])
+                if key.endswith(RELAY_KEYS) and str(cmd.get("client_port", "")).isdigit():
+                    self.by_port.setdefault(int(cmd["client_port"]), []).append(args[0])
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._client.ping()  # one more command, so that listen returns
+        self._thread.join(10)
+        self._client.close()
+
+
+def _relay_counts(port: int) -> dict[str, float]:
+    """shopstream_pushes_total by result, from the relay's own /metrics."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    out: dict[str, float] = {}
+    for fam in text_string_to_metric_families(text):
+        for s in fam.samples:
+            if s.name == "shopstream_pushes_total":
+                out[s.labels["result"]] = out.get(s.labels["result"], 0.0) + s.value
+    return out
+
+
+def _results(r: redis.Redis, settings: Any) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for p in range(settings.partitions):
+        for v in r.hgetall(coupon_keys(settings.app_id, p).push_results).values():
+            out[v.decode()] = out.get(v.decode(), 0) + 1
+    return out
+
+
+def _outboxes(r: redis.Redis, settings: Any) -> int:
+    return sum(int(r.hlen(coupon_keys(settings.app_id, p).outbox))
+               for p in range(settings.partitions))
+
+
+def test_worker_makes_no_outbox_round_trip_while_pushes_are_relayed(
+        infra, start_worker, tmp_path: Path) -> None:
+    settings = infra.settings(batch_max_records=4)
+    cfg = tmp_path / "shopstream.toml"
+    cfg.write_text(CONFIG)
+    n = _produce(settings, users=400)
+    metrics_port = new_port()
+    monitor = Monitor(settings.redis_url or "")
+    worker = start_worker(settings, SHOPSTREAM_CONFIG=str(cfg), SHOPSTREAM_BATCH_MAX_RECORDS="4",
+                          SHOPSTREAM_RELAY_WEB_PORT=str(metrics_port))
+    r = redis.Redis.from_url(settings.redis_url or "")
+    try:
+        relay = _relay_child(worker)
+        wait_until(lambda: counts(settings).get("in", 0) >= n, 180, "all applied")
+        wait_until(lambda: _outboxes(r, settings) == 0, 60, "outboxes drained")
+        worker_ports, relay_ports = _ports(psutil.Process(worker.popen.pid)), _ports(relay)
+    finally:
+        monitor.stop()
+    by_worker = {p: cmds for p, cmds in monitor.by_port.items() if p in worker_ports}
+    assert not by_worker, f"the worker made relay round trips: {by_worker}"
+    assert any(p in relay_ports for p in monitor.by_port), "the relay process relayed nothing"
+    sent = pushes(settings)
+    results = _results(r, settings)
+    assert len(sent) > 100 and results.get("sent", 0) == len({p["push_id"] for p in sent})
+    # Every result the relay recorded is counted on its own /metrics.
+    wait_until(lambda: _relay_counts(metrics_port) == {k: float(v) for k, v in results.items()},
+               30, "the relay's counters equal to the recorded results")
+    r.close()
+
+
+def test_relay_restarted_while_the_worker_lives_and_gone_with_it(
+        infra, start_worker, tmp_path: Path) -> None:
+    settings = infra.settings(batch_max_records=4)
+    cfg = tmp_path / "shopstream.toml"
+    cfg.write_text(CONFIG)
+    worker = start_worker(settings, SHOPSTREAM_CONFIG=str(cfg), SHOPSTREAM_BATCH_MAX_RECORDS="4",
+                          SHOPSTREAM_RELAY_WEB_PORT="0")
+    first = _relay_child(worker)
+    first.send_signal(signal.SIGKILL)
+    first.wait(10)
+    second = _relay_child(worker, other_than=first.pid)
+    # Pushes decided after the restart still go out.
+    n = _produce(settings, users=150)
+    r = redis.Redis.from_url(settings.redis_url or "")
+    wait_until(lambda: counts(settings).get("in", 0) >= n, 180, "all applied")
+    wait_until(lambda: _outboxes(r, settings) == 0 and pushes(settings), 60, "pushes relayed")
+    r.close()
+    # The worker dies at once (its process only, not its group): the relay follows it.
+    worker.popen.send_signal(signal.SIGKILL)
+    worker.popen.wait(10)
+    try:
+        second.wait(30)
+    except psutil.TimeoutExpired:
+        second.kill()
+        pytest.fail("the relay outlived its worker by 30 s")
