@@ -136,14 +136,14 @@ def test_worker_makes_no_outbox_round_trip_while_pushes_are_relayed(
                           SHOPSTREAM_RELAY_WEB_PORT=str(metrics_port))
     r = redis.Redis.from_url(settings.redis_url or "")
     try:
-        relay = _relay_child(worker)
         wait_until(lambda: counts(settings).get("in", 0) >= n, 180, "all applied")
         wait_until(lambda: _outboxes(r, settings) == 0, 60, "outboxes drained")
-        worker_ports, relay_ports = _ports(psutil.Process(worker.popen.pid)), _ports(relay)
+        worker_ports = _ports(psutil.Process(worker.popen.pid))
     finally:
         monitor.stop()
-    by_worker = {p: cmds for p, cmds in monitor.by_port.items() if p in worker_ports}
+    by_worker = {p: set(cmds) for p, cmds in monitor.by_port.items() if p in worker_ports}
     assert not by_worker, f"the worker made relay round trips: {by_worker}"
+    relay_ports = _ports(_relay_child(worker))
     assert any(p in relay_ports for p in monitor.by_port), "the relay process relayed nothing"
     sent = pushes(settings)
     results = _results(r, settings)
