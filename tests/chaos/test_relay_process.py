@@ -1,7 +1,7 @@
 """The outbox relay runs in a process beside the worker: the worker's own Redis connections make
 no outbox round trip while every push is still relayed (and counted on the relay's /metrics);
 a relay that dies while its worker lives is started again; a relay whose worker is killed exits
-(no orphan)."""
+(no orphan). With ``relay = "inline"`` the worker relays itself and starts no process."""
 
 from __future__ import annotations
 
@@ -111,11 +111,14 @@ def _relay_counts(port: int) -> dict[str, float]:
     return out
 
 
-def _results(r: redis.Redis, settings: Any) -> dict[str, int]:
+def _results(settings: Any) -> dict[str, int]:
+    """Recorded push results, counted by result."""
+    r = redis.Redis.from_url(settings.redis_url or "")
     out: dict[str, int] = {}
     for p in range(settings.partitions):
         for v in r.hgetall(coupon_keys(settings.app_id, p).push_results).values():
             out[v.decode()] = out.get(v.decode(), 0) + 1
+    r.close()
     return out
 
 
@@ -124,16 +127,17 @@ def _outboxes(r: redis.Redis, settings: Any) -> int:
                for p in range(settings.partitions))
 
 
-def test_worker_makes_no_outbox_round_trip_while_pushes_are_relayed(
-        infra, start_worker, tmp_path: Path) -> None:
+def _relayed_run(infra: Any, start_worker: Any, tmp_path: Path,
+                 **env: str) -> tuple[Any, Proc, dict[int, set[str]]]:
+    """A worker over a generated day until every push has left the outboxes; returns the
+    settings, the worker and the relay commands its own Redis connections sent, by port."""
     settings = infra.settings(batch_max_records=4)
     cfg = tmp_path / "shopstream.toml"
     cfg.write_text(CONFIG)
     n = _produce(settings, users=400)
-    metrics_port = new_port()
     monitor = Monitor(settings.redis_url or "")
     worker = start_worker(settings, SHOPSTREAM_CONFIG=str(cfg), SHOPSTREAM_BATCH_MAX_RECORDS="4",
-                          SHOPSTREAM_RELAY_WEB_PORT=str(metrics_port))
+                          **env)
     r = redis.Redis.from_url(settings.redis_url or "")
     try:
         wait_until(lambda: counts(settings).get("in", 0) >= n, 180, "all applied")
@@ -141,17 +145,31 @@ def test_worker_makes_no_outbox_round_trip_while_pushes_are_relayed(
         worker_ports = _ports(psutil.Process(worker.popen.pid))
     finally:
         monitor.stop()
-    by_worker = {p: set(cmds) for p, cmds in monitor.by_port.items() if p in worker_ports}
-    assert not by_worker, f"the worker made relay round trips: {by_worker}"
-    relay_ports = _ports(_relay_child(worker))
-    assert any(p in relay_ports for p in monitor.by_port), "the relay process relayed nothing"
+        r.close()
     sent = pushes(settings)
-    results = _results(r, settings)
-    assert len(sent) > 100 and results.get("sent", 0) == len({p["push_id"] for p in sent})
+    assert len(sent) > 100
+    assert _results(settings).get("sent", 0) == len({p["push_id"] for p in sent})
+    return settings, worker, {p: set(c) for p, c in monitor.by_port.items() if p in worker_ports}
+
+
+def test_worker_makes_no_outbox_round_trip_while_pushes_are_relayed(
+        infra, start_worker, tmp_path: Path) -> None:
+    metrics_port = new_port()
+    settings, worker, by_worker = _relayed_run(infra, start_worker, tmp_path,
+                                               SHOPSTREAM_RELAY_WEB_PORT=str(metrics_port))
+    assert not by_worker, f"the worker made relay round trips: {by_worker}"
+    assert _ports(_relay_child(worker)), "the relay process holds no connection"
     # Every result the relay recorded is counted on its own /metrics.
+    results = _results(settings)
     wait_until(lambda: _relay_counts(metrics_port) == {k: float(v) for k, v in results.items()},
                30, "the relay's counters equal to the recorded results")
-    r.close()
+
+
+def test_inline_relay_runs_on_the_worker(infra, start_worker, tmp_path: Path) -> None:
+    _, worker, by_worker = _relayed_run(infra, start_worker, tmp_path, SHOPSTREAM_RELAY="inline")
+    assert by_worker, "the inline relay made no round trip from the worker"
+    assert not [c for c in psutil.Process(worker.popen.pid).children()
+                if "relay" in c.cmdline()]
 
 
 def test_relay_restarted_while_the_worker_lives_and_gone_with_it(
