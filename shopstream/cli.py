@@ -301,8 +301,8 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--processes", type=int, default=1,
                    help="worker processes in the consumer group (the others on free web ports)")
     w.add_argument("--no-relay", action="store_true", help=argparse.SUPPRESS)
-    rl = sub.add_parser("relay", help="relay the coupons' outboxes (a worker starts one beside "
-                                      "itself; run alone with relay = \"inline\" workers off)")
+    rl = sub.add_parser("relay", help="relay the coupons' outboxes (each worker starts one "
+                                      "beside itself; it also runs on its own)")
     rl.add_argument("--metrics-port", type=int,
                     help="port of the relay's /metrics (relay_web_port), 0 = a free one")
     rl.add_argument("--parent", type=int, help=argparse.SUPPRESS)
