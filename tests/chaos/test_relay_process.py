@@ -16,11 +16,13 @@ import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
+from shopstream.agents.coupons.agent import CouponAgent
 from shopstream.kafka_io.envelope_producer import EnvelopeProducer
 from shopstream.sinks.coupons.keys import coupon_keys
-from tests.agents.coupon_reference import STEP_COUPON, STEPS_MIN, generate_day
-from tests.agents.coupon_support import pushes
-from tests.support import Proc, counts, new_port, wait_until
+from shopstream.sinks.redis_state import make_redis
+from tests.agents.coupon_reference import SECTIONS, STEP_COUPON, STEPS_MIN, generate_day
+from tests.agents.coupon_support import pushes, with_sections
+from tests.support import Proc, counts, new_port, process_topic, run_async, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 
@@ -197,3 +199,29 @@ def test_relay_restarted_while_the_worker_lives_and_gone_with_it(
     except psutil.TimeoutExpired:
         second.kill()
         pytest.fail("the relay outlived its worker by 30 s")
+
+
+def test_relay_runs_on_its_own(infra, spawn, tmp_path: Path) -> None:
+    """Pushes decided by a batch loop that does not relay wait in the outboxes until a
+    ``shopstream relay`` started on its own relays them; SIGTERM stops it cleanly."""
+    settings = infra.settings()
+    cfg = tmp_path / "shopstream.toml"
+    cfg.write_text(CONFIG)
+    s = with_sections(settings, **SECTIONS)
+    _produce(s, users=150)
+
+    async def decide() -> None:
+        r = make_redis(s)
+        await process_topic(s, agents=[CouponAgent(s, r, relay_inline=False)])
+        await r.aclose()
+
+    run_async(decide())
+    r = redis.Redis.from_url(settings.redis_url or "")
+    waiting = _outboxes(r, settings)
+    assert waiting > 50 and not pushes(settings)
+    relay = spawn(settings, "relay", "--metrics-port", "0", env={"SHOPSTREAM_CONFIG": str(cfg)})
+    wait_until(lambda: _outboxes(r, settings) == 0, 60, "outboxes relayed")
+    r.close()
+    assert len({p["push_id"] for p in pushes(settings)}) == waiting == _results(settings)["sent"]
+    relay.popen.send_signal(signal.SIGTERM)
+    assert relay.popen.wait(30) == 0, relay.log_text()[-3000:]
