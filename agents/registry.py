@@ -47,15 +47,16 @@ def selected(settings: Settings) -> list[str]:
     return [n for n in AGENT_NAMES if n in names]
 
 
-def build_agents(settings: Settings, redis: Redis,
-                 metrics: Metrics | None = None) -> list[Agent[Any, Any]]:
-    """The selected agents, in batch order; raises ConfigError on bad sections."""
+def build_agents(settings: Settings, redis: Redis, metrics: Metrics | None = None,
+                 relay_inline: bool = True) -> list[Agent[Any, Any]]:
+    """The selected agents, in batch order; raises ConfigError on bad sections. With
+    ``relay_inline`` False the coupons' outboxes are left to a relay process."""
     build: dict[str, Callable[[], Agent[Any, Any]]] = {
         "event_stats": lambda: EventStats(settings.app_id),
         "funnel": lambda: Funnels(settings.app_id, settings.partitions, settings.sections,
                                   settings.zone, metrics, redis),
         "flash_sale": lambda: FlashSaleAgent(settings, redis, metrics),
-        "coupons": lambda: CouponAgent(settings, redis, metrics),
+        "coupons": lambda: CouponAgent(settings, redis, metrics, relay_inline),
         "live": lambda: LiveRooms(settings, parse_live(settings.sections), redis, metrics),
         "ops": lambda: Pulse(settings, redis, metrics),
         "anomalies": lambda: AnomalyJudge(settings, parse_anomalies(settings.sections), redis,

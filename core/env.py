@@ -27,6 +27,8 @@ ENV_FIELDS: dict[str, str] = {
     "SHOPSTREAM_API_PORT": "api_port",
     "SHOPSTREAM_WORKER_WEB_PORT": "worker_web_port",
     "SHOPSTREAM_WORKER_WEB_HOST": "worker_web_host",
+    "SHOPSTREAM_RELAY": "relay",
+    "SHOPSTREAM_RELAY_WEB_PORT": "relay_web_port",
     "SHOPSTREAM_ADMIN_TOKEN": "admin_token",
     "SHOPSTREAM_INGEST_KEY": "ingest_key",
     "SHOPSTREAM_READ_KEY": "read_key",

@@ -43,6 +43,8 @@ BrokerUrl = Annotated[str, Meta(pattern=r"^[^,]*://[^,]*(?:,[^,]*://[^,]*)*\Z",
                                 extra={"expected": "kafka://host:port[,...]"})]
 RedisUrl = Annotated[str, Meta(pattern=r"^(?:redis|rediss|unix)://",
                                extra={"expected": "redis://host:port/db"})]
+RelayMode = Annotated[str, Meta(pattern=r"^(?:process|inline)\Z",
+                                extra={"expected": "process|inline"})]
 LogLevel = Annotated[str, Meta(pattern=r"(?i)^(?:DEBUG|INFO|WARNING|ERROR)\Z",
                                extra={"expected": "DEBUG|INFO|WARNING|ERROR"})]
 
@@ -97,6 +99,12 @@ class Settings:
     worker_web_port: Port = 6066
     #: Where the worker serves /metrics and probes; 0.0.0.0 in containers for Prometheus.
     worker_web_host: str = "127.0.0.1"
+    #: Where the coupons' outbox relay runs: ``process``, a child of each worker (its own
+    #: Redis pool, producer and webhook sender, off the batch loop), or ``inline``, a task on
+    #: the worker's batch loop (docs/cart-recovery.md).
+    relay: RelayMode = "process"
+    #: Port of the relay process's /metrics (on ``worker_web_host``); 0: a free one.
+    relay_web_port: Port = 6067
     #: Where the embedded infra keeps its runtime files.
     state_dir: str = ".shopstream"
     log_level: LogLevel = "INFO"

@@ -89,6 +89,21 @@ class ApiMetrics:
         )
 
 
+def _pushes(r: CollectorRegistry) -> Counter:
+    # rule and result come from closed lists (agents/coupons/rules.py RULES, RESULTS).
+    return Counter(f"{PREFIX}_pushes_total", "Push decisions and deliveries by rule and result",
+                   ["rule", "result"], registry=r)
+
+
+class RelayMetrics:
+    """What the outbox relay process counts: the deliveries (``shopstream_pushes_total``, the
+    worker counts the decisions under the same name; queries sum over both)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = r = _registry(registry)
+        self.pushes = _pushes(r)
+
+
 class Metrics:
     """The worker's metrics, on an injectable registry (tests use their own)."""
 
@@ -131,11 +146,7 @@ class Metrics:
             "Batches refused because another writer moved the fence",
             registry=r,
         )
-        # rule and result come from closed lists (agents/coupons/rules.py RULES, RESULTS).
-        self.pushes = Counter(
-            f"{PREFIX}_pushes_total", "Push decisions and deliveries by rule and result",
-            ["rule", "result"], registry=r,
-        )
+        self.pushes = _pushes(r)
         # Flash sales: sale ids are operator-created and few; sale_label() caps them anyway.
         self.sale_label = SaleLabels()
         self.flash_units = Gauge(

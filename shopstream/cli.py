@@ -1,4 +1,4 @@
-"""The ``shopstream`` command: infra, config, worker, api, replay, simulate, demo."""
+"""The ``shopstream`` command: infra, config, worker, relay, api, replay, simulate, demo."""
 
 from __future__ import annotations
 
@@ -107,7 +107,7 @@ def _port_taken(command: str, host: str, port: int, flag: str) -> bool:
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
-    from shopstream.agents.registry import check_config
+    from shopstream.agents.registry import check_config, selected
     from shopstream.kafka_io.topics import ensure_topics
 
     if _port_taken("worker", settings.worker_web_host, settings.worker_web_port, "--web-port"):
@@ -117,12 +117,35 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     check_config(settings)
     ensure_topics(settings)
+    relay = None
+    if settings.relay == "process" and "coupons" in selected(settings) and not args.no_relay:
+        from shopstream.relay import RelaySupervisor
+
+        # One relay beside the processes of this command: it relays every partition.
+        relay = RelaySupervisor(lambda: _shopstream(args, "relay", "--parent", str(os.getpid())))
     # The others join the same consumer group, each its own process, on a free web port.
-    others = [_shopstream(args, "worker", "--web-port", "0") for _ in range(args.processes - 1)]
+    others = [_shopstream(args, "worker", "--web-port", "0", "--no-relay")
+              for _ in range(args.processes - 1)]
     try:
         _run_worker(settings)
     finally:
+        if relay is not None:
+            relay.stop()
         _stop(others)
+    return 0
+
+
+def cmd_relay(settings: Settings, args: argparse.Namespace) -> int:
+    import asyncio
+
+    from shopstream.agents.registry import check_config
+    from shopstream.kafka_io.topics import ensure_topics
+    from shopstream.relay import run_relay
+
+    check_config(settings)
+    if args.parent is None:  # a worker starting one has made the topics
+        ensure_topics(settings)
+    asyncio.run(run_relay(settings, args.parent))
     return 0
 
 
@@ -278,6 +301,12 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--web-port", type=int, help="port of /metrics and /healthz")
     w.add_argument("--processes", type=int, default=1,
                    help="worker processes in the consumer group (the others on free web ports)")
+    w.add_argument("--no-relay", action="store_true", help=argparse.SUPPRESS)
+    rl = sub.add_parser("relay", help="relay the coupons' outboxes (each worker starts one "
+                                      "beside itself; it also runs on its own)")
+    rl.add_argument("--metrics-port", type=int,
+                    help="port of the relay's /metrics (relay_web_port), 0 = a free one")
+    rl.add_argument("--parent", type=int, help=argparse.SUPPRESS)
     a = sub.add_parser("api", help="run the HTTP API")
     a.add_argument("--host")
     a.add_argument("--port", type=int)
@@ -321,7 +350,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
-    "infra": cmd_infra, "config": cmd_config, "worker": cmd_worker, "api": cmd_api,
+    "infra": cmd_infra, "config": cmd_config, "worker": cmd_worker, "relay": cmd_relay,
+    "api": cmd_api,
     "replay": cmd_replay, "simulate": cmd_simulate, "demo": cmd_demo, "reset": cmd_reset,
     "tail": cmd_tail,
 }
@@ -330,8 +360,9 @@ COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
 def _servers_needed(args: argparse.Namespace) -> tuple[str, ...]:
     """Settings fields naming the servers ``args.command`` talks to."""
     live_sim = args.command == "simulate" and not args.out
-    kafka = args.command in ("worker", "api", "replay", "tail") or live_sim
-    redis = args.command in ("worker", "api", "reset") or (args.command == "replay" and args.wait)
+    kafka = args.command in ("worker", "relay", "api", "replay", "tail") or live_sim
+    redis = (args.command in ("worker", "relay", "api", "reset")
+             or (args.command == "replay" and args.wait))
     return (("broker",) if kafka else ()) + (("redis_url",) if redis else ())
 
 
@@ -354,6 +385,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     overrides: dict[str, Any] = {}
     if getattr(args, "web_port", None) is not None:
         overrides["worker_web_port"] = args.web_port or free_port()
+    if getattr(args, "metrics_port", None) is not None:
+        overrides["relay_web_port"] = args.metrics_port
     if getattr(args, "host", None):
         overrides["api_host"] = args.host
     if getattr(args, "port", None) is not None:

@@ -31,7 +31,7 @@ from shopstream.core import codec
 from shopstream.core.settings import Settings
 from shopstream.kafka_io.errors import ProduceError
 from shopstream.kafka_io.producer import RecordProducer
-from shopstream.monitoring.metrics import Metrics
+from shopstream.monitoring.metrics import Metrics, RelayMetrics
 from shopstream.sinks.coupons.keys import CouponKeys, budget_keys, coupon_keys
 from shopstream.sinks.locks import lease
 from shopstream.sinks.redis_state import Redis
@@ -60,7 +60,8 @@ def _log_failure(task: asyncio.Task[None]) -> None:
 
 class OutboxRelay:
     def __init__(
-        self, redis: Redis, settings: Settings, budgets: Mapping[str, int | None], metrics: Metrics,
+        self, redis: Redis, settings: Settings, budgets: Mapping[str, int | None],
+        metrics: Metrics | RelayMetrics,
         webhook: WebhookSender | None = None,
     ) -> None:
         self.redis = redis

@@ -108,7 +108,7 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
     )
     redis = make_redis(settings)
     state = RedisState(redis, settings.app_id, settings.events_topic)
-    agents = build_agents(settings, redis, metrics)
+    agents = build_agents(settings, redis, metrics, relay_inline=settings.relay == "inline")
     dlq = DeadLetterSink(RecordProducer(settings), settings.dead_letter_topic)
     processor = BatchProcessor(settings, state, agents, dlq, metrics)
     app.shopstream_processor = processor  # type: ignore[attr-defined]

@@ -35,7 +35,7 @@ from shopstream.agents.coupons.rules import (
 )
 from shopstream.core import codec
 from shopstream.core.settings import Settings
-from shopstream.monitoring.metrics import Metrics
+from shopstream.monitoring.metrics import Metrics, RelayMetrics
 from shopstream.schemas.events import (
     USER_TYPES,
     CartAdd,
@@ -93,16 +93,16 @@ class CouponAgent(NoHooks):
     #: ``live_end`` copies.
     takes = Takes(USER_TYPES, copies=frozenset({"live_end"}))
 
-    def __init__(self, settings: Settings, redis: Redis, metrics: Metrics | None = None) -> None:
+    def __init__(self, settings: Settings, redis: Redis, metrics: Metrics | None = None,
+                 relay_inline: bool = True) -> None:
         self.app = settings.app_id
         self.redis = redis
         self.cfg: CouponConfig = parse_config(settings.sections, settings.zone)
-        hook = parse_webhook(settings.sections)
         self.metrics = metrics or Metrics()
-        self.relay = OutboxRelay(
-            redis, settings, {n: r.budget for n, r in self.cfg.rules.items()}, self.metrics,
-            WebhookSender(hook) if hook is not None else None,
-        )
+        self.relay = outbox_relay(settings, redis, self.metrics, self.cfg)
+        #: False when a relay process relays the outboxes: this loop then makes no outbox
+        #: round trip (``relay`` is never driven here).
+        self.relay_inline = relay_inline
 
     async def load(self, batches: list[PartitionBatch]) -> list[Loaded]:
         """Three pipelined reads: due timers and the rooms ending in the batch, then deferred
@@ -163,15 +163,27 @@ class CouponAgent(NoHooks):
         for out in outputs:
             for (rule, result), n in out.decisions.items():
                 self.metrics.pushes.labels(rule, result).inc(n)
-        self.relay.schedule(b.partition for b, out in zip(batches, outputs, strict=True)
-                            if out.pushed)
+        if self.relay_inline:
+            self.relay.schedule(b.partition for b, out in zip(batches, outputs, strict=True)
+                                if out.pushed)
 
     async def tick(self, now_ms: int) -> None:
         """Wall clock: retry whatever is left in any outbox (timers run on event time)."""
-        self.relay.schedule_all()
+        if self.relay_inline:
+            self.relay.schedule_all()
 
     async def close(self) -> None:
-        await self.relay.close()
+        if self.relay_inline:
+            await self.relay.close()
+
+
+def outbox_relay(settings: Settings, redis: Redis, metrics: Metrics | RelayMetrics,
+                 cfg: CouponConfig | None = None) -> OutboxRelay:
+    """The relay of the coupons' outboxes: the rules' budgets, the ``[webhook]`` sender."""
+    cfg = cfg or parse_config(settings.sections, settings.zone)
+    hook = parse_webhook(settings.sections)
+    return OutboxRelay(redis, settings, {n: r.budget for n, r in cfg.rules.items()}, metrics,
+                       WebhookSender(hook) if hook is not None else None)
 
 
 def _ending_rooms(batch: PartitionBatch) -> list[str]:

@@ -47,7 +47,8 @@ async def _sell_out(settings, sale_id: str, stock: int) -> None:
 
 def test_prometheus_scrapes_shopstream_and_fires_sold_out(settings, spawn, start_worker,
                                                           tmp_path):
-    worker = start_worker(settings)
+    relay_port = new_port()
+    worker = start_worker(settings, SHOPSTREAM_RELAY_WEB_PORT=str(relay_port))
     worker_port = worker.args[worker.args.index("--web-port") + 1]
     api_port = start_api(settings, spawn)
     prom_port = new_port()
@@ -59,6 +60,8 @@ def test_prometheus_scrapes_shopstream_and_fires_sold_out(settings, spawn, start
         {"job_name": "shopstream-api", "static_configs": [{"targets": [f"127.0.0.1:{api_port}"]}]},
         {"job_name": "shopstream-worker",
          "static_configs": [{"targets": [f"127.0.0.1:{worker_port}"]}]},
+        {"job_name": "shopstream-relay",
+         "static_configs": [{"targets": [f"127.0.0.1:{relay_port}"]}]},
     ]
     path = tmp_path / "prometheus.yml"
     path.write_text(yaml.safe_dump(config))
@@ -77,8 +80,9 @@ def test_prometheus_scrapes_shopstream_and_fires_sold_out(settings, spawn, start
                 return set()
             return {row["metric"]["job"] for row in rows}
 
-        wait_until(lambda: jobs() == {"shopstream-api", "shopstream-worker"}, 60,
-                   "both shopstream jobs scraped")
+        wait_until(lambda: jobs() == {"shopstream-api", "shopstream-worker",
+                                      "shopstream-relay"}, 60,
+                   "the shopstream jobs scraped (the worker's relay process too)")
         run_async(_sell_out(settings, "promsale", 3))
 
         def sold_out() -> list[dict]:
