@@ -1,5 +1,6 @@
-"""A real worker running stock health, SIGKILLed mid-stream and started again: its timer's
-judge ends with every SKU and the alert ids on the ops-alerts topic equal to the reference."""
+"""A real worker running stock health, SIGKILLed mid-stream, then two workers sharing the
+partitions (one judging at a time, under the lease): the judge ends with every SKU and the
+alert ids on the ops-alerts topic equal to the reference."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ def test_sigkill_mid_stream_keeps_stock_exact(infra, start_worker) -> None:
     wait_until(lambda: counts(settings).get("in", 0) >= len(log) * 0.4, 120, "40% applied")
     worker.kill()
     assert counts(settings)["in"] < len(log), "kill came too late to be mid-stream"
+    start_worker(settings, **env)
     start_worker(settings, **env)
     views, alerts = reference(log, Cfg())
     last = max(m for _, m in views)

@@ -1,6 +1,6 @@
 """Traffic value through a real broker, real Redis and real worker processes, one SIGKILLed
-mid-stream and two workers finishing: ``GET /v1/traffic`` equals the plain-Python reference
-(tests/agents/traffic_ref.py) bucket by bucket at every resolution, by channel and by
+mid-stream and two workers finishing, then a replay under another app id: ``GET /v1/traffic``
+equals the plain-Python reference (tests/agents/traffic_ref.py) bucket by bucket at every resolution, by channel and by
 campaign."""
 
 from __future__ import annotations
@@ -99,6 +99,11 @@ async def test_sigkill_mid_stream_then_two_workers_equal_reference(
     r.close()
     print(f"traffic state: {per_user:.0f} bytes per user")
     assert per_user <= USER_BYTES_CAP, per_user
+    # A replay of the same log (another app id, one worker from the start) answers the same.
+    replay = dataclasses.replace(settings, app_id=f"{settings.app_id}-replay")
+    start_worker(replay, SHOPSTREAM_AGENTS="traffic")
+    wait_until(lambda: counts(replay).get("processed", 0) >= distinct, 90, "the replay")
+    assert await check_api(replay, want) > 2_000
 
 
 async def test_late_events_are_left_out_and_counted(settings: Settings) -> None:
