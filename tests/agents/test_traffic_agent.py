@@ -1,7 +1,7 @@
 """Traffic value through a real broker, real Redis and real worker processes, one SIGKILLed
 mid-stream and two workers finishing, then a replay under another app id: ``GET /v1/traffic``
-equals the plain-Python reference (tests/agents/traffic_ref.py) bucket by bucket at every resolution, by channel and by
-campaign."""
+equals the plain-Python reference (tests/agents/traffic_ref.py) bucket by bucket at every
+resolution, by channel and by campaign."""
 
 from __future__ import annotations
 
