@@ -71,9 +71,9 @@ class Settings:
     #: readable this long after the day turns, then expire.
     push_results_keep_s: Annotated[int, Meta(gt=0)] = 86_400
     #: Capabilities this worker runs, comma-separated, from event_stats, funnel, inventory,
-    #: coupons, live, ops, anomalies, stock (opt-in, not in the default; checked by
-    #: agents/registry.py). A deployment may split them over consumer groups (one app_id
-    #: each) to scale them apart.
+    #: coupons, live, ops, anomalies, and the money view's traffic, ads, stock (opt-in, not in
+    #: the default: their cost is in docs/performance.md; checked by agents/registry.py). A
+    #: deployment may split them over consumer groups (one app_id each) to scale them apart.
     agents: str = "event_stats,funnel,inventory,coupons,live,ops,anomalies"
     #: Kafka records per batch (each record may carry many events).
     batch_max_records: AtLeastOne = 500
