@@ -18,27 +18,22 @@ from __future__ import annotations
 import logging
 from typing import Final
 
-from redis.exceptions import RedisError
-
 from shopstream.agents.ads.query import campaign_minutes
 from shopstream.agents.ads.rules import AdsConfig, Trailing, roas_alerts
+from shopstream.agents.judging import JudgeTicks
 from shopstream.agents.lateness import final_before
 from shopstream.core.settings import Settings
 from shopstream.core.timeunits import MINUTE_MS
-from shopstream.kafka_io.errors import ProduceError
 from shopstream.monitoring.metrics import Metrics
 from shopstream.sinks.ads import keys as ak
 from shopstream.sinks.ads.store import AlertStore
 from shopstream.sinks.alert_outbox import AlertOutbox
-from shopstream.sinks.locks import lease
 from shopstream.sinks.redis_state import Redis
 
 log = logging.getLogger(__name__)
 
-#: How often the judge looks, the most minutes with data it judges in one step, and its lease.
-EVERY_MS: Final = 2_000
+#: The most minutes with data the judge judges in one step.
 MAX_MINUTES_PER_STEP: Final = 24 * 60
-LEASE_MS: Final = 30_000
 
 
 class RoasJudge:
@@ -52,21 +47,11 @@ class RoasJudge:
         self.metrics = metrics
         self.store = AlertStore(redis, settings.app_id)
         self.outbox = AlertOutbox(redis, settings, ak.unsent_key(settings.app_id))
-        self._last = 0
+        self.ticks = JudgeTicks("ROAS judge", redis, ak.lease_key(settings.app_id),
+                                self.step_all, self.send_unsent)
 
     async def tick(self, now_ms: int) -> None:
-        if now_ms - self._last < EVERY_MS:
-            return
-        self._last = now_ms
-        try:
-            async with lease(self.redis, ak.lease_key(self.app_id), LEASE_MS) as held:
-                if held:
-                    while await self.step():
-                        pass
-            await self.send_unsent()
-        except (RedisError, ProduceError) as exc:
-            # Judged minutes are committed or not at all; the next tick goes on from there.
-            log.warning("ROAS judge: %s; trying again", exc)
+        await self.ticks.tick(now_ms)
 
     async def final_minute(self) -> int | None:
         """Start of the last minute no accepted event can change any more, or None."""
@@ -87,6 +72,11 @@ class RoasJudge:
         if not found and after is None:
             return None
         return found[MAX_MINUTES_PER_STEP - 1] if len(found) >= MAX_MINUTES_PER_STEP else final
+
+    async def step_all(self) -> None:
+        """Steps until nothing final is left to judge."""
+        while await self.step():
+            pass
 
     async def step(self) -> bool:
         """Judge the next minutes that are final (up to MAX_MINUTES_PER_STEP with data); True

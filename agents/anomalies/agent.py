@@ -19,33 +19,28 @@ from __future__ import annotations
 
 import logging
 
-from redis.exceptions import RedisError
-
 from shopstream.agents.anomalies.rules import AnomalyConfig, Point, episodes, quiet_through
 from shopstream.agents.base import NoHooks, PartitionBatch, Takes
 from shopstream.agents.funnel.query import read_buckets
 from shopstream.agents.funnel.rules import FunnelDef, parse_funnels
+from shopstream.agents.judging import JudgeTicks
 from shopstream.agents.lateness import allowed_lateness, final_before
 from shopstream.agents.ops.query import minute_totals
 from shopstream.core.settings import Settings
 from shopstream.core.timeunits import MINUTE_MS
-from shopstream.kafka_io.errors import ProduceError
 from shopstream.monitoring.metrics import Metrics
 from shopstream.sinks.alert_outbox import AlertOutbox
 from shopstream.sinks.anomalies import keys as ak
 from shopstream.sinks.anomalies.store import AnomalyStore
 from shopstream.sinks.funnel import keys as funnel_keys
-from shopstream.sinks.locks import lease
 from shopstream.sinks.ops import keys as ok
 from shopstream.sinks.redis_state import Redis
 
 log = logging.getLogger(__name__)
 
 RATIOS = frozenset({"payment_success_ratio"})
-#: How often the judge looks, and the most minutes it judges in one step (catching up).
-EVERY_MS = 2_000
+#: The most minutes the judge judges in one step (catching up).
 MAX_MINUTES_PER_STEP = 240
-LEASE_MS = 30_000
 
 
 class AnomalyJudge(NoHooks):
@@ -64,7 +59,8 @@ class AnomalyJudge(NoHooks):
         self.funnels: list[FunnelDef] = parse_funnels(settings.sections)[0]
         self.store = AnomalyStore(redis, settings.app_id)
         self.outbox = AlertOutbox(redis, settings, ak.unsent_key(settings.app_id))
-        self._last = 0
+        self.ticks = JudgeTicks("anomaly judge", redis, ak.lease_key(settings.app_id),
+                                self.step, self.send_unsent)
         if metrics is not None:
             # Every judged metric's counter exists from the start at 0, so the first episode
             # is an increase Prometheus can see.
@@ -78,17 +74,7 @@ class AnomalyJudge(NoHooks):
         return None
 
     async def tick(self, now_ms: int) -> None:
-        if now_ms - self._last < EVERY_MS:
-            return
-        self._last = now_ms
-        try:
-            async with lease(self.redis, ak.lease_key(self.app_id), LEASE_MS) as held:
-                if held:
-                    await self.step()
-            await self.send_unsent()
-        except (RedisError, ProduceError) as exc:
-            # Judged minutes are committed or not at all; the next tick goes on from there.
-            log.warning("anomaly judge: %s; trying again", exc)
+        await self.ticks.tick(now_ms)
 
     async def closed_through(self) -> int | None:
         """Event time before which every partition's minutes are final, or None."""

@@ -22,18 +22,16 @@ from collections import Counter
 from typing import Any, NamedTuple
 
 import orjson
-from redis.exceptions import RedisError
 
 from shopstream.agents.base import NoHooks, PartitionBatch, Takes
+from shopstream.agents.judging import JudgeTicks
 from shopstream.agents.lateness import allowed_lateness, final_before
 from shopstream.agents.stock.rules import STATES, Activity, StockConfig, judge_minute, read_row
 from shopstream.core.settings import Settings
 from shopstream.core.timeunits import HOUR_MS, MINUTE_MS
-from shopstream.kafka_io.errors import ProduceError
 from shopstream.monitoring.metrics import Metrics
 from shopstream.sinks.alert_outbox import AlertOutbox
 from shopstream.sinks.buckets import MINUTE_RETENTION_MS, bucket_start
-from shopstream.sinks.locks import lease
 from shopstream.sinks.redis_state import Redis, get_many
 from shopstream.sinks.stock import keys as sk
 from shopstream.sinks.stock.store import StockStore
@@ -41,10 +39,8 @@ from shopstream.sinks.stock.store import StockStore
 log = logging.getLogger(__name__)
 
 STOCK_TYPES = frozenset({"stock_update", "order_submit", "payment", "order_return"})
-#: How often the judge looks, and the most minutes with data it judges in one step.
-EVERY_MS = 2_000
+#: The most minutes with data the judge judges in one step.
 MAX_MINUTES_PER_STEP = 240
-LEASE_MS = 30_000
 
 
 class Orders(NamedTuple):
@@ -67,7 +63,8 @@ class StockHealth(NoHooks):
         self.lateness_ms = allowed_lateness(settings.sections)
         self.store = StockStore(redis, settings.app_id, settings.partitions)
         self.outbox = AlertOutbox(redis, settings, sk.unsent_key(settings.app_id))
-        self._last = 0
+        self.ticks = JudgeTicks("stock judge", redis, sk.lease_key(settings.app_id),
+                                self.step, self.send_unsent)
 
     async def load(self, batches: list[PartitionBatch]) -> list[Orders]:
         """The stored lines of orders paid in each batch (one call per partition)."""
@@ -132,17 +129,7 @@ class StockHealth(NoHooks):
             ops.incrby(sk.unmatched_key(a, p), unmatched)
 
     async def tick(self, now_ms: int) -> None:
-        if now_ms - self._last < EVERY_MS:
-            return
-        self._last = now_ms
-        try:
-            async with lease(self.redis, sk.lease_key(self.app_id), LEASE_MS) as held:
-                if held:
-                    await self.step()
-            await self.send_unsent()
-        except (RedisError, ProduceError) as exc:
-            # A step is committed or not at all; the next tick goes on from there.
-            log.warning("stock judge: %s; trying again", exc)
+        await self.ticks.tick(now_ms)
 
     async def closed_through(self) -> int | None:
         """Event time before which every partition's minutes are final, or None."""
