@@ -49,8 +49,9 @@ async def check_rows(redis: Redis, index_keys: Sequence[str], from_ms: int, to_m
 async def minute_rows(redis: Redis, partitions: int, index_key: Callable[[int], str],
                       row_key: Callable[[int, int], str], from_ms: int,
                       to_ms: int) -> list[tuple[int, dict[bytes, bytes]]]:
-    """(minute, hash) of every partition's minute rows in [from_ms, to_ms), the minutes read
-    from each partition's index (a sorted set scored by minute): two round trips in all."""
+    """(start, hash) of every partition's rows starting in [from_ms, to_ms), the starts read
+    from each partition's index (a sorted set scored by a row's start: a minute for most
+    capabilities, a minute, hour or day for traffic's): two round trips in all."""
     async with redis.pipeline(transaction=False) as pipe:
         for p in range(partitions):
             pipe.zrangebyscore(index_key(p), from_ms, f"({to_ms}")
@@ -61,3 +62,11 @@ async def minute_rows(redis: Redis, partitions: int, index_key: Callable[[int], 
             pipe.hgetall(row_key(p, m))
         raws = await pipe.execute()
     return [(m, raw) for (_, m), raw in zip(wanted, raws, strict=True)]
+
+
+async def late_events(redis: Redis, partitions: int, late_key: Callable[[int], str]) -> int:
+    """A capability's late events over every partition's counter (one round trip)."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for p in range(partitions):
+            pipe.get(late_key(p))
+        return sum(int(x or 0) for x in await pipe.execute())

@@ -7,7 +7,7 @@ from typing import Any, Final
 from zoneinfo import ZoneInfo
 
 from shopstream.agents.ads.rules import MEASURES, Row, Sums, derived, parse_field
-from shopstream.agents.read_caps import check_buckets, check_rows, minute_rows
+from shopstream.agents.read_caps import check_buckets, check_rows, late_events, minute_rows
 from shopstream.core.timeunits import MINUTE_MS
 from shopstream.sinks.ads import keys as ak
 from shopstream.sinks.ads.store import AlertStore
@@ -88,10 +88,7 @@ async def read_ads(redis: Redis, app_id: str, partitions: int, from_ms: int, to_
             window.setdefault(key, _zero())[name] += n
             slot[1].setdefault(key, _zero())[name] += n
     check_buckets(len(buckets))
-    async with redis.pipeline(transaction=False) as pipe:
-        for p in range(partitions):
-            pipe.get(ak.late_key(app_id, p))
-        late = sum(int(x or 0) for x in await pipe.execute())
+    late = await late_events(redis, partitions, lambda p: ak.late_key(app_id, p))
     alerts, judged = await AlertStore(redis, app_id).read(from_ms, to_ms)
     return {
         "from": from_ms, "to": to_ms, "by": by, "totals": derived(total),

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from shopstream.agents.funnel.rules import FunnelDef
-from shopstream.agents.read_caps import check_buckets, check_rows
+from shopstream.agents.read_caps import check_buckets, check_rows, late_events
 from shopstream.sinks.funnel.keys import bucket_key, index_key, late_key
 from shopstream.sinks.redis_state import Redis
 
@@ -77,10 +77,7 @@ async def read_funnel(
             for i, c in enumerate(counts):
                 acc[i] += c
     total = [sum(v[i] for v in per_value.values()) for i in range(n)]
-    async with redis.pipeline(transaction=False) as pipe:
-        for p in range(partitions):
-            pipe.get(late_key(app_id, p))
-        late = sum(int(x or 0) for x in await pipe.execute())
+    late = await late_events(redis, partitions, lambda p: late_key(app_id, p))
     ranked = sorted(per_value.items(), key=lambda kv: (-kv[1][0], kv[0]))
     return {
         "funnel": fd.name, "view": view, "res": res, "by": by, "from": from_ms, "to": to_ms,

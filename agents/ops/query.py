@@ -10,7 +10,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from shopstream.agents.ops.agent import MEASURES, derived, pulse_rows
-from shopstream.agents.read_caps import check_buckets, check_rows, minute_rows
+from shopstream.agents.read_caps import check_buckets, check_rows, late_events, minute_rows
 from shopstream.sinks.buckets import bucket_start
 from shopstream.sinks.ops import keys as ok
 from shopstream.sinks.redis_state import Redis
@@ -69,10 +69,7 @@ async def read_summary(redis: Redis, app_id: str, partitions: int, from_ms: int,
     total = _zero()
     for row in by.values():
         _add(total, row)
-    async with redis.pipeline(transaction=False) as pipe:
-        for p in range(partitions):
-            pipe.get(ok.late_key(app_id, p))
-        late = sum(int(x or 0) for x in await pipe.execute())
+    late = await late_events(redis, partitions, lambda p: ok.late_key(app_id, p))
 
     def ranked(index: int) -> list[dict[str, Any]]:
         order = sorted(skus.items(), key=lambda kv: (-kv[1][index], kv[0]))[:top]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shopstream.agents.read_caps import check_buckets, check_rows
+from shopstream.agents.read_caps import check_buckets, check_rows, late_events, minute_rows
 from shopstream.agents.traffic.rules import MEASURES, OVERALL, derived
 from shopstream.sinks.redis_state import Redis
 from shopstream.sinks.traffic import keys as tk
@@ -31,19 +31,10 @@ async def read_traffic(redis: Redis, app_id: str, partitions: int, from_ms: int,
     ReadTooLarge over the row or bucket cap."""
     index = [tk.index_key(app_id, p, res) for p in range(partitions)]
     await check_rows(redis, index, from_ms, to_ms)
-    async with redis.pipeline(transaction=False) as pipe:
-        for key in index:
-            pipe.zrangebyscore(key, from_ms, f"({to_ms}")
-        lists = await pipe.execute()
-    wanted = [(p, int(start)) for p, starts in enumerate(lists) for start in starts]
-    async with redis.pipeline(transaction=False) as pipe:
-        for p, start in wanted:
-            pipe.hgetall(tk.row_key(app_id, p, res, start))
-        for p in range(partitions):
-            pipe.get(tk.late_key(app_id, p))
-        raws = await pipe.execute()
+    rows = await minute_rows(redis, partitions, lambda p: index[p],
+                             lambda p, start: tk.row_key(app_id, p, res, start), from_ms, to_ms)
     sums: dict[int, dict[str, dict[str, int]]] = {}
-    for (_, start), raw in zip(wanted, raws, strict=False):
+    for start, raw in rows:
         bucket = sums.setdefault(start, {})
         for raw_field, raw_n in raw.items():
             measure, _, dim = raw_field.decode().partition("|")
@@ -64,5 +55,5 @@ async def read_traffic(redis: Redis, app_id: str, partitions: int, from_ms: int,
             b["by"] = {dim[len(prefix):]: derived(row) for dim, row in sorted(bucket.items())
                        if dim.startswith(prefix) and any(row.values())}
         out.append(b)
-    late = sum(int(x or 0) for x in raws[len(wanted):])
+    late = await late_events(redis, partitions, lambda p: tk.late_key(app_id, p))
     return {"from": from_ms, "to": to_ms, "buckets": out, "late_events": late}
