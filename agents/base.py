@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
+from shopstream.kafka_io.envelope import Reason
 from shopstream.schemas.events import Event
 from shopstream.sinks.redis_state import Ops
 
@@ -57,6 +58,17 @@ class Feed:
         return merged
 
 
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A valid event a capability refused on its state (a redemption beyond the balance, a
+    join to a closed group): the capability wrote nothing for it, and the batch loop
+    dead-letters it with the reason before the batch's fence moves."""
+
+    event: Event
+    reason: Reason
+    detail: str
+
+
 @dataclass(slots=True)
 class PartitionBatch:
     """New, valid, deduplicated events of one partition in one batch, in partition order."""
@@ -70,6 +82,8 @@ class PartitionBatch:
     watermark: int = 0
     #: Each capability's share of ``events`` by its name (``Takes``).
     feeds: dict[str, Feed] = field(default_factory=dict)
+    #: Events refused by a capability's ``apply``; counted dead, not processed.
+    refused: list[Refusal] = field(default_factory=list)
 
 
 LoadT = TypeVar("LoadT")

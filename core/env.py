@@ -13,6 +13,7 @@ ENV_FIELDS: dict[str, str] = {
     "SHOPSTREAM_DEAD_LETTER_TOPIC": "dead_letter_topic",
     "SHOPSTREAM_ALERTS_TOPIC": "alerts_topic",
     "SHOPSTREAM_PUSHES_TOPIC": "pushes_topic",
+    "SHOPSTREAM_CUSTOMER_EVENTS_TOPIC": "customer_events_topic",
     "SHOPSTREAM_PUSH_RESULTS_KEEP_S": "push_results_keep_s",
     "SHOPSTREAM_AGENTS": "agents",
     "SHOPSTREAM_BATCH_MAX_RECORDS": "batch_max_records",

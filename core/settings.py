@@ -67,6 +67,8 @@ class Settings:
     dead_letter_topic: str = "shopstream-dead-letters"
     alerts_topic: str = "ops-alerts"
     pushes_topic: str = "pushes"
+    #: What the customer loop tells the rest of the shop: tier changes, completed group buys.
+    customer_events_topic: str = "customer-events"
     #: Push results are kept per business day (``push:results``); the previous day's stay
     #: readable this long after the day turns, then expire.
     push_results_keep_s: Annotated[int, Meta(gt=0)] = 86_400

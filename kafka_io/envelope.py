@@ -29,6 +29,13 @@ class Reason(StrEnum):
     INVALID_FIELD = "invalid_field"
     #: Valid, but stamped more than ``max_future_ms`` ahead of the clock (``record_bound``).
     FUTURE_TS = "future_ts"
+    #: Valid, but refused by a capability on its state (``agents.base.Refusal``): nothing of
+    #: the event was written.
+    INSUFFICIENT_POINTS = "insufficient_points"
+    SELF_REFERRAL = "self_referral"
+    GROUP_COMPLETED = "group_completed"
+    GROUP_EXPIRED = "group_expired"
+    ALREADY_JOINED = "already_joined"
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,12 +53,21 @@ class DeadLetter:
     #: Position inside the envelope; -1 when the whole record is rejected.
     index: int
     error: FieldError | None = None
+    #: Set for an event a capability refused: its offset is not known there, its id is.
+    event_id: str | None = None
+
+    @property
+    def source(self) -> str:
+        """Where it came from, unique per dead letter (consumers dedupe by it)."""
+        if self.event_id is not None:
+            return f"{self.topic}/{self.partition}/event/{self.event_id}"
+        return f"{self.topic}/{self.partition}/{self.offset}/{self.index}"
 
     def headers(self) -> list[tuple[str, str | bytes | None]]:
         out: list[tuple[str, str | bytes | None]] = [
             ("reason", self.reason.value.encode()),
             ("detail", self.detail.encode()),
-            ("source", f"{self.topic}/{self.partition}/{self.offset}/{self.index}".encode()),
+            ("source", self.source.encode()),
         ]
         if self.error is not None:
             out.append(("error", codec.dumps(self.error.as_dict())))

@@ -21,6 +21,7 @@ def topic_specs(settings: Settings) -> dict[str, int]:
         settings.dead_letter_topic: 1,
         settings.alerts_topic: 1,
         settings.pushes_topic: settings.partitions,
+        settings.customer_events_topic: settings.partitions,
     }
 
 

@@ -49,6 +49,10 @@ class Kind(StrEnum):
     COUNT = "integer >= 0 and <= 10**6"
     CHANNEL = "one of search|ads|recommend|live|social|push|direct|other"
     PAY_STATUS = "one of success|failed"
+    RATING = "integer >= 1 and <= 5"
+    POINTS = "integer >= 1 and <= 10**12"
+    GROUP_SIZE = "integer >= 2 and <= 1000"
+    MINUTES = "integer >= 1 and <= 43200 (30 days)"
     ITEMS = ("non-empty array of at most 1000 {sku: string of at most 128 bytes, "
              "qty: integer >= 1 and <= 10**6, price: integer fen >= 0 and <= 10**12}")
 
@@ -74,6 +78,15 @@ Count = Annotated[int, Meta(ge=0, le=MAX_QTY, description=Kind.COUNT.value), Kin
 Channel = Annotated[Literal["search", "ads", "recommend", "live", "social", "push", "direct",
                             "other"], Kind.CHANNEL]
 PayStatus = Annotated[Literal["success", "failed"], Kind.PAY_STATUS]
+#: Stars of a review.
+Rating = Annotated[int, Meta(ge=1, le=5, description=Kind.RATING.value), Kind.RATING]
+#: Points in one redemption: bounded like money, so a balance stays exact (docs/points.md).
+Points = Annotated[int, Meta(ge=1, le=MAX_MONEY, description=Kind.POINTS.value), Kind.POINTS]
+#: Members a group buy needs.
+GroupSize = Annotated[int, Meta(ge=2, le=1000, description=Kind.GROUP_SIZE.value),
+                      Kind.GROUP_SIZE]
+#: A duration in minutes, at most 30 days.
+Minutes = Annotated[int, Meta(ge=1, le=43_200, description=Kind.MINUTES.value), Kind.MINUTES]
 
 
 class Item(Struct, frozen=True, gc=False):
@@ -234,6 +247,66 @@ class AdCost(BaseEvent, tag="ad_cost", frozen=True, kw_only=True):
     keyword: Id | None = None
 
 
+class Refund(BaseEvent, tag="refund", frozen=True):
+    """Money of a paid order given back (all or part): it leaves the spend and takes the
+    points it earned back (docs/tiers.md, docs/points.md)."""
+
+    type: ClassVar[Literal["refund"]] = "refund"
+    order_id: Id
+    amount: Money
+
+
+class Review(BaseEvent, tag="review", frozen=True):
+    type: ClassVar[Literal["review"]] = "review"
+    order_id: Id
+    rating: Rating
+    text: Text | None = None
+
+
+class CheckIn(BaseEvent, tag="check_in", frozen=True):
+    """The user's daily check-in (points once per business day)."""
+
+    type: ClassVar[Literal["check_in"]] = "check_in"
+
+
+class PointsRedeem(BaseEvent, tag="points_redeem", frozen=True):
+    """Points spent on a reward; refused (dead-lettered) when the balance is short."""
+
+    type: ClassVar[Literal["points_redeem"]] = "points_redeem"
+    points: Points
+    reward: Id
+
+
+class TaskAck(BaseEvent, tag="task_ack", frozen=True):
+    """Customer service took up a service task (``POST /v1/tasks/{id}/ack`` sends it)."""
+
+    type: ClassVar[Literal["task_ack"]] = "task_ack"
+    task_id: Id
+
+
+class Referral(BaseEvent, tag="referral", frozen=True, kw_only=True):
+    """An invitee signed up through a referrer's invitation: routed by the invitee, whose
+    first paid order rewards both."""
+
+    type: ClassVar[Literal["referral"]] = "referral"
+    key_field: ClassVar[str] = "invitee_id"
+    user_id: Id | None = None  # type: ignore[assignment]  # the two users are named below
+    referrer_id: Id
+    invitee_id: Id
+
+
+class GroupBuyJoin(BaseEvent, tag="group_buy_join", frozen=True, kw_only=True):
+    """A user joins a group buy: routed by the group, whose members decide it together.
+    The first join may set the group's size and window (else the SKU's, else the defaults)."""
+
+    type: ClassVar[Literal["group_buy_join"]] = "group_buy_join"
+    key_field: ClassVar[str] = "group_id"
+    group_id: Id
+    sku: Id
+    target: GroupSize | None = None
+    window_min: Minutes | None = None
+
+
 def routing_key(event: BaseEvent) -> str:
     """The value that picks ``event``'s partition (its ``key_field``)."""
     return str(getattr(event, event.key_field))
@@ -242,9 +315,10 @@ def routing_key(event: BaseEvent) -> str:
 #: An event about a user (``user_id`` required): what per-user capabilities take.
 UserEvent = (PageView | ProductView | CartAdd | CartRemove | OrderSubmit | Payment | OrderCancel
              | LiveStart | LiveEnd | LiveJoin | LiveLeave | LiveComment | LiveLike
-             | CouponRedeem | FlashSaleClaim | OrderReturn)
+             | CouponRedeem | FlashSaleClaim | OrderReturn | Refund | Review | CheckIn
+             | PointsRedeem | TaskAck)
 #: Any event: a union tagged on ``type`` (``ev.type == "payment"`` narrows it for mypy).
-Event = UserEvent | StockUpdate | AdCost
+Event = UserEvent | StockUpdate | AdCost | Referral | GroupBuyJoin
 EVENT_CLASSES: Final[tuple[type[BaseEvent], ...]] = typing.get_args(Event)
 #: type -> the field that picks its partition (``key_field``), for events still in dicts.
 KEY_FIELDS: Final[dict[str, str]] = {cls.type: cls.key_field for cls in EVENT_CLASSES}

@@ -98,6 +98,10 @@ _PREDICATES: Final[dict[Kind, Callable[[Any], bool]]] = {
     Kind.CHANNEL: lambda v: v in _CHANNELS if type(v) is str else False,
     Kind.PAY_STATUS: lambda v: v == "success" or v == "failed",
     Kind.ITEMS: _is_items,
+    Kind.RATING: lambda v: type(v) is int and 1 <= v <= 5,
+    Kind.POINTS: lambda v: type(v) is int and 1 <= v <= MAX_MONEY,
+    Kind.GROUP_SIZE: lambda v: type(v) is int and 2 <= v <= 1000,
+    Kind.MINUTES: lambda v: type(v) is int and 1 <= v <= 43_200,
 }
 
 Check = tuple[str, Callable[[Any], bool], Kind]

@@ -335,7 +335,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="inject trouble: payment-failures or orders-drop, from MINUTES after "
                         "the start for LENGTH minutes (default 10); repeatable")
     tl = sub.add_parser("tail", help="follow alerts, dead letters or pushes, a line each")
-    tl.add_argument("kind", choices=["alerts", "dead-letters", "pushes"])
+    tl.add_argument("kind", choices=["alerts", "dead-letters", "pushes", "customer-events"])
     tl.add_argument("--from-beginning", action="store_true", help="start at the oldest record")
     tl.add_argument("--json", action="store_true", help="one JSON object per record")
     tl.add_argument("--max", type=int, default=0, help="stop after N records (0: never)")

@@ -1,4 +1,5 @@
-"""``shopstream tail``: the side topics (alerts, dead letters, pushes) as readable lines.
+"""``shopstream tail``: the side topics (alerts, dead letters, pushes, customer events) as
+readable lines.
 
 One line per record for people; ``--json`` gives one JSON object per record for machines
 (topic, partition, offset, headers, value). Reads without a consumer group, from the end (or
@@ -21,7 +22,8 @@ from shopstream.kafka_io.consumer import make_consumer
 
 def topic_of(settings: Settings, kind: str) -> str:
     return {"alerts": settings.alerts_topic, "dead-letters": settings.dead_letter_topic,
-            "pushes": settings.pushes_topic}[kind]
+            "pushes": settings.pushes_topic,
+            "customer-events": settings.customer_events_topic}[kind]
 
 
 def _text(raw: str | bytes | None) -> str:

@@ -16,10 +16,13 @@ from shopstream.sinks.redis_state import Redis
 
 
 class AlertOutbox:
-    def __init__(self, redis: Redis, settings: Settings, key: str) -> None:
+    def __init__(self, redis: Redis, settings: Settings, key: str,
+                 topic: str | None = None) -> None:
         self.redis = redis
         self.settings = settings
         self.key = key
+        #: Where its documents go: the ops-alerts topic unless said (customer events).
+        self.topic = topic or settings.alerts_topic
         self._producer: RecordProducer | None = None
 
     async def send(self) -> int:
@@ -30,7 +33,7 @@ class AlertOutbox:
         if self._producer is None:
             self._producer = RecordProducer(self.settings)
         for alert, doc in sorted(unsent.items()):
-            self._producer.produce(self.settings.alerts_topic, doc, key=alert)
+            self._producer.produce(self.topic, doc, key=alert)
         await self._producer.flush_async()
         await self.redis.hdel(self.key, *unsent)
         return len(unsent)

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, NamedTuple
 
+import msgspec
+
 from shopstream.agents.base import Agent, PartitionBatch
 from shopstream.agents.lateness import allowed_lateness
 from shopstream.core.settings import Settings
@@ -272,6 +274,8 @@ class BatchProcessor:
                     outs.append(agent.apply(batch, loaded[i]))
                 self.dispatch.count_late(batch, self.state.app_id)
                 plan = plans[batch.partition]
+                if batch.refused:
+                    await self._dead_letter_refusals(batch, plan)
                 record_counts(batch, self.state.app_id, plan.counts, plan.dead)
                 writes.append(asyncio.create_task(
                     self.state.apply_one(batch.partition, plan.fence, plan.after, batch.ops)))
@@ -285,6 +289,20 @@ class BatchProcessor:
             log.warning("fence moved under this worker; partition state will be reloaded")
             raise stale
         return outputs
+
+    async def _dead_letter_refusals(self, batch: PartitionBatch, plan: Plan) -> None:
+        """The batch's refused events on the dead-letter topic (flushed before its fence
+        moves, so a crash repeats them under the same source, never loses them), counted
+        dead instead of processed."""
+        dead = [DeadLetter(r.reason, r.detail, msgspec.json.encode(r.event), self.topic,
+                           batch.partition, -1, -1, event_id=r.event.event_id)
+                for r in batch.refused]
+        await self.dead_letters.publish(dead)
+        plan.dead.extend(dead)
+        plan.counts["processed"] -= len(dead)
+        plan.counts["dead"] += len(dead)
+        for d in dead:
+            plan.counts["dead:" + d.reason.value] += 1
 
     def _export_lag(self, p: int, applied: int) -> None:
         """Log end minus the applied fence (clamped at 0: the broker's high watermark may lag

@@ -30,7 +30,7 @@ def record_counts(
     for d in dead[:100]:
         batch.ops.xadd_capped(stream, DEAD_LETTER_STREAM_LEN, "dl", codec.dumps({
             "reason": d.reason.value, "detail": d.detail,
-            "source": f"{d.topic}/{d.partition}/{d.offset}/{d.index}",
+            "source": d.source,
             "original": d.original[:2048].decode("utf-8", "replace"),
         }))
 

@@ -28,7 +28,8 @@ from shopstream.schemas.validate import problems
 from tests.schemas.test_validate import BASE, GOOD
 
 _ints = st.sampled_from([0, 1, -1, MAX_MONEY, MAX_MONEY + 1, MAX_QTY, MAX_QTY + 1, MIN_TS - 1,
-                         MIN_TS, MAX_TS, MAX_TS + 1, 2**63, -(2**64), True, 1.0])
+                         MIN_TS, MAX_TS, MAX_TS + 1, 2**63, -(2**64), True, 1.0, 2, 5, 6,
+                         1000, 1001, 43_200, 43_201])
 # Around the byte bounds: ASCII, 3-byte characters and a 4-byte one, at and past the limit.
 _strs = st.sampled_from(["", "a", "a" * MAX_ID_BYTES, "a" * (MAX_ID_BYTES + 1), "中" * 42,
                          "中" * 43, "😀" * 32, "😀" * 33, "p" * MAX_TEXT_BYTES,

@@ -24,6 +24,13 @@ GOOD = {
     "stock_update": {"sku": "s1", "qty": 0, "warehouse": "w1"},
     "order_return": {"order_id": "o1", "sku": "s1", "qty": 1, "reason": "damaged"},
     "ad_cost": {"campaign": "c1", "channel": "ads", "cost": 5000, "keyword": "phone"},
+    "refund": {"order_id": "o1", "amount": 19900},
+    "review": {"order_id": "o1", "rating": 2, "text": "late"},
+    "check_in": {},
+    "points_redeem": {"points": 100, "reward": "coupon-1y"},
+    "task_ack": {"task_id": "t1"},
+    "referral": {"referrer_id": "u2", "invitee_id": "u1"},
+    "group_buy_join": {"group_id": "g1", "sku": "s1", "target": 3, "window_min": 1440},
 }
 
 
@@ -72,6 +79,27 @@ def test_every_type_has_a_valid_example():
         (event("ad_cost", keyword="k" * 129), "keyword", "128 bytes", "kkk"),
         (event("ad_cost", creative=""), "creative", "128 bytes", "''"),
         (event("page_view", keyword=5), "keyword", "128 bytes", "5"),
+        (event("review", rating=0), "rating", ">= 1 and <= 5", "0"),
+        (event("review", rating=6), "rating", ">= 1 and <= 5", "6"),
+        (event("review", text=""), "text", "2048 bytes", "''"),
+        ({k: v for k, v in event("review").items() if k != "order_id"}, "order_id", "string",
+         "missing"),
+        (event("refund", amount=10**12 + 1), "amount", "fen >= 0", "1000000000001"),
+        (event("points_redeem", points=0), "points", ">= 1", "0"),
+        (event("points_redeem", points=10**12 + 1), "points", "<= 10**12", "1000000000001"),
+        (event("points_redeem", reward=""), "reward", "string", "''"),
+        (event("task_ack", task_id="t" * 129), "task_id", "128 bytes", "ttt"),
+        ({k: v for k, v in event("referral").items() if k != "invitee_id"}, "invitee_id",
+         "string", "missing"),
+        (event("referral", referrer_id=3), "referrer_id", "string", "3"),
+        (event("group_buy_join", target=1), "target", ">= 2 and <= 1000", "1"),
+        (event("group_buy_join", target=1001), "target", ">= 2 and <= 1000", "1001"),
+        (event("group_buy_join", window_min=0), "window_min", ">= 1", "0"),
+        (event("group_buy_join", window_min=43_201), "window_min", "43200", "43201"),
+        ({k: v for k, v in event("group_buy_join").items() if k != "user_id"}, "user_id",
+         "string", "missing"),
+        ({k: v for k, v in event("group_buy_join").items() if k != "group_id"}, "group_id",
+         "string", "missing"),
     ],
 )
 def test_errors_name_field_expected_and_got(ev, field, expected_part, got):
@@ -93,6 +121,14 @@ def test_an_event_not_about_a_user_needs_no_user_id():
     stock = {k: v for k, v in event("stock_update").items() if k != "user_id"}
     assert validate_event(stock) is None
     assert validate_event({k: v for k, v in stock.items() if k != "sku"}).field == "sku"
+
+
+def test_a_referral_is_about_two_users_and_names_them_itself():
+    """referral carries referrer_id and invitee_id (routed by the invitee): no user_id."""
+    ref = {k: v for k, v in event("referral").items() if k != "user_id"}
+    assert validate_event(ref) is None
+    assert validate_event({k: v for k, v in ref.items() if k != "referrer_id"}).field == \
+        "referrer_id"
 
 
 def test_ad_spend_needs_no_user_id_but_a_page_view_does():
