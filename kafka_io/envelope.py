@@ -33,6 +33,8 @@ class Reason(StrEnum):
     #: the event was written.
     INSUFFICIENT_POINTS = "insufficient_points"
     SELF_REFERRAL = "self_referral"
+    ALREADY_REFERRED = "already_referred"
+    UNKNOWN_TASK = "unknown_task"
     GROUP_COMPLETED = "group_completed"
     GROUP_EXPIRED = "group_expired"
     ALREADY_JOINED = "already_joined"
