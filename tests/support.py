@@ -44,6 +44,7 @@ class Infra:
             "dead_letter_topic": f"dead-{suffix}",
             "alerts_topic": f"alerts-{suffix}",
             "pushes_topic": f"pushes-{suffix}",
+            "customer_events_topic": f"customer-events-{suffix}",
             "partitions": 4,
             "state_dir": f"/tmp/shopstream-test-{suffix}",
         }
