@@ -19,7 +19,6 @@ import redis
 from aiohttp.test_utils import TestClient, TestServer
 
 from shopstream.agents.base import PartitionBatch
-from shopstream.agents.coupons.agent import outbox_relay
 from shopstream.agents.group_buys.agent import GroupBuys
 from shopstream.agents.group_buys.rules import Decided
 from shopstream.api import create_api
@@ -132,11 +131,13 @@ async def test_a_replay_under_another_app_id_pushes_the_same_ids(world: dict[str
     replay = own_settings(infra, world["cfg"], events_topic=s.events_topic)
     r = make_redis(replay)
     metrics = Metrics()
-    agent = GroupBuys(replay, r, metrics)
+    agent = GroupBuys(replay, r, metrics, relay_inline=True)  # no coupons agent to relay
     await process_topic(replay, agents=[agent])
-    await agent.tick(0)
-    await outbox_relay(replay, r, metrics).relay(range(replay.partitions))
+    await agent.close()  # the inline relay's scheduled passes finish
     await r.aclose()
+    left = redis.Redis.from_url(replay.redis_url or "")
+    assert sum(left.hlen(coupon_keys(replay.app_id, p).outbox) + left.hlen(
+        gk.unsent_key(replay.app_id, p)) for p in range(replay.partitions)) == 0
     assert pushes_of(replay) == want_pushes(want)
     docs = {codec.loads(v)["event_id"] for _, _, v, _ in
             read_records(replay, replay.customer_events_topic)}
