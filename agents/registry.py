@@ -17,6 +17,8 @@ from shopstream.agents.flash_sale.agent import FlashSaleAgent
 from shopstream.agents.flash_sale.agent import parse_config as parse_flash_sales
 from shopstream.agents.funnel.agent import Funnels
 from shopstream.agents.funnel.rules import parse_funnels
+from shopstream.agents.group_buys.agent import GroupBuys
+from shopstream.agents.group_buys.rules import parse_config as parse_group_buys
 from shopstream.agents.live.agent import LiveRooms
 from shopstream.agents.live_section import parse_config as parse_live
 from shopstream.agents.ops.agent import Pulse
@@ -32,7 +34,7 @@ from shopstream.sinks.webhook import parse_webhook
 
 #: Every capability, in the order they see each batch.
 AGENT_NAMES = ("event_stats", "funnel", "flash_sale", "coupons", "live", "ops", "anomalies",
-               "stock", "ads", "traffic")
+               "stock", "ads", "traffic", "group_buys")
 #: Earlier names still accepted in ``agents``, so existing settings keep working.
 ALIASES = {"inventory": "flash_sale"}
 
@@ -50,7 +52,9 @@ def selected(settings: Settings) -> list[str]:
 def build_agents(settings: Settings, redis: Redis, metrics: Metrics | None = None,
                  relay_inline: bool = True) -> list[Agent[Any, Any]]:
     """The selected agents, in batch order; raises ConfigError on bad sections. With
-    ``relay_inline`` False the coupons' outboxes are left to a relay process."""
+    ``relay_inline`` False the push outboxes are left to a relay process; with it, the coupons
+    agent relays them, or group buys when it runs without coupons."""
+    names = selected(settings)
     build: dict[str, Callable[[], Agent[Any, Any]]] = {
         "event_stats": lambda: EventStats(settings.app_id),
         "funnel": lambda: Funnels(settings.app_id, settings.partitions, settings.sections,
@@ -64,8 +68,10 @@ def build_agents(settings: Settings, redis: Redis, metrics: Metrics | None = Non
         "stock": lambda: StockHealth(settings, parse_stock(settings.sections), redis, metrics),
         "ads": lambda: AdsAgent(settings, parse_ads(settings.sections), redis, metrics),
         "traffic": lambda: TrafficValue(settings, redis, metrics),
+        "group_buys": lambda: GroupBuys(settings, redis, metrics,
+                                        relay_inline and "coupons" not in names),
     }
-    return [build[name]() for name in selected(settings)]
+    return [build[name]() for name in names]
 
 
 def check_config(settings: Settings) -> None:
@@ -78,6 +84,7 @@ def check_config(settings: Settings) -> None:
     parse_anomalies(settings.sections)
     parse_stock(settings.sections)
     parse_ads(settings.sections)
+    parse_group_buys(settings.sections)
     parse_webhook(settings.sections)
     parse_webhook(settings.sections, "ops_webhook")
     kafka_config(settings)

@@ -244,6 +244,12 @@ class Metrics:
         self.stock_judged_through = Gauge(f"{PREFIX}_stock_judged_through_ms",
                                           "Event time (epoch ms) through which this worker's "
                                           "stock_skus were judged", registry=r)
+        # Group buys (agents/group_buys): SKUs past the first MAX_SALE_LABELS seen by this
+        # process fold into other; outcome from a closed list (opened, completed, expired).
+        self.group_sku_label = SaleLabels()
+        self.group_buys = Counter(f"{PREFIX}_group_buys_total",
+                                  "Group buys opened, completed and expired, by SKU",
+                                  ["sku", "outcome"], registry=r)
         # Live rooms: the top rooms by viewers get their own label, the rest's viewers fold
         # into other.
         self.live_viewers = Gauge(f"{PREFIX}_live_room_viewers", "Viewers now, top rooms",

@@ -26,6 +26,7 @@ from shopstream import (
     http_event_stats,
     http_flash_sale,
     http_funnel,
+    http_group_buys,
     http_live,
     http_ops,
     http_pipeline,
@@ -57,7 +58,7 @@ log = logging.getLogger(__name__)
 #: Modules that add routes, each with ``setup(app, ctx)``.
 ROUTE_MODULES: tuple[ModuleType, ...] = (http_event_stats, http_funnel, http_flash_sale, http_live,
                                          http_ops, http_anomalies, http_pipeline, http_dashboard,
-                                         http_stock, http_ads, http_traffic)
+                                         http_stock, http_ads, http_traffic, http_group_buys)
 
 #: The API's contract (OpenAPI 3.1), served as it is in the repository.
 OPENAPI = (Path(__file__).parent / "openapi.json").read_bytes()

@@ -1,0 +1,1 @@
+"""Group buys' keys (``agents/group_buys``)."""
