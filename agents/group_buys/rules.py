@@ -99,9 +99,10 @@ def event_id(group_id: str, ts: int) -> str:
 
 def pushes(rule: str, group_id: str, group: dict[str, Any], at: int,
            coupon_fen: int) -> list[dict[str, Any]]:
-    """One push per member, in join order (the outbox's documents)."""
-    return [{"push_id": push_id(rule, u, at, 0), "rule": rule, "user_id": u, "trigger": at,
-             "since": group["opened"], "step": 0, "coupon_fen": coupon_fen, "ts": at,
+    """One push per member, in join order (the outbox's documents). The id names the group:
+    a member of two groups closing at the same ms gets two pushes."""
+    return [{"push_id": push_id(f"{rule}|{group_id}", u, at, 0), "rule": rule, "user_id": u,
+             "trigger": at, "since": group["opened"], "step": 0, "coupon_fen": coupon_fen, "ts": at,
              "group_id": group_id, "sku": group["sku"]} for u in group["members"]]
 
 

@@ -26,9 +26,7 @@ SECTION: dict[str, Any] = {
 class Result:
     #: group_id -> {sku, target, opened, deadline, members, status, closed}
     groups: dict[str, dict[str, Any]] = field(default_factory=dict)
-    #: (push_id, rule, user_id, ts, group_id, sku, coupon_fen), in no particular order. A
-    #: member of two groups closing at the same ms gets the same push_id twice (the push id
-    #: is the coupons' own: rule, user, time, step).
+    #: (push_id, rule, user_id, ts, group_id, sku, coupon_fen), in no particular order.
     pushes: list[tuple[str, str, str, int, str, str, int]] = field(default_factory=list)
     #: event_id -> document on customer-events
     completed: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -50,7 +48,7 @@ def _sha(text: str) -> str:
 
 def _push(res: Result, rule: str, gid: str, g: dict[str, Any], at: int, coupon: int) -> None:
     for u in g["members"]:
-        res.pushes.append((_sha(f"{rule}|{u}|{at}|0"), rule, u, at, gid, g["sku"], coupon))
+        res.pushes.append((_sha(f"{rule}|{gid}|{u}|{at}|0"), rule, u, at, gid, g["sku"], coupon))
 
 
 def reference(log: list[dict[str, Any]], partitions: int,

@@ -6,6 +6,7 @@ refusals equal. And the ``[group_buys]`` section: defaults, values, errors namin
 from __future__ import annotations
 
 import random
+from collections import Counter
 from typing import Any
 
 import msgspec
@@ -87,6 +88,10 @@ def test_the_log_has_every_case(log: list[dict[str, Any]]) -> None:
     targets = {g["target"] for g in want.groups.values()}
     assert {2, 3, 4, 5, 6} <= targets
     assert len({(e["ts"], partition_for(e["group_id"], PARTITIONS)) for e in log}) < len(log)
+    # Members of two groups closing at the same ms: each push keeps its own id.
+    closing = Counter((u, at) for _, _, u, at, *_ in want.pushes)
+    assert max(closing.values()) > 1
+    assert len({x[0] for x in want.pushes}) == len(want.pushes)
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
