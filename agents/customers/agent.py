@@ -14,10 +14,12 @@ unknown task) change nothing and are dead-lettered by the batch loop.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import heapq
 import logging
 from collections import Counter
+from collections.abc import Iterable
 from operator import attrgetter
 from typing import Any, NamedTuple, cast
 
@@ -109,6 +111,9 @@ class CustomersAgent(NoHooks):
         self.alerts = AlertOutbox(redis, settings, customer_keys(self.app, 0).alerts)
         #: Partitions this worker applied batches of: their outboxes are retried on ticks.
         self.seen: set[int] = set()
+        #: Partitions whose documents wait to be sent, by one task off the batch loop's path.
+        self._unsent: set[int] = set()
+        self._sending: asyncio.Task[None] | None = None
 
     async def load(self, batches: list[PartitionBatch]) -> list[Loaded]:
         """Due timers, then deferred pushes and tasks, then users: three round trips."""
@@ -160,8 +165,7 @@ class CustomersAgent(NoHooks):
             for tier, n in out.tier_changes.items():
                 self.metrics.customer_tier_changes.labels(tier).inc(n)
         self.seen.update(b.partition for b in batches)
-        await self._send([b.partition for b, out in zip(batches, outputs, strict=True)
-                          if out.sent])
+        self._schedule(b.partition for b, out in zip(batches, outputs, strict=True) if out.sent)
         if self.relay is not None:
             self.relay.schedule(b.partition for b, out in zip(batches, outputs, strict=True)
                                 if out.pushed)
@@ -169,22 +173,35 @@ class CustomersAgent(NoHooks):
     async def tick(self, now_ms: int) -> None:
         """Wall clock: retry the documents and pushes left in any outbox (timers run on event
         time)."""
-        await self._send(sorted(self.seen))
+        self._schedule(self.seen)
         if self.relay is not None and self.close_relay:
             self.relay.schedule_all()
 
-    async def _send(self, partitions: list[int]) -> None:
-        """The partitions' tier_changed documents and service alerts to Kafka; left in their
-        outbox for the next try when the broker or Redis fails."""
-        try:
-            for p in partitions:
-                k = customer_keys(self.app, p)
-                await self.tier_events.send(k.events)
-                await self.alerts.send(k.alerts)
-        except (ProduceError, RedisError) as exc:
-            log.warning("customer outboxes not sent: %s; the next tick retries", exc)
+    def _schedule(self, partitions: Iterable[int]) -> None:
+        """Send these partitions' outboxes soon, one sending task at a time, so the batch loop
+        does not wait for Kafka's acknowledgements."""
+        self._unsent.update(partitions)
+        if self._unsent and (self._sending is None or self._sending.done()):
+            self._sending = asyncio.create_task(self._send())
+
+    async def _send(self) -> None:
+        """The tier_changed documents and service alerts to Kafka; left in their outbox for
+        the next try when the broker or Redis fails."""
+        while self._unsent:
+            partitions = sorted(self._unsent)
+            self._unsent.clear()
+            try:
+                for p in partitions:
+                    k = customer_keys(self.app, p)
+                    await self.tier_events.send(k.events)
+                    await self.alerts.send(k.alerts)
+            except (ProduceError, RedisError) as exc:
+                log.warning("customer outboxes not sent: %s; the next tick retries", exc)
+                return
 
     async def close(self) -> None:
+        if self._sending is not None:
+            await self._sending
         if self.relay is not None and self.close_relay:
             await self.relay.close()
 
