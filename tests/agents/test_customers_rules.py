@@ -378,3 +378,15 @@ def test_an_ack_in_the_batch_that_passes_the_due_time_prevents_the_escalation():
                loop.ev("page_view", "clock", t0 + 2 * HOUR, page="home"))
     assert [a["kind"] for a in loop.run.alerts] == ["service_task"]
     assert codec.loads(loop.store.hash("tasks")[tid])["status"] == "acked"
+
+
+def test_deferred_pushes_released_together_go_by_trigger_then_rule_order():
+    """Both reminders fall due at 23:00 and wait for 08:00; with one push a day the review
+    reminder (first in rule order) goes, the repurchase reminder is capped."""
+    loop = Loop(config(daily_cap=1, repurchase_reminder={"cycles": {"tea": 6}}))
+    t0 = at(3, 1, 23)
+    loop.batch(loop.submit("u", t0 - 1, "o1", "tea"), loop.pay("u", t0, "o1", 1000))
+    tick(loop, at(3, 5, 8))
+    assert [(p["rule"], p["ts"]) for p in loop.pushes() if p["user_id"] == "u"] == [
+        ("review_reminder", at(3, 5, 8))]
+    assert loop.run.decisions[("repurchase_reminder", "capped")] == 1
