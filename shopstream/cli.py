@@ -107,7 +107,7 @@ def _port_taken(command: str, host: str, port: int, flag: str) -> bool:
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
-    from shopstream.agents.registry import check_config, selected
+    from shopstream.agents.registry import PUSHING, check_config, selected
     from shopstream.kafka_io.topics import ensure_topics
 
     if _port_taken("worker", settings.worker_web_host, settings.worker_web_port, "--web-port"):
@@ -118,8 +118,8 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     check_config(settings)
     ensure_topics(settings)
     relay = None
-    if settings.relay == "process" and {"coupons", "group_buys"} & set(selected(settings)) \
-            and not args.no_relay:
+    if (settings.relay == "process" and PUSHING & set(selected(settings))
+            and not args.no_relay):
         from shopstream.relay import RelaySupervisor
 
         # One relay beside the processes of this command: it relays every partition.

@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import Any, NamedTuple, cast
 
 from shopstream.agents.base import NoHooks, PartitionBatch, Refusal, Takes
-from shopstream.agents.coupons.agent import outbox_relay
 from shopstream.agents.group_buys.rules import Decided, GroupBuyConfig, decide, parse_config
 from shopstream.core import codec
 from shopstream.core.settings import Settings
@@ -22,6 +21,7 @@ from shopstream.schemas.events import GroupBuyJoin
 from shopstream.sinks.alert_outbox import AlertOutbox
 from shopstream.sinks.coupons.keys import coupon_keys
 from shopstream.sinks.group_buys import keys as gk
+from shopstream.sinks.outbox import OutboxRelay
 from shopstream.sinks.redis_state import Redis
 
 NAME = "group_buys"
@@ -45,7 +45,7 @@ class GroupBuys(NoHooks):
     takes = Takes(frozenset({"group_buy_join"}))
 
     def __init__(self, settings: Settings, redis: Redis, metrics: Metrics | None = None,
-                 relay_inline: bool = False) -> None:
+                 relay: OutboxRelay | None = None, close_relay: bool = True) -> None:
         self.app = settings.app_id
         self.redis = redis
         self.cfg: GroupBuyConfig = parse_config(settings.sections)
@@ -54,9 +54,10 @@ class GroupBuys(NoHooks):
         self.outboxes = [AlertOutbox(redis, settings, gk.unsent_key(self.app, p),
                                      topic=settings.customer_events_topic)
                          for p in range(settings.partitions)]
-        #: Set when this worker relays the push outboxes itself (``relay = "inline"`` and no
-        #: coupons agent, which would relay them).
-        self.relay = outbox_relay(settings, redis, self.metrics) if relay_inline else None
+        #: Relays the push outboxes inline (None: another agent's relay or a relay process);
+        #: ``close_relay`` when no other pushing capability drives it.
+        self.relay = relay
+        self.close_relay = close_relay
 
     async def load(self, batches: list[PartitionBatch]) -> list[Loaded]:
         """Two pipelined reads: due timers, then the groups joined or due."""
@@ -119,9 +120,9 @@ class GroupBuys(NoHooks):
         """Wall clock: send what a crash left in any completions outbox, relay the pushes."""
         for outbox in self.outboxes:
             await outbox.send()
-        if self.relay is not None:
+        if self.relay is not None and self.close_relay:
             self.relay.schedule_all()
 
     async def close(self) -> None:
-        if self.relay is not None:
+        if self.relay is not None and self.close_relay:
             await self.relay.close()

@@ -19,7 +19,7 @@ from typing import Annotated, Any, Final
 
 import msgspec
 
-from shopstream.agents.coupons.rules import push_id
+from shopstream.agents.push_guards import push_id
 from shopstream.core.sections import as_table, read_section, read_table
 from shopstream.core.timeunits import MINUTE_MS
 from shopstream.kafka_io.envelope import Reason

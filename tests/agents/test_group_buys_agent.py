@@ -21,6 +21,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from shopstream.agents.base import PartitionBatch
 from shopstream.agents.group_buys.agent import GroupBuys
 from shopstream.agents.group_buys.rules import Decided
+from shopstream.agents.registry import push_relay
 from shopstream.api import create_api
 from shopstream.core import codec
 from shopstream.core.settings import Settings
@@ -131,7 +132,8 @@ async def test_a_replay_under_another_app_id_pushes_the_same_ids(world: dict[str
     replay = own_settings(infra, world["cfg"], events_topic=s.events_topic)
     r = make_redis(replay)
     metrics = Metrics()
-    agent = GroupBuys(replay, r, metrics, relay_inline=True)  # no coupons agent to relay
+    # The inline relay the registry gives group buys when no other capability pushes.
+    agent = GroupBuys(replay, r, metrics, push_relay(replay, r, metrics))
     await process_topic(replay, agents=[agent])
     await agent.close()  # the inline relay's scheduled passes finish
     await r.aclose()
