@@ -2,8 +2,8 @@
 repeat purchases, refunds, points redemptions and service acks.
 
 Shoppers' events come from ``simulate.Simulator``; this watches them and adds what customers
-do after (and between) their purchases, so that the customer capabilities (docs/customers.md,
-docs/group-buys.md) have every case to decide: paid orders reviewed (mostly 4-5 stars, some
+do after (and between) their purchases, so that the ``customers`` and ``group_buys`` capabilities
+have every case to decide: paid orders reviewed (mostly 4-5 stars, some
 1-2 with a short text) or left unreviewed, negative reviews' service tasks acknowledged
 within the ack window, late, or never (so some escalate), daily check-ins, invitees arriving
 with a referrer and paying (a few self-referrals and second referrals, which the engine
@@ -40,7 +40,7 @@ RECENT_PAYERS = 500
 
 
 def task_id(user: str, order_id: str, ts: int) -> str:
-    """The service task a negative review opens (docs/customers.md): acks name it."""
+    """The service task a negative review opens (the customers capability's id): acks name it."""
     return hashlib.sha1(f"task|{user}|{order_id}|{ts}".encode()).hexdigest()[:24]  # noqa: S324
 
 

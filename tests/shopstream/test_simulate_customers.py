@@ -2,7 +2,7 @@
 unchanged by it, and within the demo's first 20 minutes (on the demo's config) the conditions
 of every nudge, a tier change, a group completed and one expired, a service task escalated,
 and each case the engine refuses. The conditions are read off the stream with plain Python
-from the definitions (docs/customers.md, docs/group-buys.md), not with the engine."""
+from the capabilities' definitions, not with the engine."""
 
 from __future__ import annotations
 
@@ -233,7 +233,8 @@ def test_service_tasks_are_mostly_acked_in_time_one_escalates_and_acks_earn_apol
     due = {t: ev["ts"] + ack_ms for t, ev in tasks.items() if ev["ts"] + ack_ms <= END}
     in_time = [t for t, at in due.items() if t in acks and acks[t]["ts"] < at]
     escalated = [t for t, at in due.items() if t not in acks or acks[t]["ts"] >= at]
-    assert escalated
+    # Some are never taken up: not acked even a whole window after they escalated.
+    assert any(t not in acks for t, at in due.items() if at + ack_ms <= END)
     assert len(in_time) > len(escalated)
     assert any(ack["ts"] <= END for ack in acks.values())
 
