@@ -30,7 +30,7 @@ from zoneinfo import ZoneInfo
 
 from shopstream.core.timeunits import MINUTE_MS, SECOND_MS
 
-Event = dict[str, Any]
+EventDict = dict[str, Any]
 NEGATIVE_TEXTS = ("arrived damaged", "wrong size", "late delivery", "not as described",
                   "poor quality, returning it")
 POSITIVE_TEXTS = ("great value", "fast delivery", "as described", "will buy again")
@@ -111,7 +111,7 @@ class CustomerTraffic:
     plan: CustomerPlan = field(default_factory=CustomerPlan)
     _rng: random.Random = field(init=False)
     _seq: int = field(default=0, init=False)
-    _pending: list[tuple[int, int, Callable[[], Event]]] = field(default_factory=list,
+    _pending: list[tuple[int, int, Callable[[], EventDict]]] = field(default_factory=list,
                                                                  init=False)
     _orders: dict[str, tuple[str, list[dict[str, Any]]]] = field(default_factory=dict,
                                                                  init=False)
@@ -136,15 +136,15 @@ class CustomerTraffic:
     def _after(self, at: int, minutes: tuple[float, float]) -> int:
         return at + max(1, int(self._rng.uniform(*minutes) * MINUTE_MS))
 
-    def _at(self, at: int, make: Callable[[], Event]) -> None:
+    def _at(self, at: int, make: Callable[[], EventDict]) -> None:
         """Send ``make()`` at ``at`` (made then: an ack names the review as it was sent)."""
         self._seq += 1
         heapq.heappush(self._pending, (at, self._seq, make))
 
-    def _send(self, at: int, ev: Event) -> None:
+    def _send(self, at: int, ev: EventDict) -> None:
         self._at(at, lambda: ev)
 
-    def observe(self, ev: Event) -> None:
+    def observe(self, ev: EventDict) -> None:
         """Note a customer's event: first visit of the day, orders' lines, payments."""
         kind, user = ev["type"], ev.get("user_id")
         if user is None or kind in ("live_start", "live_end", "group_buy_join"):
@@ -180,7 +180,7 @@ class CustomerTraffic:
                        {"type": "check_in", "user_id": user})
             self._points[user] = self._points.get(user, 0) + 5
 
-    def _paid(self, pay: Event, items: list[dict[str, Any]]) -> None:
+    def _paid(self, pay: EventDict, items: list[dict[str, Any]]) -> None:
         r, p = self._rng, self.plan
         user, order_id, ts, amount = pay["user_id"], pay["order_id"], pay["ts"], pay["amount"]
         self._payers.append(user)
@@ -206,7 +206,7 @@ class CustomerTraffic:
 
     def _review(self, user: str, order_id: str, at: int) -> None:
         r = self._rng
-        review: Event = {"type": "review", "user_id": user, "order_id": order_id}
+        review: EventDict = {"type": "review", "user_id": user, "order_id": order_id}
         if r.random() < self.plan.negative_share:
             review.update(rating=r.choice((1, 2)), text=r.choice(NEGATIVE_TEXTS))
             self._ack_later(review, at)
@@ -217,7 +217,7 @@ class CustomerTraffic:
         self._send(at, review)
         self._points[user] = self._points.get(user, 0) + 10
 
-    def _ack_later(self, review: Event, at: int) -> None:
+    def _ack_later(self, review: EventDict, at: int) -> None:
         """Four acks in six within the window, one late, one never: computed when sent from
         the review as it went out (live traffic stamps events with the clock)."""
         k, window = self._negative % 6, self.plan.ack_min
@@ -227,7 +227,7 @@ class CustomerTraffic:
         lo, hi = (1.2, 2.0) if k == 4 else (0.1, 0.8)
         ack_at = self._after(at, (lo * window, hi * window))
 
-        def ack() -> Event:
+        def ack() -> EventDict:
             return {"type": "task_ack", "user_id": review["user_id"],
                     "task_id": task_id(review["user_id"], review["order_id"], review["ts"])}
         self._at(ack_at, ack)
@@ -296,7 +296,7 @@ class CustomerTraffic:
         self._send(at, {"type": "group_buy_join", "group_id": group, "sku": sku,
                         "user_id": user})
 
-    def due(self, ts: int) -> Iterator[Event]:
+    def due(self, ts: int) -> Iterator[EventDict]:
         """The customer events whose time has come by ``ts``, in time order, stamped."""
         while True:
             times = [self._next_referral, self._next_group]
