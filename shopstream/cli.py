@@ -231,6 +231,7 @@ def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
     from shopstream.simulate import Incident, run_simulation
+    from shopstream.simulate_customers import CustomerPlan
     from shopstream.simulate_money import MoneyPlan
 
     try:
@@ -244,7 +245,8 @@ def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
             signal.signal(sig, lambda *_: stop.set())
     sent = run_simulation(settings, users=args.users, rate=args.rate, duration_s=args.duration,
                           seed=args.seed, out=args.out, incidents=incidents, stop=stop,
-                          money=MoneyPlan() if args.money else None)
+                          money=MoneyPlan() if args.money else None,
+                          customers=CustomerPlan() if args.customers else None)
     if not args.out:
         done = "stopped after" if stop.is_set() else "sent"
         print(f"simulate: {done} {sent} events", file=sys.stderr, flush=True)
@@ -332,6 +334,10 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--money", action="store_true",
                    help="with ad spend, stock counts and returns (one campaign's ROAS falls "
                         "under 3 after an hour, a few SKUs run out, one is returned often)")
+    s.add_argument("--customers", action="store_true",
+                   help="with the customer loop: reviews (some negative, their service tasks "
+                        "acked or not), check-ins, referrals, group buys, repeat purchases, "
+                        "refunds and points redemptions")
     s.add_argument("--incident", action="append", default=[], metavar="KIND@MINUTES[+LENGTH]",
                    help="inject trouble: payment-failures or orders-drop, from MINUTES after "
                         "the start for LENGTH minutes (default 10); repeatable")

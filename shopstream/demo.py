@@ -21,6 +21,7 @@ from shopstream.demo_flash_sale import FlashShoppers
 from shopstream.infra import embedded, free_port
 from shopstream.kafka_io.topics import ensure_topics
 from shopstream.simulate import Incident, run_simulation
+from shopstream.simulate_customers import CustomerPlan
 from shopstream.simulate_money import MoneyPlan
 from shopstream.sinks import keys
 
@@ -50,18 +51,32 @@ DEMO_USERS = 20_000
 #: The money view's alerts within the demo's first minutes: a campaign's ROAS falls under 3
 #: five minutes in, returns come back within minutes of the payment.
 DEMO_MONEY = MoneyPlan(roas_drop_min=5.0, return_after_min=(0.5, 3.0))
-#: The money view's capabilities, opt-in elsewhere (their cost: docs/performance.md), on here.
-MONEY_AGENTS = ("traffic", "ads", "stock")
+#: The money view's and the customer loop's capabilities, opt-in elsewhere (their cost:
+#: docs/performance.md), on here.
+DEMO_AGENTS = ("traffic", "ads", "stock", "customers", "group_buys")
+#: The customer loop on the clock of ``DEMO_CONFIG``'s compressed durations: reviews within
+#: 3 minutes of the payment (the reminder comes after 4), service tasks acked within their
+#: 3 minutes or not, an invitee every 30 s paying within 2 minutes, a group of three every
+#: 30 s with a 5-minute window, SKUs bought again after their 6- or 8-minute cycle.
+DEMO_CUSTOMERS = CustomerPlan(
+    review_after_min=(0.5, 3.0), ack_min=3.0, check_in_after_min=(0.0, 1.0),
+    referral_every_min=0.5, invitee_pay_after_min=(0.5, 2.0), group_every_min=0.5,
+    group_window_min=5.0, cycles_min=(("sku9", 6.0), ("sku35*", 8.0)),
+    refund_after_min=(0.5, 5.0), redeem_after_min=(0.5, 5.0))
 
 
-def with_money(agents: str) -> str:
-    """``agents`` with the money view's capabilities added (each once)."""
+def with_demo_agents(agents: str) -> str:
+    """``agents`` with the demo's opt-in capabilities added (each once)."""
     names = [a.strip() for a in agents.split(",") if a.strip()]
-    return ",".join(names + [a for a in MONEY_AGENTS if a not in names])
+    return ",".join(names + [a for a in DEMO_AGENTS if a not in names])
 #: The demo's settings file when none is given: anomalies judged after 10 minutes of history
 #: (production default: 30 of 60), SKUs judged low or overstocked after 10 minutes (default 60),
 #: return rates once 40 units sold (default 20: at the demo's pace a SKU sells ~5 a minute, and
-#: a few returns among 20 units would look like a faulty batch).
+#: a few returns among 20 units would look like a faulty batch). The customer loop's days are
+#: minutes (``DEMO_CUSTOMERS`` follows them), so every nudge, a tier change (spend leaves the
+#: window after 15 minutes), group completions and expiries and service escalations show within
+#: 20 minutes; no quiet night (the demo runs on the wall clock, at any hour) and a daily cap
+#: that a compressed day cannot exhaust.
 DEMO_CONFIG = """\
 [anomalies]
 window = 30
@@ -70,6 +85,30 @@ min_history = 10
 [stock]
 min_history_min = 10
 return_min_sold = 40
+
+[coupons]
+quiet_hours = "00:00-00:00"
+
+[customers]
+spend_min = 15
+daily_cap = 50
+
+[customers.review_reminder]
+after_min = 4
+
+[customers.repurchase_reminder]
+lead_min = 2
+cycles_min = { sku9 = 6, "sku35*" = 8 }
+
+[customers.dormant_recall]
+minutes = 6
+
+[customers.service]
+ack_min = 3
+
+[group_buys]
+target = 3
+window_min = 5
 """
 
 
@@ -128,7 +167,7 @@ def run_demo(settings: Settings, duration_s: float = 0.0, rate: float = 2_000.0,
             demo_file.write_text(DEMO_CONFIG)
             config_path = str(demo_file)
         s = replace(settings, broker=infra.broker, redis_url=infra.redis_url,
-                    agents=with_money(settings.agents))
+                    agents=with_demo_agents(settings.agents))
         ensure_topics(s)
         api_port = s.api_port if s.api_port else free_port()
         children = [
@@ -141,7 +180,7 @@ def run_demo(settings: Settings, duration_s: float = 0.0, rate: float = 2_000.0,
                 "settings": s, "users": DEMO_USERS, "rate": rate,
                 "duration_s": duration_s or 86_400.0, "seed": 1, "stop": stop,
                 "incidents": (Incident("payment-failures", DEMO_INCIDENT_MIN),),
-                "money": DEMO_MONEY}),
+                "money": DEMO_MONEY, "customers": DEMO_CUSTOMERS}),
             threading.Thread(target=FlashShoppers(s, s.api_host, api_port, DEMO_USERS, stop).run,
                              daemon=True),
         ]
@@ -157,6 +196,7 @@ shopstream demo is running
   live      {api}/v1/live/rooms   {api}/v1/ops/summary?by=channel
   flash     {api}/v1/flash-sales   ({len(FLASH_SALES)} sales, shoppers claiming through the API)
   incident  payments start failing {DEMO_INCIDENT_MIN} minutes in: {api}/v1/ops/anomalies
+  customers {api}/v1/customers/tiers   {api}/v1/tasks   {api}/v1/group-buys
   worker    http://127.0.0.1:{s.worker_web_port}/metrics  /healthz
 Ctrl-C stops everything.
 """, flush=True)

@@ -5,7 +5,9 @@ payment) with playbook-like rates: ~3-5% of visits order, ~70% of carts are aban
 Flash-sale spikes hit one SKU at fixed moments; live rooms go on air for 40 minutes an hour,
 their audience ramping up, viewers joining, leaving, commenting in bursts and buying through
 the room. Incidents (``Incident``) can be injected: payment failures, or orders dropping.
-With a ``MoneyPlan``, ad spend, stock counts and returns come along (``simulate_money``).
+With a ``MoneyPlan``, ad spend, stock counts and returns come along (``simulate_money``); with
+a ``CustomerPlan``, the customer loop's reviews, check-ins, referrals, group buys, repeat
+purchases, refunds, redemptions and service acks (``simulate_customers``).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 
 from shopstream.core.settings import Settings
 from shopstream.core.timeunits import HOUR_MS, MINUTE_MS
+from shopstream.simulate_customers import CustomerPlan, CustomerTraffic
 from shopstream.simulate_money import MoneyPlan, MoneyTraffic
 
 #: Live mode hands partly filled envelopes to Kafka at least this often (bounds latency).
@@ -88,10 +91,12 @@ class Simulator:
 
     def __init__(self, users: int, rate: float, seed: int, start_ms: int = DOUBLE_11_MS,
                  incidents: tuple[Incident, ...] = (), rooms: int = N_ROOMS,
-                 money: MoneyPlan | None = None) -> None:
+                 money: MoneyPlan | None = None, customers: CustomerPlan | None = None) -> None:
         self.rng = random.Random(seed)
         self.money = None if money is None else MoneyTraffic(CAMPAIGNS, N_SKUS, start_ms, seed,
                                                              money)
+        self.customers = (None if customers is None
+                          else CustomerTraffic(start_ms, seed, customers))
         self.incidents = incidents
         self.rooms = max(1, rooms)
         #: Viewers in each room now (users who joined and have not left).
@@ -241,6 +246,9 @@ class Simulator:
             if self.money is not None:
                 yield from self.money.due(ts)
                 self.money.observe(ev)
+            if self.customers is not None:
+                yield from self.customers.due(ts)
+                self.customers.observe(ev)
             yield ev
 
 
@@ -248,6 +256,7 @@ def run_simulation(
     settings: Settings, users: int, rate: float, duration_s: float, seed: int,
     out: str | None = None, start_ms: int | None = None, incidents: tuple[Incident, ...] = (),
     stop: threading.Event | None = None, money: MoneyPlan | None = None,
+    customers: CustomerPlan | None = None,
 ) -> int:
     """Write a JSONL log (``out``) or produce paced live traffic to Kafka; returns events.
 
@@ -261,7 +270,7 @@ def run_simulation(
     count = int(rate * duration_s)
     if out:
         sim = Simulator(users, rate, seed, start_ms if start_ms is not None else DOUBLE_11_MS,
-                        incidents, money=money)
+                        incidents, money=money, customers=customers)
         written = 0
         with open(out, "wb") as fh:
             for ev in sim.events(count):
@@ -270,7 +279,7 @@ def run_simulation(
         print(f"simulate: wrote {written} events to {out}", file=sys.stderr)
         return written
     begin = start_ms if start_ms is not None else int(time.time() * 1000)
-    sim = Simulator(users, rate, seed, begin, incidents, money=money)
+    sim = Simulator(users, rate, seed, begin, incidents, money=money, customers=customers)
     return _produce_live(settings, sim.events(count), paced, stop or threading.Event())
 
 

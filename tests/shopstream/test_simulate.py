@@ -13,23 +13,28 @@ import pytest
 
 from shopstream.core import codec
 from shopstream.simulate import DOUBLE_11_MS, UNPACED_RATE, Simulator
+from shopstream.simulate_customers import CustomerPlan
 from tests.support import ROOT, read_records, settings_env, wait_until
 
 pytestmark = [pytest.mark.integration]
 
 
-def test_rate_0_with_out_writes_the_unpaced_traffic(tmp_path):
+@pytest.mark.parametrize(("flags", "seconds"), [((), 2), (("--customers",), 60)])
+def test_rate_0_with_out_writes_the_unpaced_traffic(tmp_path, flags, seconds):
     out_file = tmp_path / "events.jsonl"
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHOPSTREAM_")}
     env.update(PYTHONPATH=str(ROOT), SHOPSTREAM_STATE_DIR=str(tmp_path / "state"))
     out = subprocess.run([sys.executable, "-m", "shopstream", "simulate", "--rate", "0",
-                          "--duration", "2", "--users", "300", "--seed", "7", "--out",
-                          str(out_file)], cwd=ROOT, env=env, capture_output=True, text=True,
-                         timeout=60)
+                          "--duration", str(seconds), "--users", "300", "--seed", "7", *flags,
+                          "--out", str(out_file)], cwd=ROOT, env=env, capture_output=True,
+                         text=True, timeout=60)
     assert out.returncode == 0, out.stderr
-    expected = [codec.dumps(ev) for ev in
-                Simulator(300, UNPACED_RATE, 7, DOUBLE_11_MS).events(2 * UNPACED_RATE)]
-    assert len(expected) > 2 * UNPACED_RATE
+    customers = CustomerPlan() if flags else None
+    expected = [codec.dumps(ev) for ev in Simulator(300, UNPACED_RATE, 7, DOUBLE_11_MS,
+                                                    customers=customers)
+                .events(seconds * UNPACED_RATE)]
+    assert len(expected) > seconds * UNPACED_RATE
+    assert any(codec.loads(line)["type"] == "check_in" for line in expected) == bool(flags)
     assert out_file.read_bytes().splitlines() == expected
     assert f"simulate: wrote {len(expected)} events to {out_file}" in out.stderr
 
