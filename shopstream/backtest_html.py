@@ -10,7 +10,7 @@ from importlib import resources
 from typing import Any
 
 from shopstream.backtest_cells import Metric, Row, Value, ratio, show, table, union, yuan
-from shopstream.backtest_svg import COLOURS, Series, clock, line_chart
+from shopstream.backtest_svg import COLOURS, Limit, Series, clock, line_chart
 
 OUTCOMES = ("sent", "capped", "suppressed", "deferred", "budget_exhausted", "failed",
             "ineligible")
@@ -89,14 +89,17 @@ def _budgets(configs: list[dict[str, Any]], labels: list[str]) -> str:
 
     rows = [Row((rule,), (tuple(c["budgets"].get(rule, {}).get("budget") for c in configs),
                           tuple(used(c, rule) for c in configs))) for rule in rules]
-    summary = table("budgets-table", ["Rule"], [Metric("budget", "fen"), Metric("used", "fen")],
-                    labels, rows)
+    summary = table("budgets-table", ["Rule"], [Metric("budget (coupons)", "int"),
+                                                Metric("used", "int")], labels, rows)
     charts = []
     for rule in rules:
         series = [Series(labels[i], [(h["hour"], h["used"]) for h in
                                      c["budgets"].get(rule, {}).get("used_by_hour", [])],
-                         _colour(i), yuan) for i, c in enumerate(configs)]
-        charts.append(line_chart(f"budget:{rule}", f"{rule}: budget used (cumulative)", series))
+                         _colour(i), _count) for i, c in enumerate(configs)]
+        limits = [Limit(f"{labels[i]} budget", budget, _colour(i)) for i, c in enumerate(configs)
+                  if (budget := c["budgets"].get(rule, {}).get("budget")) is not None]
+        charts.append(line_chart(f"budget:{rule}", f"{rule}: coupons of the budget used (dotted: "
+                                 "the budget)", series, limits))
     return _section("budgets", "Budgets used over time",
                     summary + f'<div class="charts">{"".join(charts)}</div>')
 

@@ -3,7 +3,7 @@ font or network to show them (it opens from disk)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from html import escape
@@ -41,9 +41,20 @@ def _scale(lo: int, hi: int, a: float, b: float) -> Callable[[int], float]:
     return lambda v: a + (v - lo) * (b - a) / (hi - lo)
 
 
-def line_chart(chart_id: str, title: str, series: list[Series]) -> str:
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """A dashed level across the chart on the left axis (a budget)."""
+
+    name: str
+    value: int
+    colour: str
+
+
+def line_chart(chart_id: str, title: str, series: list[Series],
+               limits: Sequence[Limit] = ()) -> str:
     """An SVG chart: one polyline and one circle per point per series (its value in the
-    circle's title), time along the bottom, value axes from 0 to each side's largest value."""
+    circle's title), time along the bottom, value axes from 0 to each side's largest value
+    (limits included)."""
     times = [t for s in series for t, _ in s.points]
     if not times:
         return f'<p class="empty" data-chart="{escape(chart_id)}">{escape(title)}: no data</p>'
@@ -57,7 +68,8 @@ def line_chart(chart_id: str, title: str, series: list[Series]) -> str:
         side = [s for s in series if s.right == right]
         if not side:
             continue
-        top = max([v for s in side for _, v in s.points] + [0])
+        levels = [] if right else list(limits)
+        top = max([v for s in side for _, v in s.points] + [lim.value for lim in levels] + [0])
         y = _scale(0, top or 1, HEIGHT - BOTTOM, TOP)
         ax = WIDTH - RIGHT if right else LEFT
         anchor, dx = ("start", 4) if right else ("end", -4)
@@ -65,6 +77,11 @@ def line_chart(chart_id: str, title: str, series: list[Series]) -> str:
         for v in (0, top):
             parts.append(f'<text class="tick" x="{ax + dx}" y="{y(v) + 4:.1f}"'
                          f' text-anchor="{anchor}">{escape(side[0].fmt(v))}</text>')
+        for lim in levels:
+            parts.append(f'<line class="limit" data-limit="{escape(lim.name)}" x1="{LEFT}"'
+                         f' y1="{y(lim.value):.1f}" x2="{WIDTH - RIGHT}" y2="{y(lim.value):.1f}"'
+                         f' stroke="{lim.colour}" stroke-dasharray="2 3"><title>'
+                         f"{escape(lim.name)}: {escape(side[0].fmt(lim.value))}</title></line>")
         for s in side:
             pts = " ".join(f"{x(t):.1f},{y(v):.1f}" for t, v in s.points)
             dash = ' stroke-dasharray="5 4"' if s.dashed else ""

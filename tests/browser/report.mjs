@@ -1,5 +1,6 @@
 // Opens a backtest report (a file on disk) in Debian's Chromium (headless), records console
-// errors, page errors and every request the page makes, counts each chart's points, and prints
+// errors, page errors and every request the page makes, counts each chart's points and level
+// lines, and prints
 // that as JSON on stdout; with --out it also saves a full-page screenshot.
 //
 //   node report.mjs --file /path/report.html [--out shot.png] [--width 1400]
@@ -39,6 +40,8 @@ try {
       Object.fromEntries([...new Set([...svg.querySelectorAll("circle.pt")].map((c) => c.dataset.series))]
         .map((name) => [name, svg.querySelectorAll(`circle.pt[data-series="${CSS.escape(name)}"]`).length])),
     ])),
+    limits: Object.fromEntries([...document.querySelectorAll("svg.chart")].map((svg) => [
+      svg.dataset.chart, svg.querySelectorAll("line.limit").length])),
     drawn: [...document.querySelectorAll("svg.chart")].every((svg) => svg.getBoundingClientRect().width > 0),
   })));
   if (opt.out) await page.screenshot({ path: opt.out, fullPage: true });

@@ -21,7 +21,7 @@ OUT = HERE.parent.parent / "docs" / "backtest-report.png"
 def main(out: Path = OUT) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         page = Path(tmp) / "report.html"
-        page.write_text(render(report()), encoding="utf-8")
+        page.write_text(render(report(channel="live")), encoding="utf-8")
         subprocess.run(["node", "report.mjs", "--file", str(page), "--out", str(out.resolve()),
                         "--width", "1280"], cwd=HERE, check=True, stdout=subprocess.DEVNULL)
     print(out)

@@ -14,7 +14,7 @@ NASTY = "<script>alert(1)</script>"
 
 
 def config(label: str, sent: int, granted: list[int], used: list[int], budget: int | None,
-           paid: int) -> dict[str, Any]:
+           paid: int, channel: str) -> dict[str, Any]:
     """One config's section; the numbers that vary between configs are the arguments."""
     face = [g * 1_000 for g in granted]
     return {
@@ -35,7 +35,7 @@ def config(label: str, sent: int, granted: list[int], used: list[int], budget: i
                         "payment": 90},
             "by": {"channel": {
                 "search": {"page_view": 600, "cart_add": 250, "order_submit": 80, "payment": 60},
-                NASTY: {"page_view": 400, "cart_add": 150, "order_submit": sent + 20,
+                channel: {"page_view": 400, "cart_add": 150, "order_submit": sent + 20,
                         "payment": 30}}}}},
         "flash_sales": {"drop1": {"stock": 50, "sold": 48, "reserved": 2, "sold_out_ms": T0}},
         "live_followups": {"total": 40, "by_room": {"r1": 25, "r2": 15}},
@@ -48,17 +48,18 @@ def config(label: str, sent: int, granted: list[int], used: list[int], budget: i
     }
 
 
-def report() -> dict[str, Any]:
-    """Config B: a shorter cart reminder (more sent, more coupons) and a smaller budget."""
+def report(channel: str = NASTY) -> dict[str, Any]:
+    """Config B: a shorter cart reminder (more sent, more coupons) and a smaller budget;
+    ``channel``: the funnel's second channel, an id from user data."""
     return {
         "log": {"path": "promo.jsonl", "lines": 120_345, "events": 120_000,
                 "dead": {"invalid_json": 300, "schema": 45}, "duplicate": 0,
                 "from_ts": HOURS[0], "to_ts": HOURS[-1] + HOUR - 1},
         "attribution_hours": 24,
         "configs": [
-            config("live", 100, [5, 9, 14, 8, 3, 1], [5_000, 14_000, 28_000, 36_000, 39_000,
-                                                      40_000], 50_000, 10**12 + 1),
-            config("cart-30min", 130, [7, 12, 15, 9, 2, 1], [7_000, 19_000, 30_000, 30_000,
-                                                             30_000, 30_000], 30_000, 10**12),
+            config("live", 100, [5, 9, 14, 8, 3, 1], [5, 14, 28, 36, 39, 40], 50,
+                   10**12 + 1, channel),
+            config("cart-30min", 130, [7, 12, 15, 9, 2, 1], [7, 19, 30, 30, 30, 30], 30, 10**12,
+                   channel),
         ],
     }

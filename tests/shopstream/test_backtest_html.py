@@ -120,7 +120,7 @@ def flatten(c: dict[str, Any]) -> dict[tuple[str, str, str], Any]:
         for o in OUTCOMES:
             out[("pushes-table", rule, o.replace("_", " "))] = outcomes[o]
     for rule, b in c["budgets"].items():
-        out[("budgets-table", rule, "budget")] = b["budget"]
+        out[("budgets-table", rule, "budget (coupons)")] = b["budget"]
         out[("budgets-table", rule, "used")] = b["used_by_hour"][-1]["used"]
     funnel = c["funnels"]["purchase"]
     for stage, n in funnel["overall"].items():
@@ -151,7 +151,7 @@ def test_cells_that_differ_from_the_first_config_are_marked_and_no_other() -> No
         assert marked is ((table, key, metric) in differ), (table, key, metric, text)
     # The difference to the first config follows the value.
     assert got[("pushes-table", "cart_recovery", "sent", 1)] == (True, "130+30")
-    assert got[("budgets-table", "cart_recovery", "budget", 1)] == (True, "¥300.00-¥200.00")
+    assert got[("budgets-table", "cart_recovery", "budget (coupons)", 1)] == (True, "30-20")
     # Every marked cell anywhere differs in its text from the first config's.
     for (table, key, metric, i), (marked, text) in got.items():
         if marked:
@@ -190,6 +190,26 @@ def test_the_page_references_no_network() -> None:
     assert not re.search(r"url\(|@import|<script|<link|<iframe|<img", page, re.I)
 
 
+def test_a_log_without_events_gives_a_page_of_empty_sections() -> None:
+    """A log of invalid lines only: no times, no pushes, no funnels; every section still
+    there, saying so, and the dead letters counted."""
+    rep = {"log": {"path": "bad.jsonl", "lines": 3, "events": 0, "dead": {"invalid_json": 3},
+                   "duplicate": 0, "from_ts": None, "to_ts": None},
+           "attribution_hours": 24,
+           "configs": [{"label": "a", "config": "a.toml", "sha256": "0" * 64, "pushes": {},
+                        "coupons": {"granted": 0, "face_value_fen": 0, "by_hour": []},
+                        "budgets": {}, "funnels": {}, "flash_sales": {},
+                        "live_followups": {"total": 0, "by_room": {}}, "anomalies": [],
+                        "gmv_after_push": {"window_hours": 24, "orders": 0, "paid_fen": 0,
+                                           "by_rule": {}, "note": ""}}]}
+    page = render(rep)
+    for sid in SECTIONS:
+        assert f'<section id="{sid}">' in page
+    assert "coupons granted per hour: no data" in page and "<svg" not in page
+    assert cells(page)[("log-dead", "invalid_json", "Dead letters", 0)] == (False, "3")
+    assert cells(page)[("gmv-table", "all rules", "paid", 0)] == (False, "¥0.00")
+
+
 def test_the_input_is_left_unchanged() -> None:
     rep = report()
     before = copy.deepcopy(rep)
@@ -222,5 +242,10 @@ def test_the_page_in_chromium_from_disk(browser_tools, tmp_path: Path) -> None: 
         want[f"budget:{rule}"] = {c["label"]: len(c["budgets"][rule]["used_by_hour"])
                                   for c in rep["configs"]}
     assert shown["charts"] == want
+    # The budget of each config that has one, as a level across its rule's chart.
+    rep["configs"][1]["budgets"]["cart_recovery"]["budget"] = None
+    page.write_text(render(rep), encoding="utf-8")
+    assert open_in_chromium(page)["limits"] == {"coupons:0": 0, "coupons:1": 0,
+                                                "budget:cart_recovery": 1}
     assert want["coupons:1"]["granted"] == 5
     assert (tmp_path / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
