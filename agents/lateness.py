@@ -35,11 +35,15 @@ def allowed_lateness(sections: Mapping[str, Any]) -> int:
 
 async def final_before(redis: Redis, settings: Settings, lateness_ms: int) -> int | None:
     """Event time before which no accepted event can change anything any more: the smallest
-    watermark of the partitions that applied anything, less the allowed lateness; None before
-    the first batch. The judges (anomalies, ROAS) judge only what lies before it."""
+    watermark of all partitions, less the allowed lateness; None while any partition has
+    applied no event yet. The judges (anomalies, ROAS, stock) judge only what lies before it.
+
+    A partition that applied nothing holds it back: its first events may lie anywhere in event
+    time (a partition replayed after the others, a worker started later), and judging without
+    them would decide on part of the minute."""
     async with redis.pipeline(transaction=False) as pipe:
         for p in range(settings.partitions):
             pipe.hmget(keys.fence(settings.app_id, settings.events_topic, p), "offset", "wm")
         rows = await pipe.execute()
     marks = [int(wm) for off, wm in rows if off is not None and int(off) >= 0 and wm]
-    return min(marks) - lateness_ms if marks else None
+    return min(marks) - lateness_ms if len(marks) == settings.partitions else None

@@ -50,6 +50,7 @@ from shopstream.kafka_io.partitioner import partition_for  # noqa: E402
 from shopstream.kafka_io.producer import make_producer  # noqa: E402
 from shopstream.kafka_io.topics import ensure_topics  # noqa: E402
 from shopstream.simulate import Simulator  # noqa: E402
+from shopstream.simulate_customers import CustomerPlan  # noqa: E402
 from shopstream.simulate_money import MoneyPlan  # noqa: E402
 from shopstream.sinks import keys  # noqa: E402
 from shopstream.sinks.coupons.keys import coupon_keys  # noqa: E402
@@ -301,6 +302,10 @@ def main() -> int:
     ap.add_argument("--money", action="store_true",
                     help="the money view's traffic too (ad spend, stock counts, returns; "
                          "simulate --money), for runs with its capabilities")
+    ap.add_argument("--customers", action="store_true",
+                    help="the customer loop's traffic too (reviews, check-ins, referrals, group "
+                         "joins, redemptions; simulate --customers), for runs with its "
+                         "capabilities")
     ap.add_argument("--agents", default=None,
                     help="the worker's agents, comma-separated (default: the setting's default); "
                          "two runs with and without a capability give its cost")
@@ -325,9 +330,10 @@ def main() -> int:
         start_ms = int(time.time() * 1000) - n * 1000 // sim_rate
         users: set[str] = set()
         sim = Simulator(users=args.users, rate=sim_rate, seed=42, start_ms=start_ms,
-                        rooms=args.rooms, money=MoneyPlan() if args.money else None)
+                        rooms=args.rooms, money=MoneyPlan() if args.money else None,
+                        customers=CustomerPlan() if args.customers else None)
         for ev in sim.events(n):
-            if "user_id" in ev:  # money traffic's spend and stock counts have none
+            if "user_id" in ev:  # spend, stock counts and referrals have none
                 users.add(ev["user_id"])
             prod.add(ev)
         prod.flush()
@@ -423,6 +429,7 @@ def main() -> int:
         "partitions": args.partitions,
         "users": args.users, "funnels": args.funnels, "rooms": args.rooms,
         "workers": args.workers, "agents": args.agents or s.agents, "money": args.money,
+        "customers": args.customers,
         "machine": f"{platform.machine()} {os.cpu_count()} cores, "
                    f"Python {platform.python_version()}",
     }

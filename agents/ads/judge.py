@@ -1,7 +1,7 @@
 """The ROAS judge: minute by minute of event time, over a trailing hour, once every partition is
 past the minute.
 
-A minute is judged once every partition that has applied anything has a watermark beyond the
+A minute is judged once every partition has a watermark beyond the
 minute's end plus the allowed lateness: no accepted event can change its rows any more, so a
 replay of the same log judges the same numbers and raises the same alerts with the same ids
 (``rules.Trailing``: one alert per campaign and episode below the floor). The state it judges

@@ -4,7 +4,7 @@ It walks at most ``MAX_MINUTES_PER_STEP`` minutes per step and jumps over quiet 
 volume in a whole window: nothing to judge) to the next minute with data, so a gap of days in
 event time costs one step, not one per minute.
 
-A minute is judged once every partition that has applied anything has a watermark beyond the
+A minute is judged once every partition has a watermark beyond the
 minute's end plus the allowed lateness: no accepted event can change it any more, so the
 values judged are final and a replay of the same log judges the same values and raises the
 same anomalies (``rules``). One worker judges at a time (a lease); each step commits

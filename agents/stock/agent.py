@@ -2,13 +2,14 @@
 a judge folds them into every SKU's state in event time, once every partition is past them.
 
 Why a judge: a SKU's stock update lands on the SKU's partition while its paid units arrive on
-every buyer's partition, at their own pace. A minute is judged once every partition that has
-applied anything has a watermark beyond the minute's end plus the allowed lateness: no accepted
-event can change it any more (late ones are left out and counted), so what is judged is final
-whatever the partitions' relative progress, and a replay judges the same values and raises the
-same alerts. One worker judges at a time (a lease); a step commits the SKUs' states and its
-alerts in one Lua call, compared on the last minute judged; alerts go to the ops-alerts topic
-and leave the outbox only once Kafka acknowledged them (a repeat keeps its alert_id).
+every buyer's partition, at their own pace. A minute is judged once every partition has a
+watermark beyond the minute's end plus the allowed lateness (one that applied nothing yet holds
+it back): no accepted event can change it any more (late ones are left out and counted), so
+what is judged is final whatever the partitions' relative progress, and a replay judges the
+same values and raises the same alerts. One worker judges at a time (a lease); a step commits
+the SKUs' states and its alerts in one Lua call, compared on the last minute judged; alerts go
+to the ops-alerts topic and leave the outbox only once Kafka acknowledged them (a repeat keeps
+its alert_id).
 
 Per partition (``apply``): a successful payment turns its order's lines (kept from the order's
 ``order_submit``, on the same user's partition, until paid) into units paid at the payment's

@@ -25,7 +25,8 @@ def test_wheel_installs_under_one_namespace_beside_an_agents_module(tmp_path):
     for path in ("shopstream/agents/funnel/agent.py", "shopstream/sinks/apply_batch.lua",
                  "shopstream/sinks/flash_sale/claim.lua", "shopstream/sinks/anomalies/commit.lua",
                  "shopstream/core/settings.py", "shopstream/py.typed",
-                 "shopstream/dashboard/index.html", "shopstream/dashboard/app.js"):
+                 "shopstream/dashboard/index.html", "shopstream/dashboard/app.js",
+                 "shopstream/backtest_report.css"):
         assert path in names, path
     metadata = zipfile.ZipFile(wheel).read(
         next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
