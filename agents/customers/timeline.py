@@ -78,6 +78,11 @@ def run_batch(app: str, cfg: CustomersConfig, batch: PartitionBatch, loaded: Loa
     return _Timeline(app, cfg, batch, loaded).run()
 
 
+#: The field that tells a rule's candidates of one user and ms apart, named in the push id.
+SUBJECTS = {REVIEW_REMINDER: "order_id", REPURCHASE_REMINDER: "sku",
+            REFERRAL_REWARD: "invitee_id", SERVICE_APOLOGY: "task_id"}
+
+
 def for_referrer(cand: dict[str, Any]) -> bool:
     """The referrer's reward, decided on the invitee's partition without the referrer's state."""
     return bool(cand.get("referrer_id") == cand["user_id"])
@@ -174,7 +179,11 @@ class _Timeline:
     # -- decisions ---------------------------------------------------------------------
     def _candidate(self, rule: str, user: str, trigger: int, since: int, step: int = 0,
                    **fields: Any) -> dict[str, Any]:
-        return {"push_id": push_id(rule, user, trigger, step), "rule": rule, "user_id": user,
+        """The push id names the rule's subject (``SUBJECTS``), so two candidates of one rule,
+        user and ms about different orders, SKUs, invitees or tasks are two pushes."""
+        subject = SUBJECTS.get(rule)
+        named = rule if subject is None else f"{rule}|{fields[subject]}"
+        return {"push_id": push_id(named, user, trigger, step), "rule": rule, "user_id": user,
                 "trigger": trigger, "since": since, "step": step,
                 "coupon_fen": self.cfg.rules[rule].coupon_fen, **fields}
 

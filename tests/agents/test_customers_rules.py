@@ -390,3 +390,25 @@ def test_deferred_pushes_released_together_go_by_trigger_then_rule_order():
     assert [(p["rule"], p["ts"]) for p in loop.pushes() if p["user_id"] == "u"] == [
         ("review_reminder", at(3, 5, 8))]
     assert loop.run.decisions[("repurchase_reminder", "capped")] == 1
+
+
+def test_candidates_of_one_rule_user_and_ms_about_different_subjects_are_two_pushes():
+    """Two SKUs of one order, two orders paid in one ms, two invitees paying in one ms: each
+    a push of its own (the push id names the SKU, the order, the invitee)."""
+    loop = Loop(config(repurchase_reminder={"cycles": {"milk": 30, "tea": 30}},
+                       daily_cap=10))
+    t0 = at(3, 1, 12)
+    loop.batch(loop.submit("u", t0 - 1, "o1", "milk", "tea"), loop.pay("u", t0, "o1", 1000),
+               loop.pay("u", t0, "o2", 1000))
+    loop.batch(loop.ev("referral", None, t0, referrer_id="r", invitee_id="i1"),
+               loop.ev("referral", None, t0, referrer_id="r", invitee_id="i2"))
+    loop.batch(loop.pay("i1", t0 + DAY, "o3", 1000), loop.pay("i2", t0 + DAY, "o4", 1000))
+    tick(loop, t0 + 40 * DAY)
+    repurchase = loop.pushes("repurchase_reminder")
+    reviews = [p for p in loop.pushes("review_reminder") if p["user_id"] == "u"]
+    rewards = [p for p in loop.pushes("referral_reward") if p["user_id"] == "r"]
+    assert sorted(p["sku"] for p in repurchase) == ["milk", "tea"]
+    assert sorted(p["order_id"] for p in reviews) == ["o1", "o2"]
+    assert sorted(p["invitee_id"] for p in rewards) == ["i1", "i2"]
+    ids = [p["push_id"] for p in repurchase + reviews + rewards]
+    assert len(set(ids)) == len(ids) == 6
