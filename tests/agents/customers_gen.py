@@ -21,7 +21,18 @@ from datetime import datetime
 from typing import Any
 
 from shopstream.kafka_io.partitioner import partition_for
-from tests.agents.customers_ref import DAY, HOUR, MIN, SH, Cfg, Result, cfg_of, reference, task_id
+from tests.agents.customers_ref import (
+    DAY,
+    HOUR,
+    MIN,
+    SH,
+    Cfg,
+    Result,
+    cfg_of,
+    cycle_of,
+    reference,
+    task_id,
+)
 
 START = int(datetime(2026, 6, 20, tzinfo=SH).timestamp() * 1000)
 DAYS = 100
@@ -82,18 +93,12 @@ def _moment(rnd: random.Random, day: int) -> int:
     return base + rnd.randrange(8 * HOUR, 22 * HOUR)
 
 
-def _cycled(sku: str, cfg: Cfg) -> int | None:
-    from tests.agents.customers_ref import cycle_of
-
-    return cycle_of(sku, cfg.cycles)
-
-
 def _items(rnd: random.Random, cfg: Cfg) -> list[dict[str, Any]]:
     """1-3 distinct SKUs, no two with the same cycle (their reminders would share a push id)."""
     out: list[dict[str, Any]] = []
     cycles: set[int] = set()
     for sku in rnd.sample(sorted(CATALOG), rnd.choice((1, 1, 2, 3))):
-        c = _cycled(sku, cfg)
+        c = cycle_of(sku, cfg.cycles)
         if c is not None and c in cycles:
             continue
         if c is not None:

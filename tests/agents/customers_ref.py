@@ -225,6 +225,7 @@ class Reference:
         self.users: dict[str, User] = {}
         self.heap: list[tuple[int, str, int, tuple[Any, ...], int, Any]] = []
         self.seq = 0
+        self.sent: set[str] = set()
         self.res = Result({}, set(), Counter(), {}, {}, {}, {})
 
     # -- plumbing -------------------------------------------------------------------------
@@ -283,7 +284,6 @@ class Reference:
             self.retier(u, st, now)
         elif kind == T_REVIEW:
             oid = payload
-            valid = oid not in st.reviewed and st.orders[oid].remaining > 0
             self.consider(u, self.cand(REVIEW, u, now, valid=("review", oid), order_id=oid), now)
         elif kind == T_REPURCHASE:
             sku = tie[0]
@@ -342,7 +342,7 @@ class Reference:
                        c)
             return
         if referrer:
-            self.res.pushes.add((c["push_id"], rule, c["user_id"], now, rc.coupon_fen))
+            self.send(c, now, rc.coupon_fen)
             return
         last = st.last_push.get(rule)
         day = business_day(now)
@@ -352,8 +352,13 @@ class Reference:
             return
         st.day, st.sent = day, sent + 1
         st.last_push[rule] = now
-        coupon = rc.by_tier.get(st.tier, rc.coupon_fen)
-        self.res.pushes.add((c["push_id"], rule, u, now, coupon))
+        self.send(c, now, rc.by_tier.get(st.tier, rc.coupon_fen))
+
+    def send(self, c: dict[str, Any], now: int, coupon: int) -> None:
+        """A push to the outbox; two candidates must never share an id."""
+        assert c["push_id"] not in self.sent, c
+        self.sent.add(c["push_id"])
+        self.res.pushes.add((c["push_id"], c["rule"], c["user_id"], now, coupon))
 
     # -- events ---------------------------------------------------------------------------
 
