@@ -90,7 +90,8 @@ class ApiMetrics:
 
 
 def _pushes(r: CollectorRegistry) -> Counter:
-    # rule and result come from closed lists (agents/coupons/rules.py RULES, RESULTS).
+    # rule and result come from closed lists (agents/coupons/rules.py RULES and RESULTS,
+    # agents/customers/config.py RULES).
     return Counter(f"{PREFIX}_pushes_total", "Push decisions and deliveries by rule and result",
                    ["rule", "result"], registry=r)
 
@@ -235,6 +236,10 @@ class Metrics:
         self.alerts_relayed = Counter(f"{PREFIX}_ops_alerts_relayed_total",
                                       "Ops alerts to the ops webhook by outcome: sent, retry, "
                                       "failed (refused for good)", ["outcome"], registry=r)
+        # Tier names come from ``[[customers.tiers]]``: a few, set by the operator.
+        self.customer_tier_changes = Counter(f"{PREFIX}_customer_tier_changes_total",
+                                             "Customer tier changes, by the tier entered",
+                                             ["to"], registry=r)
         self.stock_alerts = Counter(f"{PREFIX}_stock_alerts_total",
                                     "Stock-health alerts raised, by type (stock_low, stock_out, "
                                     "stock_over, stock_return_rate)", ["type"], registry=r)

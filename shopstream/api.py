@@ -22,6 +22,7 @@ from prometheus_client import generate_latest
 from shopstream import (
     http_ads,
     http_anomalies,
+    http_customers,
     http_dashboard,
     http_event_stats,
     http_flash_sale,
@@ -57,7 +58,7 @@ log = logging.getLogger(__name__)
 #: Modules that add routes, each with ``setup(app, ctx)``.
 ROUTE_MODULES: tuple[ModuleType, ...] = (http_event_stats, http_funnel, http_flash_sale, http_live,
                                          http_ops, http_anomalies, http_pipeline, http_dashboard,
-                                         http_stock, http_ads, http_traffic)
+                                         http_stock, http_ads, http_traffic, http_customers)
 
 #: The API's contract (OpenAPI 3.1), served as it is in the repository.
 OPENAPI = (Path(__file__).parent / "openapi.json").read_bytes()

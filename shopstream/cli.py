@@ -118,7 +118,8 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     check_config(settings)
     ensure_topics(settings)
     relay = None
-    if settings.relay == "process" and "coupons" in selected(settings) and not args.no_relay:
+    if (settings.relay == "process" and {"coupons", "customers"} & set(selected(settings))
+            and not args.no_relay):
         from shopstream.relay import RelaySupervisor
 
         # One relay beside the processes of this command: it relays every partition.

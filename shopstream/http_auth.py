@@ -51,6 +51,16 @@ async def require_keys(request: web.Request, handler: Handler) -> web.StreamResp
     return await handler(request)
 
 
+def admin_refusal(request: web.Request) -> web.Response | None:
+    """The 401 of a request without the admin token (routes that manage state check it
+    themselves), None when it has it."""
+    given = request.headers.get("Authorization", "").encode()
+    if hmac.compare_digest(given, f"Bearer {request.app[CTX].settings.admin_token}".encode()):
+        return None
+    return error(401, "admin token required: Authorization: Bearer <token>",
+                 reason="unauthorized")
+
+
 def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any, Literal
@@ -22,6 +21,7 @@ from msgspec import UNSET, Meta, UnsetType
 from shopstream.agents.flash_sale.agent import parse_config, read_unreserved
 from shopstream.agents.read_caps import MAX_OFFSET, MAX_PAGE
 from shopstream.core import codec
+from shopstream.http_auth import admin_refusal
 from shopstream.http_common import CTX, ApiContext, error, int_param, json_response
 from shopstream.kafka_io.errors import ProduceError
 from shopstream.kafka_io.producer import RecordProducer
@@ -126,17 +126,6 @@ async def _parsed(request: web.Request, cls: type[B]) -> B | web.Response:
     return _invalid(parsed) if isinstance(parsed, list) else parsed
 
 
-def _authorized(request: web.Request, ctx: ApiContext) -> bool:
-    given = request.headers.get("Authorization", "")
-    expected = f"Bearer {ctx.settings.admin_token}"
-    return hmac.compare_digest(given.encode(), expected.encode())
-
-
-def _unauthorized() -> web.Response:
-    return error(401, "admin token required: Authorization: Bearer <token>",
-                 reason="unauthorized")
-
-
 async def _view(request: web.Request, sale_id: str) -> dict[str, Any] | None:
     ctx = request.app[CTX]
     view = await request.app[SALES].read(sale_id, request.app[CLOCK]())
@@ -148,8 +137,8 @@ async def _view(request: web.Request, sale_id: str) -> dict[str, Any] | None:
 
 async def create_sale(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
-    if not _authorized(request, ctx):
-        return _unauthorized()
+    if (denied := admin_refusal(request)) is not None:
+        return denied
     body = await _parsed(request, SaleBody)
     if isinstance(body, web.Response):
         return body
@@ -161,9 +150,8 @@ async def create_sale(request: web.Request) -> web.Response:
 
 
 async def patch_sale(request: web.Request) -> web.Response:
-    ctx = request.app[CTX]
-    if not _authorized(request, ctx):
-        return _unauthorized()
+    if (denied := admin_refusal(request)) is not None:
+        return denied
     sale_id = request.match_info["sale_id"]
     parsed = await _parsed(request, PatchBody)
     if isinstance(parsed, web.Response):

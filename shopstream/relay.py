@@ -1,4 +1,5 @@
-"""The coupons' outbox relay in a process of its own, beside a worker (``shopstream relay``).
+"""The push outboxes' relay (coupons and the customer loop) in a process of its own, beside
+a worker (``shopstream relay``).
 
 It relays every partition's outbox (the per-partition leases keep two relays off one
 partition), a pass at most every ``PASS_EVERY_S``, with its own Redis pool, producer and
@@ -23,7 +24,7 @@ from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import start_http_server
 
-from shopstream.agents.coupons.agent import outbox_relay
+from shopstream.agents.registry import push_relay
 from shopstream.core.settings import Settings
 from shopstream.monitoring.metrics import RelayMetrics
 from shopstream.sinks.outbox import PASS_EVERY_S
@@ -59,7 +60,7 @@ async def run_relay(settings: Settings, parent_pid: int | None = None) -> None:
     metrics = RelayMetrics()
     server = serve_metrics(settings, metrics)
     redis = make_redis(settings)
-    relay = outbox_relay(settings, redis, metrics)
+    relay = push_relay(settings, redis, metrics)
     log.info("outbox relay running", extra={"partitions": settings.partitions,
                                             "parent": parent_pid})
     try:

@@ -35,7 +35,7 @@ from shopstream.monitoring.metrics import Metrics, RelayMetrics
 from shopstream.sinks.coupons.keys import CouponKeys, budget_keys, coupon_keys
 from shopstream.sinks.locks import lease
 from shopstream.sinks.redis_state import Redis
-from shopstream.sinks.webhook import WebhookSender
+from shopstream.sinks.webhook import WebhookSender, parse_webhook
 
 log = logging.getLogger(__name__)
 
@@ -264,3 +264,11 @@ class OutboxRelay:
             if time.monotonic() + wait_s >= until:
                 break
             await asyncio.sleep(wait_s)
+
+
+def outbox_relay(settings: Settings, redis: Redis, metrics: Metrics | RelayMetrics,
+                 budgets: Mapping[str, int | None]) -> OutboxRelay:
+    """The relay of the push outboxes: the rules' ``budgets``, the ``[webhook]`` sender."""
+    hook = parse_webhook(settings.sections)
+    return OutboxRelay(redis, settings, budgets, metrics,
+                       WebhookSender(hook) if hook is not None else None)

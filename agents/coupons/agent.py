@@ -29,13 +29,13 @@ from shopstream.agents.coupons.rules import (
     decide,
     in_band,
     parse_config,
-    push_id,
     view_end,
     view_event,
 )
+from shopstream.agents.push_guards import push_id
 from shopstream.core import codec
 from shopstream.core.settings import Settings
-from shopstream.monitoring.metrics import Metrics, RelayMetrics
+from shopstream.monitoring.metrics import Metrics
 from shopstream.schemas.events import (
     USER_TYPES,
     CartAdd,
@@ -54,9 +54,8 @@ from shopstream.sinks.coupons.keys import (
     users_prefix,
     viewers_key,
 )
-from shopstream.sinks.outbox import OutboxRelay
+from shopstream.sinks.outbox import OutboxRelay, outbox_relay
 from shopstream.sinks.redis_state import Redis
-from shopstream.sinks.webhook import WebhookSender, parse_webhook
 
 NAME = "coupons"
 
@@ -94,12 +93,14 @@ class CouponAgent(NoHooks):
     takes = Takes(USER_TYPES, copies=frozenset({"live_end"}))
 
     def __init__(self, settings: Settings, redis: Redis, metrics: Metrics | None = None,
-                 relay_inline: bool = True) -> None:
+                 relay_inline: bool = True, relay: OutboxRelay | None = None) -> None:
         self.app = settings.app_id
         self.redis = redis
         self.cfg: CouponConfig = parse_config(settings.sections, settings.zone)
         self.metrics = metrics or Metrics()
-        self.relay = outbox_relay(settings, redis, self.metrics, self.cfg)
+        #: The push relay (the registry's knows every push rule's budget; alone, the coupons').
+        self.relay = relay or outbox_relay(settings, redis, self.metrics,
+                                           coupon_budgets(self.cfg))
         #: False when a relay process relays the outboxes: this loop then makes no outbox
         #: round trip (``relay`` is never driven here).
         self.relay_inline = relay_inline
@@ -177,13 +178,9 @@ class CouponAgent(NoHooks):
             await self.relay.close()
 
 
-def outbox_relay(settings: Settings, redis: Redis, metrics: Metrics | RelayMetrics,
-                 cfg: CouponConfig | None = None) -> OutboxRelay:
-    """The relay of the coupons' outboxes: the rules' budgets, the ``[webhook]`` sender."""
-    cfg = cfg or parse_config(settings.sections, settings.zone)
-    hook = parse_webhook(settings.sections)
-    return OutboxRelay(redis, settings, {n: r.budget for n, r in cfg.rules.items()}, metrics,
-                       WebhookSender(hook) if hook is not None else None)
+def coupon_budgets(cfg: CouponConfig) -> dict[str, int | None]:
+    """Campaign budget per coupon rule, for the push relay (agents/registry.py)."""
+    return {n: r.budget for n, r in cfg.rules.items()}
 
 
 def _ending_rooms(batch: PartitionBatch) -> list[str]:

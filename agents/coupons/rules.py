@@ -7,16 +7,15 @@ suppressed. No I/O here, so the rules are testable alone and the agent stays thi
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from typing import Annotated, Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import msgspec
 
 from shopstream.agents.live_section import parse_config as parse_live_config
+from shopstream.agents.push_guards import business_day, quiet_hours, quiet_release
 from shopstream.core.errors import ConfigError
 from shopstream.core.sections import as_table, read_section, read_table
 from shopstream.core.timeunits import DAY_MS, MINUTE_MS
@@ -26,7 +25,7 @@ THRESHOLD_NUDGE = "threshold_nudge"
 NEW_USER = "new_user"
 LIVE_FOLLOWUP = "live_followup"
 RULES = (CART_RECOVERY, THRESHOLD_NUDGE, NEW_USER, LIVE_FOLLOWUP)
-RESULTS = ("sent", "capped", "deferred", "suppressed", "budget_exhausted", "failed")
+RESULTS = ("sent", "capped", "deferred", "suppressed", "budget_exhausted", "failed", "ineligible")
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,17 +136,6 @@ class CouponsSection(msgspec.Struct, frozen=True):
     live_followup: Any = msgspec.field(default_factory=dict)
 
 
-def _hhmm(raw: Any, where: str) -> int:
-    try:
-        hh, mm = str(raw).split(":")
-        h, m = int(hh), int(mm)
-    except ValueError:
-        raise ConfigError(f"{where}: expected HH:MM, got {raw!r}") from None
-    if not (0 <= h < 24 and 0 <= m < 60):
-        raise ConfigError(f"{where}: expected HH:MM, got {raw!r}")
-    return h * 60 + m
-
-
 def _steps(sections: Mapping[str, Any]) -> tuple[Step, ...]:
     steps: list[Step] = []
     for i, raw in enumerate(read_section(sections, "cart", CartSection).steps):
@@ -168,7 +156,7 @@ def parse_config(sections: Mapping[str, Any], zone: ZoneInfo) -> CouponConfig:
     """Validate ``[cart]`` and ``[coupons]``; defaults when absent, ConfigError when wrong."""
     steps = _steps(sections)
     co = read_section(sections, "coupons", CouponsSection)
-    q_start, q_end = (_hhmm(x, "coupons.quiet_hours") for x in co.quiet_hours.split("-"))
+    q_start, q_end = quiet_hours(co.quiet_hours)
     thr = _rule_table(co, THRESHOLD_NUDGE, NudgeTable)
     live = _rule_table(co, LIVE_FOLLOWUP, FollowupTable)
     tables: dict[str, RuleTable] = {
@@ -188,28 +176,6 @@ def parse_config(sections: Mapping[str, Any], zone: ZoneInfo) -> CouponConfig:
         zone=zone,
         idle_ms=parse_live_config(sections).idle_ms,
     )
-
-
-def push_id(rule: str, user: str, trigger_ms: int, step: int) -> str:
-    """Deterministic id: the same trigger yields the same id in a replay or after a crash."""
-    return hashlib.sha1(f"{rule}|{user}|{trigger_ms}|{step}".encode()).hexdigest()[:24]  # noqa: S324
-
-
-def business_day(ts_ms: int, zone: ZoneInfo) -> str:
-    return datetime.fromtimestamp(ts_ms / 1000, zone).date().isoformat()
-
-
-def quiet_release(ts_ms: int, cfg: CouponConfig) -> int | None:
-    """Start of the next allowed minute if ``ts_ms`` is in quiet hours, else None."""
-    local = datetime.fromtimestamp(ts_ms / 1000, cfg.zone)
-    minute = local.hour * 60 + local.minute
-    s, e = cfg.quiet_start_min, cfg.quiet_end_min
-    inside = (s <= minute < e) if s < e else (minute >= s or minute < e)
-    if not inside or s == e:
-        return None
-    day = local.date() if minute < e else local.date() + timedelta(days=1)
-    release = datetime(day.year, day.month, day.day, e // 60, e % 60, tzinfo=cfg.zone)
-    return int(release.timestamp() * 1000)
 
 
 def cart_total(items: Mapping[str, list[int]]) -> int:

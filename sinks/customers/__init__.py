@@ -1,0 +1,1 @@
+"""Redis state of the customer loop (agents/customers): keys, users, outboxes."""
