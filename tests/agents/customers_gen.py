@@ -16,6 +16,7 @@ partition's progress, so that their place is defined), a few repeat an event id.
 from __future__ import annotations
 
 import random
+from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -233,7 +234,7 @@ def _user(log: _Log, u: str, kind: str, cfg: Cfg, bad: list[tuple[str, str, int]
 def _referrals(log: _Log, users: list[str], first_pay: Callable[[str], int | None]) -> None:
     rnd = log.rnd
     for inv in rnd.sample(users, len(users) // 30):
-        ref = rnd.choice(users)
+        ref = rnd.choice(users) if rnd.random() < 0.9 else f"outsider{rnd.randrange(10**6)}"
         paid = first_pay(inv)
         roll = rnd.random()
         if roll < 0.05:
@@ -267,6 +268,10 @@ def generate(users: int, partitions: int, seed: int = 1) -> list[dict[str, Any]]
         if ev["type"] == "payment" and ev["status"] == "success":
             first[ev["user_id"]] = min(first.get(ev["user_id"], ts), ts)
     _referrals(log, names, first.get)
+    for k in range(20):  # users whose only events are refused: never known
+        t = START + rnd.randrange(DAYS * DAY)
+        log.add("points_redeem", f"ghost{k}", t, points=1 + k, reward="voucher")
+        log.add("task_ack", f"ghost{k}", t + 1, task_id=task_id(f"ghost{k}", "o", t))
     for ts, _, ev in list(log.rows):  # a few repeats of an event id, right after it
         if ev["type"] in ("check_in", "page_view") and rnd.random() < 0.003:
             log.rows.append((ts, len(log.rows), dict(ev)))
@@ -293,11 +298,13 @@ def with_late(log: list[dict[str, Any]], partitions: int, seed: int,
     for i, ev in enumerate(log):
         if "user_id" in ev:
             by_user.setdefault(ev["user_id"], []).append(i)
+    repeated = {k for k, n in Counter(ev["event_id"] for ev in log).items() if n > 1}
     chosen = {}
     for u in sorted(by_user):
         if u.startswith("u") and rnd.random() < share:
             i = rnd.choice(by_user[u])
-            if log[i]["type"] in ("check_in", "page_view", "review", "points_redeem"):
+            if log[i]["type"] in ("check_in", "page_view", "review", "points_redeem") and \
+                    log[i]["event_id"] not in repeated:
                 chosen[i] = rnd.randrange(10 * MIN, 90 * MIN)
     moved = _arrive(log, chosen)
     ok = _placed(moved, {id(log[i]) for i in chosen}, before, partitions)
