@@ -40,9 +40,10 @@ DAYS = 100
 END = START + DAYS * DAY
 
 #: The settings the log is run with: a 40-day spend window, four bands, dormancy of 12 days
-#: (8 and 6 for the upper tiers), a cooldown and tiers on some rules, coupons per tier.
+#: (8 and 6 for the upper tiers), a cooldown and tiers on some rules, coupons per tier; quiet
+#: hours ending before 08:00, when the Shanghai day and the UTC day still differ.
 SECTIONS: dict[str, Any] = {
-    "coupons": {"quiet_hours": "22:00-08:00"},
+    "coupons": {"quiet_hours": "22:30-07:30"},
     "customers": {
         "spend_days": 40,
         "daily_cap": 2,
@@ -168,6 +169,27 @@ def _order(log: _Log, u: str, t: int, k: int, cfg: Cfg, paid_times: set[int],
     return last
 
 
+def _aligned(log: _Log, u: str, k: int, cfg: Cfg, paid_times: set[int]) -> None:
+    """Orders whose reminders fall on the very ms an earlier order leaves the spend window:
+    the documented order of one user's timers (spend expiry first) gives their tier."""
+    rnd = log.rnd
+    for p0 in sorted(paid_times):
+        if rnd.random() >= 0.3:
+            continue
+        sku = rnd.choice(("kettle", "milk-1l"))
+        cycle = cycle_of(sku, cfg.cycles)
+        lag = cfg.review_after_ms if cycle is None else cycle - cfg.lead_ms
+        pay = p0 + cfg.spend_ms - lag
+        if pay in paid_times or pay >= END - 8 * DAY:
+            continue
+        paid_times.add(pay)
+        oid = f"{u}-a{k}"
+        k += 1
+        items = [{"sku": sku, "qty": 1, "price": CATALOG[sku]}]
+        log.add("order_submit", u, pay, order_id=oid, items=items, amount=CATALOG[sku])
+        log.add("payment", u, pay, order_id=oid, amount=CATALOG[sku], status="success")
+
+
 def _acks(log: _Log, bad: list[tuple[str, str, int]], cfg: Cfg) -> None:
     """Acks of the tasks bad reviews may open: in time, at the deadline, late, twice, never."""
     rnd = log.rnd
@@ -228,6 +250,8 @@ def _user(log: _Log, u: str, kind: str, cfg: Cfg, bad: list[tuple[str, str, int]
         if rnd.random() < 0.03:
             log.add("refund", u, t + HOUR, order_id=f"{u}-nope", amount=1_000)
             log.add("review", u, t + HOUR, order_id=f"{u}-unpaid", rating=rnd.choice((1, 5)))
+    if kind != "light" and rnd.random() < 0.5:
+        _aligned(log, u, orders, cfg, paid_times)
     return orders
 
 

@@ -163,6 +163,8 @@ class Order:
 @dataclass
 class Task:
     order_id: str
+    rating: int
+    opened: int
     due: int
     status: str = "open"
 
@@ -201,6 +203,9 @@ class Result:
     users: dict[str, tuple[str, int, int, int, int]]
     #: (push_id, rule, user_id, ts, coupon_fen) of every push sent.
     pushes: set[tuple[str, str, str, int, int]]
+    #: push_id -> the push's trigger, step, tier (not the referrer's: decided without its
+    #: state) and the rule's fields.
+    push_docs: dict[str, dict[str, Any]]
     #: (rule, result) of every decision other than sent.
     decisions: Counter[tuple[str, str]]
     #: event_id -> tier_changed document.
@@ -225,8 +230,7 @@ class Reference:
         self.users: dict[str, User] = {}
         self.heap: list[tuple[int, str, int, tuple[Any, ...], int, Any]] = []
         self.seq = 0
-        self.sent: set[str] = set()
-        self.res = Result({}, set(), Counter(), {}, {}, {}, {})
+        self.res = Result({}, set(), {}, Counter(), {}, {}, {}, {})
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -301,8 +305,7 @@ class Reference:
             task = st.tasks[payload]
             if task.status == "open":
                 task.status = "escalated"
-                self.alert(payload, "escalated", "service_task_escalated", u, task.order_id,
-                           now)
+                self.alert(payload, "escalated", "service_task_escalated", u, task, now)
         else:
             self.consider(u, payload, now, allow_defer=False)
         return True
@@ -342,7 +345,7 @@ class Reference:
                        c)
             return
         if referrer:
-            self.send(c, now, rc.coupon_fen)
+            self.send(c, now, rc.coupon_fen, None)
             return
         last = st.last_push.get(rule)
         day = business_day(now)
@@ -352,13 +355,15 @@ class Reference:
             return
         st.day, st.sent = day, sent + 1
         st.last_push[rule] = now
-        self.send(c, now, rc.by_tier.get(st.tier, rc.coupon_fen))
+        self.send(c, now, rc.by_tier.get(st.tier, rc.coupon_fen), st.tier)
 
-    def send(self, c: dict[str, Any], now: int, coupon: int) -> None:
+    def send(self, c: dict[str, Any], now: int, coupon: int, tier: str | None) -> None:
         """A push to the outbox; two candidates must never share an id."""
-        assert c["push_id"] not in self.sent, c
-        self.sent.add(c["push_id"])
-        self.res.pushes.add((c["push_id"], c["rule"], c["user_id"], now, coupon))
+        pid = c["push_id"]
+        assert pid not in self.res.push_docs, c
+        self.res.pushes.add((pid, c["rule"], c["user_id"], now, coupon))
+        doc = {k: v for k, v in c.items() if k not in ("push_id", "rule", "user_id", "valid")}
+        self.res.push_docs[pid] = doc if tier is None else {**doc, "tier": tier}
 
     # -- events ---------------------------------------------------------------------------
 
@@ -448,14 +453,15 @@ class Reference:
         if any(t.order_id == oid and t.status == "open" for t in st.tasks.values()):
             return
         tid = task_id(u, oid, ts)
-        st.tasks[tid] = Task(oid, ts + self.cfg.ack_ms)
-        self.alert(tid, "opened", "service_task", u, oid, ts)
+        st.tasks[tid] = Task(oid, ev["rating"], ts, ts + self.cfg.ack_ms)
+        self.alert(tid, "opened", "service_task", u, st.tasks[tid], ts)
         self.timer(ts + self.cfg.ack_ms, u, T_ESCALATE, (tid,), tid)
 
-    def alert(self, tid: str, what: str, kind: str, u: str, oid: str, ts: int) -> None:
+    def alert(self, tid: str, what: str, kind: str, u: str, task: Task, ts: int) -> None:
         aid = f"{tid}:{what}"
         self.res.alerts[aid] = {"alert_id": aid, "kind": kind, "task_id": tid, "user_id": u,
-                                "order_id": oid, "ts": ts}
+                                "order_id": task.order_id, "rating": task.rating,
+                                "opened": task.opened, "due": task.due, "ts": ts}
 
     def on_check_in(self, u: str, st: User, ev: dict[str, Any], ts: int) -> None:
         day = business_day(ts)
