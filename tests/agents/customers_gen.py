@@ -224,9 +224,9 @@ def _check_ins(log: _Log, u: str, day: int) -> None:
 def _user(log: _Log, u: str, kind: str, cfg: Cfg, bad: list[tuple[str, str, int]]) -> int:
     """One user's events; returns how many orders they made."""
     rnd = log.rnd
-    days = sorted(rnd.sample(range(DAYS), {"light": rnd.randint(1, 3),
-                                           "regular": rnd.randint(2, 4),
-                                           "heavy": rnd.randint(6, 14)}[kind]))
+    days = sorted(rnd.sample(range(DAYS), {"light": rnd.randint(1, 2),
+                                           "regular": rnd.randint(2, 3),
+                                           "heavy": rnd.randint(6, 12)}[kind]))
     paid_times: set[int] = set()
     orders = 0
     for d in days:
@@ -317,11 +317,9 @@ def with_late(log: list[dict[str, Any]], partitions: int, seed: int,
     and its partition's progress when it arrives (else it would be decided after them)."""
     rnd = random.Random(seed)
     cfg = config()
-    before = reference(log, cfg, END)
     by_user: dict[str, list[int]] = {}
     for i, ev in enumerate(log):
-        if "user_id" in ev:
-            by_user.setdefault(ev["user_id"], []).append(i)
+        by_user.setdefault(_owner(ev), []).append(i)
     repeated = {k for k, n in Counter(ev["event_id"] for ev in log).items() if n > 1}
     chosen = {}
     for u in sorted(by_user):
@@ -330,6 +328,10 @@ def with_late(log: list[dict[str, Any]], partitions: int, seed: int,
             if log[i]["type"] in ("check_in", "page_view", "review", "points_redeem") and \
                     log[i]["event_id"] not in repeated:
                 chosen[i] = rnd.randrange(10 * MIN, 90 * MIN)
+    # Users share nothing but the referrer's reward (no state of the referrer): the timers
+    # of the chosen users are those of their own events alone.
+    users = {_owner(log[i]) for i in chosen}
+    before = reference([ev for ev in log if _owner(ev) in users], cfg, END)
     moved = _arrive(log, chosen)
     ok = _placed(moved, {id(log[i]) for i in chosen}, before, partitions)
     delays = {i: d for i, d in chosen.items() if id(log[i]) in ok}
@@ -346,6 +348,11 @@ def _arrive(log: list[dict[str, Any]], delays: dict[int, int]) -> list[dict[str,
     return [log[i] for _, i in keyed]
 
 
+def _owner(ev: dict[str, Any]) -> str:
+    """The user whose state the event is applied to (its partition's key)."""
+    return str(ev["invitee_id"] if ev["type"] == "referral" else ev["user_id"])
+
+
 def _placed(log: list[dict[str, Any]], late: set[int], ref: Result,
             partitions: int) -> set[int]:
     """The late events (by ``id``) whose place in ``log`` is defined."""
@@ -353,7 +360,7 @@ def _placed(log: list[dict[str, Any]], late: set[int], ref: Result,
     latest: dict[str, int] = {}
     ok: set[int] = set()
     for ev in log:
-        u = ev.get("user_id") or ev.get("invitee_id")
+        u = _owner(ev)
         p = partition_for(u, partitions)
         if id(ev) in late:
             mark = wm.get(p, 0)

@@ -386,7 +386,8 @@ class Reference:
         handler = getattr(self, "on_" + typ, None)
         if handler is not None:
             handler(u, st, ev, ts)
-        self.retier(u, st, ts)
+        if typ in ("payment", "order_cancel", "refund"):  # the events that move spend
+            self.retier(u, st, ts)
         st.last_seen = max(st.last_seen, ts)
         st.dormant_at = st.last_seen + self.cfg.dormant_by_tier.get(st.tier,
                                                                     self.cfg.dormant_ms)

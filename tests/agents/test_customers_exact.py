@@ -94,11 +94,20 @@ class Run:
         self.env = {"SHOPSTREAM_AGENTS": "customers", "SHOPSTREAM_CONFIG": str(config),
                     "SHOPSTREAM_CUSTOMER_EVENTS_TOPIC": settings.customer_events_topic}
         self.ports: list[int] = []
+        self.procs: list[Proc] = []
 
     def worker(self) -> Proc:
         self.ports.append(new_port())
-        return self.spawn(self.settings, "worker", "--web-port", str(self.ports[-1]),
-                          env=self.env)
+        self.procs.append(self.spawn(self.settings, "worker", "--web-port", str(self.ports[-1]),
+                                     env=self.env))
+        return self.procs[-1]
+
+    def stop(self) -> None:
+        """Stop the workers (and their relays), leaving the cores to the checks."""
+        for p in self.procs:
+            p.ask_to_stop()
+        for p in self.procs:
+            p.wait_stopped()
 
     def wait_applied(self, total: int) -> None:
         wait_until(lambda: counts(self.settings).get("in", 0) >= total, 240, "all applied",
@@ -244,21 +253,19 @@ def plain(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[di
     produce(settings, log)
     config = tmp_path_factory.mktemp("customers") / "customers.toml"
     config.write_text(config_text(SECTIONS))
-    procs: list[Proc] = []
 
     def spawn(s: Settings, *args: str, env: dict[str, str]) -> Proc:
-        procs.append(Proc(list(args), {**settings_env(s), **env},
-                          config.parent / f"worker-{len(procs)}.log"))
-        return procs[-1]
+        return Proc(list(args), {**settings_env(s), **env}, config.parent / f"{args[0]}.log")
 
     run = Run(settings, spawn, config)
-    run.worker()
-    run.wait_applied(len(log))
-    run.wait_sent()
-    decisions = run.decisions()
+    try:
+        run.worker()
+        run.wait_applied(len(log))
+        run.wait_sent()
+        decisions = run.decisions()
+    finally:
+        run.stop()
     yield {"settings": settings, "decisions": decisions, "config": config}
-    for p in procs:
-        p.stop()
 
 
 def test_one_worker_equals_the_reference(plain: dict[str, Any]) -> None:
@@ -272,7 +279,7 @@ def test_one_worker_equals_the_reference(plain: dict[str, Any]) -> None:
 def test_sigkill_mid_stream_then_two_workers(infra: Infra, spawn: Callable[..., Proc],
                                              config_file: Path) -> None:
     log, ref = world()
-    settings = fresh(infra, batch_max_records=4)
+    settings = fresh(infra, batch_max_records=20)
     produce(settings, log)
     run = Run(settings, spawn, config_file)
     first = run.worker()
@@ -284,6 +291,7 @@ def test_sigkill_mid_stream_then_two_workers(infra: Infra, spawn: Callable[..., 
     run.worker()
     run.wait_applied(len(log))
     run.wait_sent()
+    run.stop()
     check_state(settings, log, ref)
     check_out(settings, ref)
 
@@ -297,6 +305,7 @@ def test_a_replay_under_another_app_id_sends_the_same(
     run.worker()
     run.wait_applied(len(log))
     run.wait_sent()
+    run.stop()
     again = check_out(settings, ref)
     before = {"pushes": pushes(first), "alerts": docs(first, first.alerts_topic, "alert_id")}
     assert again == before
