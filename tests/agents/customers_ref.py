@@ -420,7 +420,7 @@ class Reference:
         st.paid_any = True
         if first and st.referrer is not None:
             self.retier(u, st, ts)
-            fields = {"invitee_id": u, "referrer_id": st.referrer}
+            fields: dict[str, Any] = {"invitee_id": u, "referrer_id": st.referrer}
             self.consider(u, self.cand(REFERRAL, u, ts, **fields), ts)
             self.consider(u, self.cand(REFERRAL, st.referrer, ts, 1, **fields), ts)
 
