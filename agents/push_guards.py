@@ -1,15 +1,19 @@
 """What every push rule shares, whichever capability decides it: the deterministic push id,
 the business day a daily cap counts in, and the quiet hours (``[coupons] quiet_hours``, one
-night for every push). Shared here so capabilities do not import each other."""
+night for every push), and how a batch writes its push timers and deferred pushes. Shared
+here so capabilities do not import each other."""
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
+from shopstream.core import codec
 from shopstream.core.errors import ConfigError
+from shopstream.sinks.redis_state import Ops
 
 
 class QuietHours(Protocol):
@@ -66,3 +70,19 @@ def quiet_hours(raw: str, where: str = "coupons.quiet_hours") -> tuple[int, int]
     if len(parts) != 2:
         raise ConfigError(f"{where}: expected 'HH:MM-HH:MM', got {raw!r}")
     return hhmm(parts[0], where), hhmm(parts[1], where)
+
+
+def write_schedule(ops: Ops, timers_key: str, timers: Mapping[str, int | None],
+                   deferred_key: str, deferred: Mapping[str, Mapping[str, Any] | None]) -> None:
+    """A batch's timer changes (member -> due, None: removed) and deferred pushes (push id ->
+    candidate, None: released) into its fenced call."""
+    for member, at in timers.items():
+        if at is None:
+            ops.zrem(timers_key, member)
+        else:
+            ops.zadd(timers_key, at, member)
+    for pid, cand in deferred.items():
+        if cand is None:
+            ops.hdel(deferred_key, pid)
+        else:
+            ops.hset(deferred_key, pid, codec.dumps(cand))

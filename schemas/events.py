@@ -249,7 +249,7 @@ class AdCost(BaseEvent, tag="ad_cost", frozen=True, kw_only=True):
 
 class Refund(BaseEvent, tag="refund", frozen=True):
     """Money of a paid order given back (all or part): it leaves the spend and takes the
-    points it earned back (docs/tiers.md, docs/points.md)."""
+    points it earned back (docs/customers.md)."""
 
     type: ClassVar[Literal["refund"]] = "refund"
     order_id: Id

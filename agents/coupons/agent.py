@@ -32,7 +32,7 @@ from shopstream.agents.coupons.rules import (
     view_end,
     view_event,
 )
-from shopstream.agents.push_guards import push_id
+from shopstream.agents.push_guards import push_id, write_schedule
 from shopstream.core import codec
 from shopstream.core.settings import Settings
 from shopstream.monitoring.metrics import Metrics
@@ -384,15 +384,6 @@ class _Timeline:
                 ops.hset_bytes(prefix + self.buckets[u], u, raw)
                 if old is not None and stored_users.is_old(old):
                     ops.delete(user_key(a, p, u))
-        for member, at in self.timers.items():
-            if at is None:
-                ops.zrem(k.timers, member)
-            else:
-                ops.zadd(k.timers, at, member)
-        for pid, cand in self.deferred_changes.items():
-            if cand is None:
-                ops.hdel(k.deferred, pid)
-            else:
-                ops.hset(k.deferred, pid, codec.dumps(cand))
+        write_schedule(ops, k.timers, self.timers, k.deferred, self.deferred_changes)
         for push in self.outbox:
             ops.hset(k.outbox, push["push_id"], codec.dumps(push))

@@ -11,8 +11,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from shopstream.agents.base import Feed, PartitionBatch, Refusal
-from shopstream.agents.customers.agent import NAME, Loaded, run_batch, user_of
 from shopstream.agents.customers.config import CustomersConfig, parse_config
+from shopstream.agents.customers.timeline import NAME, Loaded, run_batch, user_of
 from shopstream.core import codec
 from shopstream.schemas.decode import decode_event
 from shopstream.sinks.coupons.keys import coupon_keys
