@@ -193,8 +193,8 @@ def check_state(settings: Settings, log: list[dict[str, Any]], ref: Result) -> N
     distinct = len({e["event_id"] for e in log})
     assert c["in"] == c["processed"] + c["dead"] + c.get("duplicate", 0)
     assert c["in"] >= len(log) and c["processed"] + c["dead"] == distinct
-    want_dead = {**ref.refused, **{e["event_id"]: "invalid_field" for e in INVALID}}
-    dead = {orjson.loads(v)["event_id"]: dict(h)["reason"].decode()
+    want_dead: dict[str, str] = {**ref.refused, **{e["event_id"]: "invalid_field" for e in INVALID}}
+    dead = {orjson.loads(v)["event_id"]: next(v for k, v in h if k == "reason").decode()
             for _, _, v, h in read_records(settings, settings.dead_letter_topic, timeout_s=30)}
     assert dead == want_dead
     for reason, n in Counter(want_dead.values()).items():
