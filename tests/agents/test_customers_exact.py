@@ -40,10 +40,11 @@ USERS = 20_000
 PARTITIONS = 4
 SEED = 29
 #: Invalid events among the others: dead-lettered (invalid_field), nothing else changes.
-INVALID = [{"event_id": "bad-rating", "type": "review", "ts": END - 1, "user_id": "u1",
-            "order_id": "u1-o0", "rating": 6},
-           {"event_id": "bad-points", "type": "points_redeem", "ts": END - 1, "user_id": "u2",
-            "points": 0, "reward": "r"}]
+INVALID: list[dict[str, Any]] = [
+    {"event_id": "bad-rating", "type": "review", "ts": END - 1, "user_id": "u1",
+     "order_id": "u1-o0", "rating": 6},
+    {"event_id": "bad-points", "type": "points_redeem", "ts": END - 1, "user_id": "u2",
+     "points": 0, "reward": "r"}]
 #: Results the worker counts (``sent`` is the relay's).
 DECIDED = ("deferred", "capped", "suppressed", "ineligible")
 
@@ -124,18 +125,23 @@ class Run:
                    interval=0.5)
         r.close()
 
-    def decisions(self) -> Counter[tuple[str, str]]:
-        """``shopstream_pushes_total`` of the (last) worker's /metrics, decisions only."""
+    def metrics(self) -> tuple[Counter[tuple[str, str]], Counter[str]]:
+        """From the (last) worker's /metrics: ``shopstream_pushes_total`` per (rule, result)
+        for the decisions, ``shopstream_customer_tier_changes_total`` per tier reached."""
         url = f"http://127.0.0.1:{self.ports[-1]}/metrics"
         with urllib.request.urlopen(url, timeout=10) as resp:  # noqa: S310 - loopback
             text = resp.read().decode()
-        out: Counter[tuple[str, str]] = Counter()
+        decided: Counter[tuple[str, str]] = Counter()
+        reached: Counter[str] = Counter()
         for fam in text_string_to_metric_families(text):
             for s in fam.samples:
-                if s.name == "shopstream_pushes_total" and s.labels["result"] in DECIDED \
-                        and s.value:
-                    out[(s.labels["rule"], s.labels["result"])] += int(s.value)
-        return out
+                if not s.value:
+                    continue
+                if s.name == "shopstream_pushes_total" and s.labels["result"] in DECIDED:
+                    decided[(s.labels["rule"], s.labels["result"])] += int(s.value)
+                if s.name == "shopstream_customer_tier_changes_total":
+                    reached[s.labels["to"]] += int(s.value)
+        return decided, reached
 
 
 @pytest.fixture
@@ -192,7 +198,8 @@ def check_state(settings: Settings, log: list[dict[str, Any]], ref: Result) -> N
     c = counts(settings)
     distinct = len({e["event_id"] for e in log})
     assert c["in"] == c["processed"] + c["dead"] + c.get("duplicate", 0)
-    assert c["in"] >= len(log) and c["processed"] + c["dead"] == distinct
+    assert c["in"] == len(log) and c["processed"] + c["dead"] == distinct
+    assert c.get("duplicate", 0) == len(log) - distinct > 0
     want_dead: dict[str, str] = {**ref.refused, **{e["event_id"]: "invalid_field" for e in INVALID}}
     dead = {orjson.loads(v)["event_id"]: next(v for k, v in h if k == "reason").decode()
             for _, _, v, h in read_records(settings, settings.dead_letter_topic, timeout_s=30)}
@@ -262,10 +269,10 @@ def plain(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[di
         run.worker()
         run.wait_applied(len(log))
         run.wait_sent()
-        decisions = run.decisions()
+        decisions, reached = run.metrics()
     finally:
         run.stop()
-    yield {"settings": settings, "decisions": decisions, "config": config}
+    yield {"settings": settings, "decisions": decisions, "reached": reached, "config": config}
 
 
 def test_one_worker_equals_the_reference(plain: dict[str, Any]) -> None:
@@ -274,6 +281,7 @@ def test_one_worker_equals_the_reference(plain: dict[str, Any]) -> None:
     check_state(settings, log, ref)
     check_out(settings, ref)
     assert plain["decisions"] == +ref.decisions
+    assert plain["reached"] == Counter(d["to"] for d in ref.tier_docs.values())
 
 
 def test_sigkill_mid_stream_then_two_workers(infra: Infra, spawn: Callable[..., Proc],
