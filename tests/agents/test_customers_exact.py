@@ -28,6 +28,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from shopstream.api import create_api
 from shopstream.core.settings import Settings
 from shopstream.kafka_io.envelope_producer import EnvelopeProducer
+from shopstream.kafka_io.partitioner import partition_for
 from shopstream.sinks.coupons.keys import coupon_keys
 from shopstream.sinks.keys import tag
 from tests.agents.customers_gen import END, SECTIONS, config, generate, with_late
@@ -248,6 +249,16 @@ def test_the_reference_log_covers_every_rule() -> None:
                                                     "self_referral", "already_referred"}
     kinds = Counter(a["kind"] for a in ref.alerts.values())
     assert kinds["service_task_escalated"] > 100, kinds
+    # Late: behind the partition's watermark by more than the allowed 5 minutes on arrival.
+    marks: dict[int, int] = {}
+    late = 0
+    for e in log:
+        p = partition_for(e.get("user_id") or e.get("invitee_id") or "", PARTITIONS)
+        late += e["ts"] < marks.get(p, 0) - 5 * 60_000
+        marks[p] = max(marks.get(p, 0), e["ts"])
+    assert late > 50, late
+    same_ms = Counter((e.get("user_id"), e["ts"]) for e in log)
+    assert sum(n > 1 for n in same_ms.values()) > 1_000
 
 
 @pytest.fixture(scope="module")
