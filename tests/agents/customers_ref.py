@@ -118,8 +118,14 @@ def sha24(text: str) -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:24]  # noqa: S324 - an id, not a secret
 
 
-def push_id(rule: str, user: str, trigger: int, step: int) -> str:
-    return sha24(f"{rule}|{user}|{trigger}|{step}")
+#: docs/nudges.md: the field a rule's push id names beside the rule (none: the recall).
+SUBJECT = {"review_reminder": "order_id", "repurchase_reminder": "sku",
+           "referral_reward": "invitee_id", "service_apology": "task_id"}
+
+
+def push_id(rule: str, user: str, trigger: int, step: int, subject: str | None = None) -> str:
+    named = rule if subject is None else f"{rule}|{subject}"
+    return sha24(f"{named}|{user}|{trigger}|{step}")
 
 
 def task_id(user: str, order_id: str, ts: int) -> str:
@@ -314,7 +320,8 @@ class Reference:
 
     def cand(self, rule: str, u: str, trigger: int, step: int = 0,
              valid: tuple[str, str] | None = None, **fields: Any) -> dict[str, Any]:
-        return {"push_id": push_id(rule, u, trigger, step), "rule": rule, "user_id": u,
+        subject = fields[SUBJECT[rule]] if rule in SUBJECT else None
+        return {"push_id": push_id(rule, u, trigger, step, subject), "rule": rule, "user_id": u,
                 "trigger": trigger, "step": step, "valid": valid, **fields}
 
     def still_valid(self, st: User, c: dict[str, Any]) -> bool:

@@ -107,7 +107,7 @@ def test_review_reminders_quiet_hours_cap_cooldown_and_suppression() -> None:
     # o2's reminder is released 07-05 08:00: cooldown (sent 07-04 10:00 + 2 d) -> capped;
     # o3's at 07-05 12:00: capped by the cooldown too; o4's: reviewed -> suppressed; o5's:
     # cancelled -> suppressed.
-    assert res.pushes == {(push_id(REVIEW, "c", at(4, 10), 0), REVIEW, "c", at(4, 10), 700)}
+    assert res.pushes == {(push_id(REVIEW, "c", at(4, 10), 0, "o1"), REVIEW, "c", at(4, 10), 700)}
     assert res.decisions == {(REVIEW, "deferred"): 1, (REVIEW, "capped"): 2,
                              (REVIEW, "suppressed"): 2}
 
@@ -122,8 +122,8 @@ def test_daily_cap_and_deferred_order_at_release() -> None:
     log.pay("d", "o3", at(2, 1), 1_000)
     res = run(log, cfg, at(4, 0))
     release = at(3, 8)
-    assert res.pushes == {(push_id(REVIEW, "d", at(2, 22, 30), 0), REVIEW, "d", release, 500),
-                          (push_id(REVIEW, "d", at(2, 23), 0), REVIEW, "d", release, 500)}
+    assert res.pushes == {(push_id(REVIEW, "d", at(2, 22, 30), 0, "o1"), REVIEW, "d", release, 500),
+                          (push_id(REVIEW, "d", at(2, 23), 0, "o2"), REVIEW, "d", release, 500)}
     assert res.decisions[(REVIEW, "deferred")] == 3
     assert res.decisions[(REVIEW, "capped")] == 1
 
@@ -135,7 +135,7 @@ def test_timers_of_one_ms_spend_expiry_first() -> None:
     log = Log()
     log.pay("e", "o1", at(1, 10), 150_000)
     res = run(log, cfg, at(5, 0))
-    assert res.pushes == {(push_id(REVIEW, "e", at(4, 10), 0), REVIEW, "e", at(4, 10), 500)}
+    assert res.pushes == {(push_id(REVIEW, "e", at(4, 10), 0, "o1"), REVIEW, "e", at(4, 10), 500)}
     assert res.users["e"] == ("new", 0, 0, 1_500, 0)
 
 
@@ -206,8 +206,8 @@ def test_referrals() -> None:
     release = at(2, 8)
     paid = at(1, 23, 30)
     assert {p for p in res.pushes if p[1] == REFERRAL} == {
-        (push_id(REFERRAL, "i", paid, 0), REFERRAL, "i", release, 2000),
-        (push_id(REFERRAL, "r", paid, 1), REFERRAL, "r", release, 2000)}
+        (push_id(REFERRAL, "i", paid, 0, "i"), REFERRAL, "i", release, 2000),
+        (push_id(REFERRAL, "r", paid, 1, "i"), REFERRAL, "r", release, 2000)}
     assert res.decisions[(REFERRAL, "deferred")] == 2
     assert res.refused == {self_ref: "self_referral", again: "already_referred"}
     assert "r" not in res.users
