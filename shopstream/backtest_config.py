@@ -55,11 +55,12 @@ def load_config(path: str, label: str, env: Mapping[str, str]) -> Config:
         raw = Path(path).read_bytes()
     except OSError as exc:
         raise ConfigError(f"--config: cannot read {path!r}: {exc.strerror}") from exc
-    settings = load_settings(env=env, config_path=path, state_dir=str(Path(path).parent / ".bt"))
     try:
+        settings = load_settings(env=env, config_path=path,
+                                 state_dir=str(Path(path).parent / ".bt"))
         check_config(settings)
     except ConfigError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
+        raise ConfigError(str(exc) if path in str(exc) else f"{path}: {exc}") from None
     return Config(path, label, raw, settings)
 
 
