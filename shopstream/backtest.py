@@ -25,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -42,7 +42,7 @@ from shopstream.backtest_config import (
     sandboxed,
     settings_toml,
 )
-from shopstream.backtest_judges import finish_all
+from shopstream.backtest_judges import finish_all, hold_all
 from shopstream.backtest_log import LogSummary, scan_log
 from shopstream.core.env import KAFKA_SASL_PASSWORD, PREFIX
 from shopstream.core.errors import ShopstreamError
@@ -53,7 +53,7 @@ from shopstream.kafka_io.topics import ensure_topics
 from shopstream.progress import Progress
 from shopstream.replay import applied_events, replay_lines
 from shopstream.sinks.coupons.keys import coupon_keys
-from shopstream.sinks.redis_state import make_redis
+from shopstream.sinks.redis_state import Redis, make_redis
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +133,7 @@ def _run_one(cfg: Config, summary: LogSummary, infra: EmbeddedInfra | None, opts
         config_file = work / "config.toml"
         config_file.touch(mode=0o600)
         config_file.write_text(settings_toml(settings))
+        asyncio.run(_judges(hold_all, settings))
         ports = [free_port() for _ in range(opts.workers)]
         print(f"backtest {cfg.label}: namespace {settings.app_id}, {opts.workers} worker(s)",
               file=opts.stream, flush=True)
@@ -146,7 +147,7 @@ def _run_one(cfg: Config, summary: LogSummary, infra: EmbeddedInfra | None, opts
             _wait_applied(settings, sent, procs, cfg.label, opts.stream)
             _wait_relayed(settings, procs)
             t2 = time.monotonic()
-            asyncio.run(_finish_judges(settings))
+            asyncio.run(_judges(finish_all, settings))
             t3 = time.monotonic()
             decisions = scrape_decisions(ports)
         finally:
@@ -293,10 +294,11 @@ async def _unrelayed(settings: Settings) -> int:
         await redis.aclose()
 
 
-async def _finish_judges(settings: Settings) -> None:
+async def _judges(step: Callable[[Settings, Redis], Awaitable[None]],
+                  settings: Settings) -> None:
     redis = make_redis(settings)
     try:
-        await finish_all(settings, redis)
+        await step(settings, redis)
     finally:
         await redis.aclose()
 

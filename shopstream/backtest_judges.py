@@ -1,10 +1,12 @@
 """The event-time judges (anomalies, ROAS, stock) brought to the end of a backtest's log.
 
-The workers' judges step every few seconds and a fixed number of minutes at a time; once every
-event is applied, nothing can change which minutes are final, so the backtest steps each
-selected judge itself, under the same lease as the workers' ticks, until it has nothing left,
-then sends its alert outbox. The steps are the judges' own: the verdicts are those the
-workers would reach, only sooner.
+A replay runs partitions at their own pace, and a judge counts a minute final once every
+partition that applied anything is past it: one that has applied nothing yet is not waited
+for. So the backtest holds the judges' leases while the log is applied (the workers' ticks
+find them taken and skip), and once every event is applied, when nothing can change which
+minutes are final, steps each selected judge itself, under the same lease, until it has
+nothing left, then sends its alert outbox. The steps are the judges' own: the verdicts are
+those of a live run whose partitions kept pace, whatever the replay's interleaving.
 """
 
 from __future__ import annotations
@@ -28,6 +30,10 @@ from shopstream.sinks.redis_state import Redis
 LEASE_RETRY_S = 0.1
 #: A judge holds its lease this long per step here (a step reads and writes a few minutes).
 STEP_LEASE_MS = 60_000
+#: How long the leases are held while the log is applied (released as soon as it is).
+HOLD_MS = 24 * 3_600_000
+#: The holder's token in the lease keys (any value: nobody else releases a lease it did not take).
+HOLDER = "backtest"
 
 
 def judges(settings: Settings, redis: Redis) -> list[JudgeTicks]:
@@ -59,6 +65,15 @@ async def finish(ticks: JudgeTicks) -> int:
     return moved
 
 
-async def finish_all(settings: Settings, redis: Redis) -> None:
+async def hold_all(settings: Settings, redis: Redis) -> None:
+    """Take every selected judge's lease until ``finish_all`` (or HOLD_MS)."""
     for ticks in judges(settings, redis):
+        await redis.set(ticks.lease_key, HOLDER, px=HOLD_MS)
+
+
+async def finish_all(settings: Settings, redis: Redis) -> None:
+    """Release what ``hold_all`` held and bring every selected judge to the log's end."""
+    for ticks in judges(settings, redis):
+        if await redis.get(ticks.lease_key) == HOLDER.encode():
+            await redis.delete(ticks.lease_key)
         await finish(ticks)
