@@ -185,6 +185,15 @@ def test_backtest_reproduces_the_live_run_and_the_reference(infra: Infra, start_
     assert (gmv["orders"], gmv["paid_fen"]) == (orders, paid)
     assert {r: v["orders"] for r, v in gmv["by_rule"].items()} == dict(rules)
 
+    hours: dict[int, list[int]] = {}
+    for _, _, ts, _, fen in received.values():
+        if fen > 0:
+            row = hours.setdefault(ts // HOUR_MS * HOUR_MS, [0, 0])
+            row[0] += 1
+            row[1] += fen
+    assert by_label["live"]["coupons"]["by_hour"] == [
+        {"hour": h, "granted": n, "face_value_fen": fen} for h, (n, fen) in sorted(hours.items())]
+
     # Another cart schedule: the pushes the reference gives for it, so the same differences.
     ref_other = _ref_set(reference(events, OTHER_STEPS, END)[0])
     got_other = _as_ref(_push_set(pushes_file(tmp_path / "out", "schedule")))
