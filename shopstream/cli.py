@@ -1,4 +1,5 @@
-"""The ``shopstream`` command: infra, config, worker, relay, api, replay, simulate, demo."""
+"""The ``shopstream`` command: infra, config, worker, relay, api, replay, simulate, demo,
+backtest."""
 
 from __future__ import annotations
 
@@ -253,6 +254,21 @@ def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_backtest(settings: Settings, args: argparse.Namespace) -> int:
+    from shopstream.backtest import Options, run
+
+    if not os.path.isfile(args.log):
+        print(f"shopstream backtest: no such file: {args.log}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.workers < 1 or not args.attribution_hours > 0:
+        print("shopstream backtest: --workers: expected >= 1; --attribution-hours: expected > 0",
+              file=sys.stderr)
+        return EXIT_USAGE
+    run(Options(args.log, args.configs, args.out, args.workers, args.attribution_hours))
+    print(f"backtest: report in {os.path.join(args.out, 'report.json')}", file=sys.stderr)
+    return 0
+
+
 def cmd_tail(settings: Settings, args: argparse.Namespace) -> int:
     from shopstream.tail import tail
 
@@ -348,6 +364,16 @@ def _parser() -> argparse.ArgumentParser:
     tl.add_argument("--max", type=int, default=0, help="stop after N records (0: never)")
     tl.add_argument("--idle-exit", type=float, default=0.0,
                     help="stop after this many seconds without a record (0: never)")
+    bt = sub.add_parser("backtest", help="run a recorded log through the engine once per config, "
+                                         "each in a sandbox, and report what each decided")
+    bt.add_argument("log", help="JSONL file of events")
+    bt.add_argument("--config", dest="configs", action="append", required=True,
+                    metavar="FILE", help="TOML settings file to run the log with; repeatable")
+    bt.add_argument("--out", default="backtest", help="directory of the report (report.json, "
+                                                     "pushes-<label>.jsonl, timings.json)")
+    bt.add_argument("--workers", type=int, default=1, help="worker processes per config")
+    bt.add_argument("--attribution-hours", type=float, default=24.0,
+                    help="window after a push in which a paid order counts as following it")
     z = sub.add_parser("reset", help="delete this app's state from Redis (after a refused fence)")
     z.add_argument("--yes", action="store_true", help="really delete (else only list)")
     d = sub.add_parser("demo", help="infra + worker + api + simulator, URLs printed")
@@ -360,7 +386,7 @@ COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "infra": cmd_infra, "config": cmd_config, "worker": cmd_worker, "relay": cmd_relay,
     "api": cmd_api,
     "replay": cmd_replay, "simulate": cmd_simulate, "demo": cmd_demo, "reset": cmd_reset,
-    "tail": cmd_tail,
+    "tail": cmd_tail, "backtest": cmd_backtest,
 }
 
 

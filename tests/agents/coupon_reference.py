@@ -154,11 +154,13 @@ def _release(ts: int) -> int | None:
     return int(datetime(day.year, day.month, day.day, 8, tzinfo=SH).timestamp() * 1000)
 
 
-def reference(events: list[dict[str, Any]]) -> tuple[set[tuple], Counter[tuple[str, str]]]:
+def reference(events: list[dict[str, Any]], steps_min: tuple[int, ...] = STEPS_MIN,
+              end: int = END) -> tuple[set[tuple], Counter[tuple[str, str]]]:
     """(push_id, rule, user, ts, step) of every push, and counts of other decisions.
 
     The log is ``events`` sorted by time (stable), as the tests produce it; every user's
-    stream gets each other user's ``live_end`` at its place (room-wide)."""
+    stream gets each other user's ``live_end`` at its place (room-wide). ``steps_min``: the
+    cart schedule's delays; ``end``: the time every partition's last event reaches."""
     log = sorted(events, key=lambda e: e["ts"])
     ends = [(i, e, True) for i, e in enumerate(log) if e["type"] == "live_end"]
     per_user: dict[str, list[tuple[int, dict[str, Any], bool]]] = {}
@@ -169,12 +171,12 @@ def reference(events: list[dict[str, Any]]) -> tuple[set[tuple], Counter[tuple[s
     for user, own in per_user.items():
         wide = [x for x in ends if x[1]["user_id"] != user]
         stream = [(e, is_wide) for _, e, is_wide in heapq.merge(own, wide, key=lambda x: x[0])]
-        _simulate(user, stream, pushes, counts)
+        _simulate(user, stream, pushes, counts, steps_min, end)
     return pushes, counts
 
 
 def _simulate(user: str, stream: list[tuple[dict[str, Any], bool]], pushes: set[tuple],
-              counts: Counter[tuple[str, str]]) -> None:
+              counts: Counter[tuple[str, str]], steps_min: tuple[int, ...], end: int) -> None:
     items: dict[str, list[int]] = {}
     episode: int | None = None
     step = -1
@@ -192,7 +194,7 @@ def _simulate(user: str, stream: list[tuple[dict[str, Any], bool]], pushes: set[
         # Deferred pushes released at the same 08:00 go in order of trigger, rule, step.
         nonlocal seq
         seq += 1
-        if t <= END:
+        if t <= end:
             heapq.heappush(heap, (t, prio, tie, seq, kind, data))
 
     def total() -> int:
@@ -233,7 +235,7 @@ def _simulate(user: str, stream: list[tuple[dict[str, Any], bool]], pushes: set[
         nonlocal episode, step
         if items:
             episode, step = t, 0
-            push(t + STEPS_MIN[0] * MIN, 0, "cart", t)
+            push(t + steps_min[0] * MIN, 0, "cart", t)
         else:
             episode, step = None, -1
 
@@ -304,12 +306,12 @@ def _simulate(user: str, stream: list[tuple[dict[str, Any], bool]], pushes: set[
         elif kind == "wide":
             room_end(data["room_id"], t)
         elif kind == "cart":
-            if episode != data or step < 0 or episode + STEPS_MIN[step] * MIN != t:
+            if episode != data or step < 0 or episode + steps_min[step] * MIN != t:
                 continue
             fired = step
-            step = step + 1 if step + 1 < len(STEPS_MIN) else -1
+            step = step + 1 if step + 1 < len(steps_min) else -1
             if step >= 0:
-                push(episode + STEPS_MIN[step] * MIN, 0, "cart", episode)
+                push(episode + steps_min[step] * MIN, 0, "cart", episode)
             guard(cand("cart_recovery", t, episode, fired, episode), t)
         elif kind == "defer":
             guard(data, t, may_defer=False)
