@@ -104,10 +104,13 @@ def _budgets(configs: list[dict[str, Any]], labels: list[str]) -> str:
                     summary + f'<div class="charts">{"".join(charts)}</div>')
 
 
-def _stage_rows(prefix: tuple[str, ...], per_config: list[dict[str, int]]) -> list[Row]:
-    """A funnel's stages: users reached and the step conversion (over the stage before)."""
+def _stage_rows(prefix: tuple[str, ...], per_config: list[dict[str, int]],
+                order: list[str]) -> list[Row]:
+    """A funnel's stages in the funnel's order (``order``; JSON objects lose it, the report's
+    keys are sorted): users reached and the step conversion (over the stage before)."""
     rows = []
-    stages = union([list(s) for s in per_config])
+    seen = union([list(s) for s in per_config])
+    stages = [s for s in order if s in seen] + [s for s in seen if s not in order]
     for k, stage in enumerate(stages):
         counts = tuple(s.get(stage) for s in per_config)
         steps: tuple[Value, ...] = tuple(
@@ -121,13 +124,14 @@ def _funnels(configs: list[dict[str, Any]], labels: list[str]) -> str:
     parts = []
     for name in union([list(c["funnels"]) for c in configs]):
         funnels = [c["funnels"].get(name, {}) for c in configs]
+        order = union([list(f.get("stages", [])) for f in funnels])
         parts.append(f"<h3>{escape(name)}</h3>" + table(
             f"funnel:{name}", ["Stage"], metrics, labels,
-            _stage_rows((), [f.get("overall", {}) for f in funnels])))
+            _stage_rows((), [f.get("overall", {}) for f in funnels], order)))
         for dim in union([list(f.get("by", {})) for f in funnels]):
             by = [f.get("by", {}).get(dim, {}) for f in funnels]
             rows = [row for value in union([list(b) for b in by])
-                    for row in _stage_rows((value,), [b.get(value, {}) for b in by])]
+                    for row in _stage_rows((value,), [b.get(value, {}) for b in by], order)]
             parts.append(f"<details open><summary>{escape(name)} by {escape(dim)}</summary>"
                          + table(f"funnel:{name}:{dim}", [dim, "Stage"], metrics, labels, rows)
                          + "</details>")

@@ -31,6 +31,7 @@ def config(label: str, sent: int, granted: list[int], used: list[int], budget: i
         "budgets": {"cart_recovery": {"budget": budget, "used_by_hour": [
             {"hour": h, "used": u} for h, u in zip(HOURS, used, strict=False)]}},
         "funnels": {"purchase": {
+            "stages": ["page_view", "cart_add", "order_submit", "payment"],
             "overall": {"page_view": 1_000, "cart_add": 400, "order_submit": sent + 100,
                         "payment": 90},
             "by": {"channel": {

@@ -249,3 +249,16 @@ def test_the_page_in_chromium_from_disk(browser_tools, tmp_path: Path) -> None: 
                                                 "budget:cart_recovery": 1}
     assert want["coupons:1"]["granted"] == 5
     assert (tmp_path / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_funnel_stages_keep_the_funnels_order_in_a_report_read_back_sorted():
+    """report.json's keys are sorted (cart_add before page_view): the table follows
+    ``stages``, and each step conversion is over the stage before in the funnel."""
+    sorted_back = json.loads(json.dumps(report(), sort_keys=True))
+    html = render(sorted_back)
+    table = html[html.index('id="funnels"'):]
+    table = table[:table.index("</table>")]
+    at = [table.index(f">{stage}<") for stage in ("page_view", "cart_add", "order_submit",
+                                                  "payment")]
+    assert at == sorted(at)
+    assert "40.0%" in table  # cart_add 400 over page_view 1,000
