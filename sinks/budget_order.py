@@ -27,6 +27,9 @@ _CLAIM_LUA = (Path(__file__).parent / "budget_claim.lua").read_text()
 #: of the outboxes and one call per rule).
 CLAIM_LOCK_MS = 20_000
 
+#: After every push's ts: the frontier once the log has ended.
+END_OF_TIME = 2**63 - 1
+
 #: Event time (epoch ms) before which every push is final; None while a partition applied
 #: nothing (agents/lateness.final_before).
 FinalBefore = Callable[[], Awaitable[int | None]]
@@ -66,15 +69,16 @@ class BudgetClaimer:
         self.final_before = final_before if budgeted else None
         self._claim = redis.register_script(_CLAIM_LUA)
 
-    async def claim(self) -> int:
+    async def claim(self, log_ended: bool = False) -> int:
         """One pass: every final budgeted push not relayed yet, claimed in (ts, push_id)
-        order; none while another claimer holds the lease. Returns pushes claimed."""
+        order; none while another claimer holds the lease. ``log_ended``: no event follows
+        (the end of a backtest's log), so every push is final. Returns pushes claimed."""
         if self.final_before is None:
             return 0
         async with lease(self.redis, claimer_lock(self.app), CLAIM_LOCK_MS) as held:
             if not held:
                 return 0
-            frontier = await self.final_before()
+            frontier = END_OF_TIME if log_ended else await self.final_before()
             if frontier is None:
                 return 0
             # After the frontier: every push before it that no late event decided is written.

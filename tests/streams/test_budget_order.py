@@ -203,3 +203,35 @@ def test_a_relay_dying_between_claim_and_publish(
     assert waiting(s) == later
     expected, _ = reference(events)
     assert sent | refused | later == {x[0] for x in expected}, "a push was lost"
+
+
+async def claim_to_the_end(settings: Settings) -> None:
+    r = make_redis(settings)
+    relay = push_relay(settings, r, Metrics())
+    await relay.claimer.claim(log_ended=True)
+    await relay.relay(range(settings.partitions))
+    await r.aclose()
+
+
+def test_the_end_of_a_log_claims_what_is_left(
+        infra: Infra, day: tuple[Settings, list[dict[str, Any]]]) -> None:
+    """No event follows a backtest's log: its last budgeted pushes are claimed then, after
+    the others, as a live run claims them once later events come."""
+    base, events = day
+    s = in_namespace(infra, base)
+    asyncio.run(decide(s, batch_records=50))
+    asyncio.run(claim_then_die_then_relay(s))
+    assert waiting(s)
+    asyncio.run(claim_to_the_end(s))
+    assert waiting(s) == set()
+    expected, _ = reference(events)
+    sent = {p["push_id"] for p in topic(s, s.pushes_topic)}
+    refused = {pid for pid, res in results(s).items() if res == "budget_exhausted"}
+    assert sent | refused == {x[0] for x in expected}
+    final, later = candidates(events)
+    for rule, pids in final.items():
+        everyone = sorted((x[3], x[0]) for x in expected if x[0] in set(pids) | later
+                          and x[1] == rule)
+        n = BUDGETS[rule]
+        assert {pid for _, pid in everyone[:n]} <= sent and \
+            {pid for _, pid in everyone[n:]} <= refused, rule
