@@ -8,7 +8,7 @@ funnel conversion and its orders are final at the same moment.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Annotated, Any, Final
 
 import msgspec
@@ -47,3 +47,10 @@ async def final_before(redis: Redis, settings: Settings, lateness_ms: int) -> in
         rows = await pipe.execute()
     marks = [int(wm) for off, wm in rows if off is not None and int(off) >= 0 and wm]
     return min(marks) - lateness_ms if len(marks) == settings.partitions else None
+
+
+def final_clock(redis: Redis, settings: Settings) -> Callable[[], Awaitable[int | None]]:
+    """``final_before`` with the configured lateness, for the push relay's budget claims
+    (sinks/budget_order.py): a coupon is claimed once nothing before it can be decided."""
+    lateness_ms = allowed_lateness(settings.sections)
+    return lambda: final_before(redis, settings, lateness_ms)

@@ -21,6 +21,7 @@ from shopstream.agents.funnel.agent import Funnels
 from shopstream.agents.funnel.rules import parse_funnels
 from shopstream.agents.group_buys.agent import GroupBuys
 from shopstream.agents.group_buys.rules import parse_config as parse_group_buys
+from shopstream.agents.lateness import final_clock
 from shopstream.agents.live.agent import LiveRooms
 from shopstream.agents.live_section import parse_config as parse_live
 from shopstream.agents.ops.agent import Pulse
@@ -61,7 +62,7 @@ def push_relay(settings: Settings, redis: Redis, metrics: Metrics | RelayMetrics
     budgets = {**coupon_budgets(parse_coupons(settings.sections, settings.zone)),
                **{n: r.budget
                   for n, r in parse_customers(settings.sections, settings.zone).rules.items()}}
-    return outbox_relay(settings, redis, metrics, budgets)
+    return outbox_relay(settings, redis, metrics, budgets, final_clock(redis, settings))
 
 
 def build_agents(settings: Settings, redis: Redis, metrics: Metrics | None = None,

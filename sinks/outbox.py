@@ -1,16 +1,17 @@
 """Transactional outbox relay: pushes decided in a fenced call go out to Kafka and a webhook.
 
 The agent writes each push into ``{app}:{pN}:outbox`` (hash push_id -> JSON) in the same
-atomic call as the decision. This relay then, per push: claims a coupon from the campaign
-budget (idempotent by push_id, sinks/budget_claim.lua), publishes granted pushes to the
-pushes topic, and moves them from the outbox to the partition's webhook queue in one
-pipeline. The webhook queue is attempted when due, with jittered backoff (and
-``Retry-After``), until the receiver accepts a push or the retry horizon passes (then it is
-dead-lettered with the reason). A crash anywhere repeats a step (receivers dedupe by push_id,
-the Idempotency-Key) but never loses a push; a graceful stop (``close``) records the outcome of
-every request in flight, so nothing the receiver accepted is sent again. A per-partition lease
-keeps two workers from relaying the same partition at once; partitions are relayed
-concurrently.
+atomic call as the decision. Each pass first claims the final budgeted pushes of every
+partition in event-time order (sinks/budget_order.py); then, per partition and push: a push
+with a coupon of a budgeted rule waits for its claim's answer (refused ones count
+``budget_exhausted``), the others go at once; granted pushes are published to the pushes topic
+and moved from the outbox to the partition's webhook queue in one pipeline. The webhook
+queue is attempted when due, with jittered backoff (and ``Retry-After``), until the receiver
+accepts a push or the retry horizon passes (then it is dead-lettered with the reason). A crash
+anywhere repeats a step (receivers dedupe by push_id, the Idempotency-Key) but never loses a
+push; a graceful stop (``close``) records the outcome of every request in flight, so nothing
+the receiver accepted is sent again. A per-partition lease keeps two workers from relaying the
+same partition at once; partitions are relayed concurrently.
 """
 
 from __future__ import annotations
@@ -32,14 +33,14 @@ from shopstream.core.settings import Settings
 from shopstream.kafka_io.errors import ProduceError
 from shopstream.kafka_io.producer import RecordProducer
 from shopstream.monitoring.metrics import Metrics, RelayMetrics
-from shopstream.sinks.coupons.keys import CouponKeys, budget_keys, coupon_keys
+from shopstream.sinks.budget_order import BudgetClaimer, FinalBefore, budget_of
+from shopstream.sinks.coupons.keys import CouponKeys, coupon_keys
 from shopstream.sinks.locks import lease
 from shopstream.sinks.redis_state import Redis
 from shopstream.sinks.webhook import WebhookSender, parse_webhook
 
 log = logging.getLogger(__name__)
 
-_CLAIM_LUA = (Path(__file__).parent / "budget_claim.lua").read_text()
 _RESULTS_LUA = (Path(__file__).parent / "push_results.lua").read_text()
 #: A relay holding a partition's lease longer than this is presumed dead (one pass makes
 #: one webhook attempt per due push, each bounded by the webhook timeout).
@@ -62,7 +63,7 @@ class OutboxRelay:
     def __init__(
         self, redis: Redis, settings: Settings, budgets: Mapping[str, int | None],
         metrics: Metrics | RelayMetrics,
-        webhook: WebhookSender | None = None,
+        webhook: WebhookSender | None = None, final_before: FinalBefore | None = None,
     ) -> None:
         self.redis = redis
         self.app = settings.app_id
@@ -74,7 +75,8 @@ class OutboxRelay:
         self.webhook = webhook
         self._settings = settings
         self._producer: RecordProducer | None = None
-        self._claim = redis.register_script(_CLAIM_LUA)
+        #: Claims budgets across partitions; ``final_before`` is needed when a rule has one.
+        self.claimer = BudgetClaimer(redis, self.app, self.partitions, budgets, final_before)
         self._results = redis.register_script(_RESULTS_LUA)
         #: Wall clock of retry schedules (epoch ms); tests move it to cross long outages.
         self.clock_ms: Callable[[], int] = lambda: int(time.time() * 1000)
@@ -109,7 +111,13 @@ class OutboxRelay:
 
     async def relay(self, partitions: Iterable[int]) -> int:
         """Deliver what is due in these partitions' outboxes, partitions concurrently (a slow
-        partition delays no other); returns pushes finished."""
+        partition delays no other), after a claim pass over every partition's budgeted pushes;
+        returns pushes finished."""
+        try:
+            await self.claimer.claim()
+        except RedisError as exc:
+            # Budgeted pushes wait for the next pass; the others are relayed now.
+            log.warning("budget claim pass failed: %s", exc)
         done = await asyncio.gather(*(self._relay_locked(p) for p in partitions))
         return sum(done)
 
@@ -125,23 +133,20 @@ class OutboxRelay:
                 return 0
 
     async def _relay_partition(self, p: int) -> int:
-        """New pushes: budget claimed, published to Kafka, then handed to the webhook queue."""
+        """New pushes: those of a budgeted coupon once claimed, published to Kafka, then
+        handed to the webhook queue; budgeted ones not claimed yet stay in the outbox."""
         k = coupon_keys(self.app, p)
         raw = await self.redis.hgetall(k.outbox)
         if not raw:
             return 0
-        pushes = sorted((codec.loads(v) for v in raw.values()),
+        everything = [codec.loads(v) for v in raw.values()]
+        answers = await self.claimer.answers(everything)
+        pushes = sorted((x for x in everything
+                         if x["push_id"] in answers or budget_of(x, self.budgets) is None),
                         key=lambda x: (x["ts"], x["push_id"]))
-        results: dict[str, str] = {}
-        claims: dict[tuple[str, int], list[str]] = {}
-        for push in pushes:
-            budget = self.budgets.get(push["rule"])
-            if push["coupon_fen"] > 0 and budget is not None:
-                claims.setdefault((push["rule"], budget), []).append(push["push_id"])
-        for (rule, budget), pids in claims.items():
-            answers = await self._claim(keys=budget_keys(self.app, rule), args=[budget, *pids])
-            results.update((pid, "budget_exhausted")
-                           for pid, ok in zip(pids, answers, strict=True) if not int(ok))
+        if not pushes:
+            return 0
+        results = {pid: "budget_exhausted" for pid, ok in answers.items() if not ok}
         granted = [x for x in pushes if x["push_id"] not in results]
         await self._publish(granted)
         now = self.clock_ms()
@@ -267,8 +272,9 @@ class OutboxRelay:
 
 
 def outbox_relay(settings: Settings, redis: Redis, metrics: Metrics | RelayMetrics,
-                 budgets: Mapping[str, int | None]) -> OutboxRelay:
-    """The relay of the push outboxes: the rules' ``budgets``, the ``[webhook]`` sender."""
+                 budgets: Mapping[str, int | None], final_before: FinalBefore) -> OutboxRelay:
+    """The relay of the push outboxes: the rules' ``budgets``, claimed once ``final_before``
+    passes a push, the ``[webhook]`` sender."""
     hook = parse_webhook(settings.sections)
     return OutboxRelay(redis, settings, budgets, metrics,
-                       WebhookSender(hook) if hook is not None else None)
+                       WebhookSender(hook) if hook is not None else None, final_before)

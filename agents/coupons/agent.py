@@ -32,6 +32,7 @@ from shopstream.agents.coupons.rules import (
     view_end,
     view_event,
 )
+from shopstream.agents.lateness import final_clock
 from shopstream.agents.push_guards import push_id, write_schedule
 from shopstream.core import codec
 from shopstream.core.settings import Settings
@@ -100,7 +101,8 @@ class CouponAgent(NoHooks):
         self.metrics = metrics or Metrics()
         #: The push relay (the registry's knows every push rule's budget; alone, the coupons').
         self.relay = relay or outbox_relay(settings, redis, self.metrics,
-                                           coupon_budgets(self.cfg))
+                                           coupon_budgets(self.cfg),
+                                           final_clock(redis, settings))
         #: False when a relay process relays the outboxes: this loop then makes no outbox
         #: round trip (``relay`` is never driven here).
         self.relay_inline = relay_inline

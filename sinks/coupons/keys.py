@@ -20,7 +20,8 @@ Per partition ``{pN}`` (written in the batch's fenced call unless said otherwise
 - ``{app}:{pN}:push:dead``     hash push_id -> reason the webhook never accepted it
 - ``{app}:{pN}:push:webhook``  hash push_id -> {push, attempts, first_ms, next_ms}: published to
   Kafka, waiting for the webhook to accept it (retried until the horizon)
-Global: ``{app}:{budget:<rule>}:used|claims`` a campaign's budget (one slot per rule).
+Global: ``{app}:{budget:<rule>}:used|claims`` a campaign's budget (one slot per rule), and
+``{app}:{budget}:claimer`` the lease of the one claimer of all budgets (sinks/budget_order.py).
 """
 
 from __future__ import annotations
@@ -86,3 +87,8 @@ def viewers_key(app: str, p: int, room: str) -> str:
 def budget_keys(app: str, rule: str) -> list[str]:
     """Counter and claims of a campaign; one hash tag so the claim script is single-slot."""
     return [f"{app}:{{budget:{rule}}}:used", f"{app}:{{budget:{rule}}}:claims"]
+
+
+def claimer_lock(app: str) -> str:
+    """Lease of the budgets' claimer: one across partitions, in a slot of its own."""
+    return f"{app}:{{budget}}:claimer"

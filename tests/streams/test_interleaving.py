@@ -4,8 +4,7 @@ order, with partition 0 applied to its end before any other, and with partition 
 last. The judges tick between batches as a worker's timer does. All three give the same push
 set (ids, times, coupons) for every rule, live follow-ups from room-wide copies included, the
 same anomaly, ROAS and stock alerts, and the same state in Redis (funnels, live rooms, the
-pulse, ads, stock). No coupon budget here: which users get a budget's last coupons depends on
-relay order (docs/cart-recovery.md "Budget")."""
+pulse, ads, stock). Budgets: tests/streams/test_budget_order.py, over this machinery."""
 
 from __future__ import annotations
 
