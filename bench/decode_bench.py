@@ -78,6 +78,10 @@ _EXPR: dict[Kind, str] = {
     Kind.CHANNEL: "(type({v}) is str and {v} in _CHANNELS)",
     Kind.PAY_STATUS: '({v} == "success" or {v} == "failed")',
     Kind.ITEMS: "_is_items({v})",
+    Kind.RATING: "(type({v}) is int and 1 <= {v} <= 5)",
+    Kind.POINTS: "(type({v}) is int and 1 <= {v} <= MAX_MONEY)",
+    Kind.GROUP_SIZE: "(type({v}) is int and 2 <= {v} <= 1000)",
+    Kind.MINUTES: "(type({v}) is int and 1 <= {v} <= 43200)",
 }
 
 

@@ -67,7 +67,8 @@ def test_producers_keep_order_without_idempotence_by_default(settings):
 def test_topics_take_the_replication_factor(settings):
     topics = new_topics(with_kafka(settings, replication_factor=3), existing=set())
     assert {t.topic for t in topics} == {settings.events_topic, settings.dead_letter_topic,
-                                         settings.alerts_topic, settings.pushes_topic}
+                                         settings.alerts_topic, settings.pushes_topic,
+                                         settings.customer_events_topic}
     assert {t.replication_factor for t in topics} == {3}
     assert {t.replication_factor for t in new_topics(settings, existing=set())} == {1}
 
