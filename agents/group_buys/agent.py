@@ -50,10 +50,11 @@ class GroupBuys(NoHooks):
         self.redis = redis
         self.cfg: GroupBuyConfig = parse_config(settings.sections)
         self.metrics = metrics or Metrics()
-        #: One per partition: its key carries the partition's tag, as the fenced call needs.
-        self.outboxes = [AlertOutbox(redis, settings, gk.unsent_key(self.app, p),
-                                     topic=settings.customer_events_topic)
-                         for p in range(settings.partitions)]
+        self.partitions = settings.partitions
+        #: One sender (one producer) for every partition's completions outbox, each sent by
+        #: its own key: the key carries the partition's tag, as the fenced call needs.
+        self.completions = AlertOutbox(redis, settings, gk.unsent_key(self.app, 0),
+                                       topic=settings.customer_events_topic)
         #: Relays the push outboxes inline (None: another agent's relay or a relay process);
         #: ``close_relay`` when no other pushing capability drives it.
         self.relay = relay
@@ -111,15 +112,15 @@ class GroupBuys(NoHooks):
                 m.group_buys.labels(m.group_sku_label(sku), outcome).inc(n)
         for b, out in zip(batches, outputs, strict=True):
             if out.completed:
-                await self.outboxes[b.partition].send()
+                await self.completions.send(gk.unsent_key(self.app, b.partition))
         if self.relay is not None:
             self.relay.schedule(b.partition for b, out in zip(batches, outputs, strict=True)
                                 if out.pushes)
 
     async def tick(self, now_ms: int) -> None:
         """Wall clock: send what a crash left in any completions outbox, relay the pushes."""
-        for outbox in self.outboxes:
-            await outbox.send()
+        for p in range(self.partitions):
+            await self.completions.send(gk.unsent_key(self.app, p))
         if self.relay is not None and self.close_relay:
             self.relay.schedule_all()
 
